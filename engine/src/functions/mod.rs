@@ -1,0 +1,142 @@
+//! The builtin function registry: one file per builtin, each implementing [`Function`],
+//! registered once in [`all`]. The checker types calls from [`Function::signature`]; the
+//! executor runs aggregates through [`Function::accumulator`]; docs/functions.md is generated
+//! from [`Function::summary`] and [`Function::examples`], so the reference cannot drift.
+
+use std::any::Any;
+
+use arrow_array::ArrayRef;
+
+use crate::value::Value;
+
+/// How a function is evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionKind {
+    /// Row by row (`abs`, `ln`, `coalesce`, ...); also usable on aggregate values.
+    Scalar,
+    /// Over the current rows of a slice (`mean`, `recall`, ...); `baseline.f(..)` runs it over
+    /// the baseline rows instead.
+    Aggregate,
+    /// Compares current and baseline rows (`ks`, `psi`, ...); needs a `baseline` clause.
+    TwoSample,
+    /// Evaluated by the executor from data other than the argument columns:
+    /// `freshness()` (latest event time, ignoring `window`) and `coverage()` (join matches).
+    Special,
+}
+
+/// The type an argument accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgType {
+    /// `int` or `float`.
+    Numeric,
+    /// A row-level boolean expression (`rate(age >= 0)`).
+    Predicate,
+    /// A label or prediction: `int` or `bool`; the positive class is `1` / `true`.
+    Label,
+    /// A column compared by category: `string`, `bool` or `int`.
+    Categorical,
+    /// A fraction `0..=1` given as a literal (`quantile(x, 0.9)`).
+    Probability,
+    /// Any column type.
+    Any,
+}
+
+/// The type of what a function returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReturnType {
+    /// A float (counts are floats too in expectations).
+    Number,
+    /// Seconds; compares with duration literals.
+    Duration,
+    Bool,
+    /// The type of the argument at this index (`min`, `latest`, `mode`, `coalesce`).
+    SameAsArg(usize),
+    /// Named numeric fields, accessed as `f(x).field`.
+    Struct(&'static [&'static str]),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Param {
+    pub name: &'static str,
+    pub ty: ArgType,
+}
+
+#[derive(Debug, Clone)]
+pub struct Signature {
+    pub kind: FunctionKind,
+    pub params: &'static [Param],
+    /// Parameters after this many may be omitted (`count()` vs `count(P)`).
+    pub required: usize,
+    /// The last parameter repeats (`least`, `greatest`, `coalesce`).
+    pub variadic: bool,
+    pub returns: ReturnType,
+    /// The executor appends the event-time column as a last argument (`latest`).
+    pub wants_time: bool,
+}
+
+/// An example shown in docs/functions.md and run as a test.
+#[derive(Debug, Clone, Copy)]
+pub struct Example {
+    /// A check fragment, e.g. `expect recall(prediction, label) >= 0.9`.
+    pub source: &'static str,
+    pub description: &'static str,
+}
+
+/// Which row set a batch of values comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Current,
+    Baseline,
+}
+
+/// What an aggregate gives when finalised.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Value(Value),
+    /// The metric is undefined on these rows (no positive labels, no values); the reason is
+    /// shown to the user and the `expect` becomes `insufficient`.
+    Undefined(String),
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EvalError {
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Streaming state of one aggregate over one row set (init = construction).
+pub trait Accumulator: Send {
+    /// Feeds one batch: one array per argument, all the same length, nulls included
+    /// (aggregates skip them, as in SQL).
+    fn update(&mut self, side: Side, args: &[ArrayRef]) -> Result<(), EvalError>;
+    /// Folds in the state of another accumulator of the same function and arguments.
+    fn merge(&mut self, other: &dyn Accumulator) -> Result<(), EvalError>;
+    fn finalize(&self) -> Result<Outcome, EvalError>;
+    fn as_any(&self) -> &dyn Any;
+}
+
+pub trait Function: Sync + Send {
+    fn name(&self) -> &'static str;
+    /// One sentence for the reference.
+    fn summary(&self) -> &'static str;
+    fn signature(&self) -> Signature;
+    fn examples(&self) -> &'static [Example];
+    /// A fresh accumulator (aggregates and two-sample functions only).
+    fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
+        None
+    }
+    /// Evaluates a scalar function on one row's argument values (scalar functions only).
+    fn call_scalar(&self, _args: &[Value]) -> Result<Value, EvalError> {
+        Err(EvalError::Invalid(format!("{} is not a scalar function", self.name())))
+    }
+}
+
+/// Every builtin, in the order of the reference.
+pub fn all() -> &'static [&'static dyn Function] {
+    &[]
+}
+
+/// The builtin of that name, if any.
+pub fn lookup(name: &str) -> Option<&'static dyn Function> {
+    all().iter().copied().find(|f| f.name() == name)
+}

@@ -1,0 +1,9 @@
+//! mlc-engine: turns parsed `.mlc` files into a checked, typed [`plan::Program`], and
+//! evaluates aggregates over in-memory columns (Arrow arrays).
+//!
+//! Pure: no I/O and no async. Files are read by the caller and handed in.
+
+pub mod functions;
+pub mod plan;
+pub mod schema;
+pub mod value;

@@ -1,0 +1,254 @@
+//! The typed logical plan of a checked program: what the executor runs and what
+//! `mlc explain` prints (`Display` on [`CheckPlan`]).
+//!
+//! A plan names exactly what it needs from storage: per component, the columns and the time
+//! range relative to the evaluation time `T`, so a store can be asked for no more.
+
+use std::path::PathBuf;
+
+use mlc_grammar::ast::{BinaryOp, Expected, Severity, Span, UnaryOp};
+use mlc_grammar::diagnostic::FileId;
+
+use crate::schema::{ComponentSchema, DataType};
+use crate::value::Value;
+
+/// Everything loaded and checked: components, plugins, checks and tests, across all files.
+#[derive(Debug, Clone, Default)]
+pub struct Program {
+    pub components: Vec<ComponentSchema>,
+    pub plugins: Vec<PluginDecl>,
+    pub checks: Vec<CheckPlan>,
+    pub tests: Vec<TestCase>,
+}
+
+impl Program {
+    pub fn component(&self, name: &str) -> Option<&ComponentSchema> {
+        self.components.iter().find(|c| c.name == name)
+    }
+    pub fn check(&self, name: &str) -> Option<&CheckPlan> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+}
+
+/// Where a plan element was written, for messages at evaluation time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Origin {
+    pub file: FileId,
+    pub span: Span,
+}
+
+/// `plugin NAME from "path" { ... }` with the path resolved against the declaring file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginDecl {
+    pub name: String,
+    pub path: PathBuf,
+    /// Memory cap in bytes (`memory 64MiB`); `None` = the host's default.
+    pub memory_bytes: Option<u64>,
+    /// Wall-clock bound per call in seconds (`timeout 2s`); `None` = the host's default.
+    pub timeout_secs: Option<u64>,
+    /// Instruction budget per evaluation (`fuel 1000000`); `None` = the host's default.
+    pub fuel: Option<u64>,
+    /// Argument types and result, as the module's metadata describes them (read at lint time).
+    pub signature: Option<PluginSignature>,
+    pub origin: Origin,
+}
+
+/// A plugin's self-description, as its metadata states it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginSignature {
+    pub args: Vec<DataType>,
+}
+
+/// One check, compiled.
+#[derive(Debug, Clone)]
+pub struct CheckPlan {
+    pub name: String,
+    /// The file's name as shown in results (`checks/model.mlc`).
+    pub file: String,
+    pub origin: Origin,
+    pub source: SourcePlan,
+    /// `window D` in seconds; `None` = all rows with `time < end`.
+    pub window_secs: Option<u64>,
+    /// `delay D` in seconds: `end = T - delay`.
+    pub delay_secs: u64,
+    /// `every D` in seconds (default 60).
+    pub every_secs: u64,
+    pub baseline: Option<BaselinePlan>,
+    /// `where`, applied to current and baseline rows.
+    pub filter: Option<RowExpr>,
+    pub group_by: Vec<ColumnId>,
+    pub each: Option<EachPlan>,
+    /// Default 1.
+    pub min_rows: u64,
+    /// The de-duplicated aggregates the expects need, computed once per row set.
+    pub aggregates: Vec<AggregateCall>,
+    pub expects: Vec<ExpectPlan>,
+    pub severity: Severity,
+    pub for_secs: u64,
+    pub description: Option<String>,
+    pub labels: Vec<(String, String)>,
+}
+
+/// The rows a check reads: the first component, then joins in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourcePlan {
+    /// `components[0]` is the first component of `on`; `components[i]` for i >= 1 is the
+    /// right side of `joins[i - 1]`.
+    pub components: Vec<SourceComponent>,
+    pub joins: Vec<JoinPlan>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceComponent {
+    pub name: String,
+    /// The columns of this component the check reads (key, time and every used column),
+    /// so the store is asked for these only.
+    pub columns: Vec<String>,
+}
+
+/// `left join`/`join` of `components[right]` on `left_key == right_key`, taking per key the
+/// latest row of the right component with `time < T`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinPlan {
+    pub left: bool,
+    pub right: usize,
+    pub left_key: ColumnId,
+    pub right_key: String,
+}
+
+/// A column of the source: which component (index into `SourcePlan::components`) and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ColumnId {
+    pub source: usize,
+    pub name: String,
+    pub ty: DataType,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BaselinePlan {
+    /// All rows of another component with `time < end`, read with the same column names.
+    Component { name: String, columns: Vec<String> },
+    /// The same source, a window of the same length ending at `end - offset`.
+    Offset { offset_secs: u64 },
+    /// The same source over `[from, to)`, microseconds since the epoch.
+    Range { from_us: i64, to_us: i64 },
+}
+
+/// `each NAME in LIST`: expects and aggregates refer to the column through
+/// [`RowExprKind::EachVar`]; the executor substitutes each column in turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EachPlan {
+    pub var: String,
+    pub columns: Vec<ColumnId>,
+}
+
+/// A row-level expression, typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowExpr {
+    pub kind: RowExprKind,
+    /// `None` only for a bare `null` literal.
+    pub ty: Option<DataType>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowExprKind {
+    Column(ColumnId),
+    /// The column of the current `each` iteration.
+    EachVar,
+    Literal(Value),
+    Unary { op: UnaryOp, operand: Box<RowExpr> },
+    Binary { op: BinaryOp, lhs: Box<RowExpr>, rhs: Box<RowExpr> },
+    IsNull { operand: Box<RowExpr>, negated: bool },
+    InList { operand: Box<RowExpr>, list: Vec<RowExpr>, negated: bool },
+    Between { operand: Box<RowExpr>, low: Box<RowExpr>, high: Box<RowExpr> },
+    /// `abs(operand - target) <= tolerance` (times `abs(target)` when `relative`).
+    Within { operand: Box<RowExpr>, tolerance: Box<RowExpr>, target: Box<RowExpr>, relative: bool },
+    Scalar { function: String, args: Vec<RowExpr> },
+}
+
+/// Which rows an aggregate runs over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RowSet {
+    Current,
+    /// `baseline.f(...)`
+    Baseline,
+    /// Two-sample functions see both.
+    Both,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AggTarget {
+    Builtin,
+    Plugin,
+}
+
+/// One aggregate to compute, e.g. `recall(prediction, label)` over the current rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateCall {
+    pub function: String,
+    pub target: AggTarget,
+    pub args: Vec<RowExpr>,
+    pub rows: RowSet,
+    /// As written (canonical form), the key of this aggregate in a result's `values`.
+    pub text: String,
+}
+
+/// An expression over aggregate values: what an `expect` asserts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AggExpr {
+    Literal(Value),
+    /// Index into `CheckPlan::aggregates`.
+    Aggregate(usize),
+    /// `ks(x).pvalue`
+    Field { base: Box<AggExpr>, field: String },
+    Unary { op: UnaryOp, operand: Box<AggExpr> },
+    Binary { op: BinaryOp, lhs: Box<AggExpr>, rhs: Box<AggExpr> },
+    IsNull { operand: Box<AggExpr>, negated: bool },
+    InList { operand: Box<AggExpr>, list: Vec<AggExpr>, negated: bool },
+    Between { operand: Box<AggExpr>, low: Box<AggExpr>, high: Box<AggExpr> },
+    Within { operand: Box<AggExpr>, tolerance: Box<AggExpr>, target: Box<AggExpr>, relative: bool },
+    Scalar { function: String, args: Vec<AggExpr> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpectPlan {
+    /// As written (canonical form), e.g. `recall(prediction, label) >= 0.9`.
+    pub text: String,
+    pub expr: AggExpr,
+    pub origin: Origin,
+}
+
+/// A `test` block, checked: times parsed, files resolved, records typed against the component.
+#[derive(Debug, Clone)]
+pub struct TestCase {
+    pub name: String,
+    pub file: String,
+    pub origin: Origin,
+    /// Microseconds since the epoch.
+    pub at_us: i64,
+    pub rows: Vec<TestRows>,
+    pub asserts: Vec<TestAssert>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TestRows {
+    pub component: String,
+    pub source: TestRowsSource,
+}
+
+#[derive(Debug, Clone)]
+pub enum TestRowsSource {
+    /// A CSV file, resolved against the declaring file.
+    File(PathBuf),
+    /// Records as written; values are literals, not yet coerced to the component's types.
+    Inline(Vec<Vec<(String, Value)>>),
+}
+
+#[derive(Debug, Clone)]
+pub struct TestAssert {
+    pub check: String,
+    pub expected: Expected,
+    /// `for { country: "DE" }`; `None` asserts on every result of the check.
+    pub slice: Option<Vec<(String, Value)>>,
+    pub origin: Origin,
+}

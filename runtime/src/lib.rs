@@ -1,0 +1,2 @@
+//! mlc-runtime: runs checked plans over the store (evaluation, results, tests of checks)
+//! and the long-running service.

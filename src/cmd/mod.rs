@@ -1,0 +1,7 @@
+//! One module per subcommand: its arguments (clap) and the wiring to the crates.
+
+pub mod explain;
+pub mod fmt;
+pub mod ingest;
+pub mod lint;
+pub mod prune;

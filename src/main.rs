@@ -1,0 +1,47 @@
+//! The `mlc` command: argument parsing and wiring only; the work lives in the crates.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Monitoring for machine-learning pipelines: declarative checks over stored history.
+#[derive(Debug, Parser)]
+#[command(name = "mlc", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Parse and check .mlc files: names, types, arities, plugins (exit 0 valid, 2 invalid).
+    Lint(cmd::lint::Args),
+    /// Rewrite .mlc files in canonical form (idempotent, comments kept).
+    Fmt(cmd::fmt::Args),
+    /// Print each check's plan.
+    Explain(cmd::explain::Args),
+    /// Load CSV, JSON lines or Parquet records into a component.
+    Ingest(cmd::ingest::Args),
+    /// Delete old records in bounded batches.
+    Prune(cmd::prune::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Lint(args) => cmd::lint::run(args),
+        Command::Fmt(args) => cmd::fmt::run(args),
+        Command::Explain(args) => cmd::explain::run(args),
+        Command::Ingest(args) => cmd::ingest::run(args),
+        Command::Prune(args) => cmd::prune::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

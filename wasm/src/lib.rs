@@ -1,0 +1,1 @@
+//! mlc-wasm: the sandboxed WebAssembly host that runs custom aggregates (plugins).
