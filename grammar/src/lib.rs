@@ -5,11 +5,17 @@
 
 pub mod ast;
 pub mod diagnostic;
+mod display;
+pub mod names;
+mod parser;
+pub mod render;
+mod scan;
 
 pub use diagnostic::{Code, Diagnostic, FileId, Level, Sources};
+pub use names::{KEYWORDS, is_keyword};
+pub use render::render;
 
 /// Parses one file. On a syntax error returns every diagnostic found (at least one).
 pub fn parse(file: FileId, text: &str) -> Result<ast::File, Vec<Diagnostic>> {
-    let _ = (file, text);
-    unimplemented!("the parser lands with the grammar work")
+    parser::parse_file(file, text)
 }
