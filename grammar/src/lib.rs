@@ -6,12 +6,14 @@
 pub mod ast;
 pub mod diagnostic;
 mod display;
+pub mod fmt;
 pub mod names;
 mod parser;
 pub mod render;
 mod scan;
 
 pub use diagnostic::{Code, Diagnostic, FileId, Level, Sources};
+pub use fmt::{format, format_source};
 pub use names::{KEYWORDS, is_keyword};
 pub use render::render;
 
