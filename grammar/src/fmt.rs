@@ -191,11 +191,7 @@ impl Printer<'_> {
         }
         let inner_to = self.next;
         if let Some(c) = self.comments.get(self.next)
-            && !self
-                .text
-                .get(end..c.span.start as usize)
-                .unwrap_or("\n")
-                .contains('\n')
+            && self.trails(end, c.span.start as usize)
         {
             if let Some(l) = self.lines.last_mut() {
                 l.trailing = Some(c.text.trim_end().to_string());
@@ -210,6 +206,20 @@ impl Printer<'_> {
                 trailing: None,
             });
         }
+    }
+
+    /// Whether a comment at `comment` trails the unit that ended at `end`: it is on the
+    /// same source line, and no other unit starts in between (only an opening bracket or
+    /// a comma may), so it belongs to this line rather than to a later one.
+    fn trails(&self, end: usize, comment: usize) -> bool {
+        if self.text.get(end..comment).is_none_or(|s| s.contains('\n')) {
+            return false;
+        }
+        let idx = self.tokens.partition_point(|t| t.start < end);
+        self.tokens[idx..]
+            .iter()
+            .take_while(|t| t.start < comment)
+            .all(|t| t.kind == TokKind::Punct && matches!(t.text(self.text), "{" | "[" | "(" | ","))
     }
 
     /// Prints the `}` (or `]`) at `close_pos`, after the comments still inside the block.

@@ -5,7 +5,7 @@
 //! that after a syntax error the parser can resume at the next line that starts an item
 //! (`check`, `component`, ...) and report that item's errors too.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::LazyLock;
 
 use pest::Parser as _;
@@ -99,6 +99,7 @@ pub(crate) fn parse_file(file: FileId, text: &str) -> Result<File, Vec<Diagnosti
                     tokens: &tokens,
                     base: tok.start,
                     diags: RefCell::new(Vec::new()),
+                    too_deep: Cell::new(false),
                 };
                 let item = builder.item(pair);
                 diags.extend(builder.diags.into_inner());
@@ -457,7 +458,7 @@ impl ErrorContext<'_> {
         if let Some(w) = word
             && wants_name
             && is_keyword(w)
-            && !self.at_item_start(found_tok)
+            && found_tok.is_some_and(|t| self.used_as_name(t))
         {
             if w == "not" && wants.contains(&Want::Expr) {
                 return err("expected an expression, found `not`".into())
@@ -525,6 +526,11 @@ impl ErrorContext<'_> {
             [one] => format!("expected {}", one.describe()),
             _ => format!("unexpected {found}"),
         });
+        if let Some(t) = found_tok
+            && t.text(self.text) == "%"
+        {
+            d = d.with_help("write the percent sign right after its number: `5%`");
+        }
         if wants.contains(&Want::Duration)
             && let Some(t) = found_tok
             && t.kind == TokKind::Number
@@ -532,6 +538,21 @@ impl ErrorContext<'_> {
             d = d.with_help("a duration is a whole number and a unit: `s`, `m`, `h`, `d` or `w`");
         }
         d
+    }
+
+    /// Whether a reserved word looks meant as a name rather than as the keyword it is:
+    /// it is not the first word of its line (where clauses start), or what follows it
+    /// only makes sense after a name (`time: timestamp`, `from)`).
+    fn used_as_name(&self, t: Token) -> bool {
+        if !scan::starts_line(self.text, t.start) {
+            return true;
+        }
+        let next = scan::token_at(self.tokens, t.end).map(|n| n.text(self.text));
+        matches!(
+            next,
+            Some(":" | "(" | "." | "," | ")" | "]" | "}" | "<" | ">" | "<=" | ">=" | "==" | "!=")
+                | Some("+" | "-" | "*" | "/")
+        )
     }
 
     fn at_item_start(&self, tok: Option<Token>) -> bool {
@@ -598,6 +619,8 @@ struct Builder<'t> {
     /// Offset of the parsed item in the file: pest's positions are relative to it.
     base: usize,
     diags: RefCell<Vec<Diagnostic>>,
+    /// Whether "expression too long" was reported already (once per item is enough).
+    too_deep: Cell<bool>,
 }
 
 type P<'i> = Pair<'i, Rule>;
@@ -937,8 +960,8 @@ impl Builder<'_> {
                     }
                 })
             }
-            Rule::where_clause => ClauseKind::Where(self.expr(parts.next()?)),
-            Rule::expect_clause => ClauseKind::Expect(self.expr(parts.next()?)),
+            Rule::where_clause => ClauseKind::Where(self.top_expr(parts.next()?)),
+            Rule::expect_clause => ClauseKind::Expect(self.top_expr(parts.next()?)),
             Rule::group_clause => {
                 ClauseKind::GroupBy(parts.filter_map(|x| self.column(x)).collect())
             }
@@ -1198,27 +1221,64 @@ impl Builder<'_> {
         }
     }
 
-    /// An `expr` or `arith` pair, through the Pratt parser.
-    fn expr(&self, p: P<'_>) -> Expr {
+    /// A whole expression of a clause.
+    fn top_expr(&self, p: P<'_>) -> Expr {
+        self.expr(p).0
+    }
+
+    /// Caps the depth of the tree as it is built, so that everything that walks it
+    /// recursively afterwards (printing, checking, dropping) stays far from the end of
+    /// the stack, even for generated or hostile input.
+    fn capped(&self, e: Expr, depth: usize) -> (Expr, usize) {
+        if depth <= MAX_EXPR_DEPTH {
+            return (e, depth);
+        }
+        if !self.too_deep.replace(true) {
+            self.diags.borrow_mut().push(
+                Diagnostic::error(
+                    Code::Syntax,
+                    self.file,
+                    e.span,
+                    "this expression is too long",
+                )
+                .with_label(format!("more than {MAX_EXPR_DEPTH} levels of operators"))
+                .with_help(format!(
+                    "mlc accepts expressions up to {MAX_EXPR_DEPTH} operators deep; split it \
+                         into several `expect` clauses"
+                )),
+            );
+        }
+        (
+            Expr {
+                kind: ExprKind::Literal(Literal::Null),
+                span: e.span,
+            },
+            1,
+        )
+    }
+
+    /// An `expr` or `arith` pair, through the Pratt parser, with the depth of its tree.
+    fn expr(&self, p: P<'_>) -> (Expr, usize) {
         PRATT
             .map_primary(|prim| self.primary(prim))
-            .map_prefix(|op, rhs| {
+            .map_prefix(|op, (rhs, d)| {
                 let span = self.span(&op).to(rhs.span);
                 let op = if op.as_rule() == Rule::op_not {
                     UnaryOp::Not
                 } else {
                     UnaryOp::Neg
                 };
-                Expr {
+                let e = Expr {
                     kind: ExprKind::Unary {
                         op,
                         operand: Box::new(rhs),
                     },
                     span,
-                }
+                };
+                self.capped(e, d + 1)
             })
             .map_postfix(|lhs, op| self.postfix(lhs, op))
-            .map_infix(|lhs, op, rhs| {
+            .map_infix(|(lhs, dl), op, (rhs, dr)| {
                 let op = match op.as_rule() {
                     Rule::op_or => BinaryOp::Or,
                     Rule::op_and => BinaryOp::And,
@@ -1234,19 +1294,20 @@ impl Builder<'_> {
                     _ => BinaryOp::Div,
                 };
                 let span = lhs.span.to(rhs.span);
-                Expr {
+                let e = Expr {
                     kind: ExprKind::Binary {
                         op,
                         lhs: Box::new(lhs),
                         rhs: Box::new(rhs),
                     },
                     span,
-                }
+                };
+                self.capped(e, dl.max(dr) + 1)
             })
             .parse(p.into_inner())
     }
 
-    fn postfix(&self, lhs: Expr, op: P<'_>) -> Expr {
+    fn postfix(&self, (lhs, depth): (Expr, usize), op: P<'_>) -> (Expr, usize) {
         let span = lhs.span.to(self.span(&op));
         let rule = op.as_rule();
         let negated = op.clone().into_inner().any(|x| x.as_rule() == Rule::k_not);
@@ -1254,18 +1315,29 @@ impl Builder<'_> {
             .into_inner()
             .filter(|x| matches!(x.as_rule(), Rule::expr | Rule::arith | Rule::ident));
         let operand = Box::new(lhs);
+        let mut depth = depth;
         let kind = match rule {
             Rule::is_null => ExprKind::IsNull { operand, negated },
-            Rule::in_list => ExprKind::InList {
-                operand,
-                list: operands.map(|e| self.expr(e)).collect(),
-                negated,
-            },
+            Rule::in_list => {
+                let mut list = Vec::new();
+                for item in operands {
+                    let (e, d) = self.expr(item);
+                    depth = depth.max(d);
+                    list.push(e);
+                }
+                ExprKind::InList {
+                    operand,
+                    list,
+                    negated,
+                }
+            }
             Rule::between | Rule::within => {
                 let (Some(a), Some(b)) = (operands.next(), operands.next()) else {
-                    return *operand;
+                    return (*operand, depth);
                 };
-                let (a, b) = (Box::new(self.expr(a)), Box::new(self.expr(b)));
+                let ((a, da), (b, db)) = (self.expr(a), self.expr(b));
+                depth = depth.max(da).max(db);
+                let (a, b) = (Box::new(a), Box::new(b));
                 if rule == Rule::between {
                     ExprKind::Between {
                         operand,
@@ -1285,23 +1357,31 @@ impl Builder<'_> {
                     base: operand,
                     field: self.ident(field),
                 },
-                None => return *operand,
+                None => return (*operand, depth),
             },
         };
-        Expr { kind, span }
+        self.capped(Expr { kind, span }, depth + 1)
     }
 
-    fn primary(&self, p: P<'_>) -> Expr {
+    fn primary(&self, p: P<'_>) -> (Expr, usize) {
         let span = self.span(&p);
         let Some(inner) = p.into_inner().next() else {
-            return Expr {
-                kind: ExprKind::Literal(Literal::Null),
-                span,
-            };
+            return (
+                Expr {
+                    kind: ExprKind::Literal(Literal::Null),
+                    span,
+                },
+                1,
+            );
         };
+        let mut depth = 0;
         let kind = match inner.as_rule() {
             Rule::paren => match inner.into_inner().find(|x| x.as_rule() == Rule::expr) {
-                Some(e) => ExprKind::Paren(Box::new(self.expr(e))),
+                Some(e) => {
+                    let (e, d) = self.expr(e);
+                    depth = d;
+                    ExprKind::Paren(Box::new(e))
+                }
                 None => ExprKind::Literal(Literal::Null),
             },
             Rule::call | Rule::baseline_call => {
@@ -1311,7 +1391,11 @@ impl Builder<'_> {
                 for c in inner.into_inner() {
                     match c.as_rule() {
                         Rule::ident => name = Some(self.ident(c)),
-                        Rule::expr => args.push(self.expr(c)),
+                        Rule::expr => {
+                            let (e, d) = self.expr(c);
+                            depth = depth.max(d);
+                            args.push(e);
+                        }
                         _ => {}
                     }
                 }
@@ -1331,6 +1415,8 @@ impl Builder<'_> {
             },
             _ => ExprKind::Literal(self.literal(inner)),
         };
-        Expr { kind, span }
+        self.capped(Expr { kind, span }, depth + 1)
     }
 }
+
+const MAX_EXPR_DEPTH: usize = 256;

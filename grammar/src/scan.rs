@@ -223,17 +223,15 @@ pub(crate) fn open_brackets(tokens: &[Token], src: &str, from: usize, to: usize)
     stack
 }
 
-/// Limits that keep the recursive parts of the parser (pest's descent, the Pratt
-/// parser, and the AST's own recursive drop and printing) far from the stack's end.
+/// Limits that keep the recursive descent of pest and of the Pratt parser far from the
+/// stack's end (the depth of the finished tree is capped by the parser itself).
 pub(crate) const MAX_NESTING: usize = 64;
 pub(crate) const MAX_PREFIX_RUN: usize = 64;
-pub(crate) const MAX_OPERATORS: usize = 4096;
 
 /// Finds the first place in `from..to` that is nested deeper than the limits allow.
 pub(crate) fn too_deep(tokens: &[Token], src: &str, from: usize, to: usize) -> Option<Token> {
     let mut depth = 0usize;
     let mut prefix_run = 0usize;
-    let mut operators = 0usize;
     let first = tokens.partition_point(|t| t.start < from);
     for t in tokens.iter().skip(first) {
         if t.start >= to {
@@ -252,25 +250,7 @@ pub(crate) fn too_deep(tokens: &[Token], src: &str, from: usize, to: usize) -> O
         } else {
             prefix_run = 0;
         }
-        if matches!(
-            text,
-            "-" | "+"
-                | "*"
-                | "/"
-                | "<"
-                | ">"
-                | "<="
-                | ">="
-                | "=="
-                | "!="
-                | "and"
-                | "or"
-                | "not"
-                | "."
-        ) {
-            operators += 1;
-        }
-        if depth > MAX_NESTING || prefix_run > MAX_PREFIX_RUN || operators > MAX_OPERATORS {
+        if depth > MAX_NESTING || prefix_run > MAX_PREFIX_RUN {
             return Some(*t);
         }
     }

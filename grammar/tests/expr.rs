@@ -1,6 +1,9 @@
 //! Expression parsing: precedence and associativity (SPEC section 5) and the canonical
 //! text of `Display`, checked as a table of input -> fully parenthesized tree.
 
+// Test helpers outside #[test] functions may unwrap too: a panic is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use mlc_grammar::ast::{ClauseKind, Expr, ExprKind, Item, Literal, UnaryOp};
 use mlc_grammar::{FileId, parse};
 
@@ -281,4 +284,14 @@ fn spans_are_narrow() {
         "expect recall(p, l) >= 0.9"
     );
     assert_eq!(&text[c.name.span.range()], "t");
+}
+
+#[test]
+fn very_long_expressions_are_refused_with_a_clear_error() {
+    let ok = format!("check c {{ on x expect a{} > 0 }}", " + a".repeat(200));
+    assert!(parse(FileId(0), &ok).is_ok());
+    let long = format!("check c {{ on x expect a{} > 0 }}", " + a".repeat(300));
+    let diags = parse(FileId(0), &long).unwrap_err();
+    assert_eq!(diags.len(), 1, "{diags:#?}");
+    assert_eq!(diags[0].message, "this expression is too long");
 }

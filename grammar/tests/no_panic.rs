@@ -1,0 +1,170 @@
+//! The parser and the formatter never panic, whatever the input: arbitrary strings,
+//! strings made of the language's own tokens, and mutations of valid files.
+
+// Test helpers outside #[test] functions may unwrap too: a panic is a test failure.
+#![allow(clippy::unwrap_used)]
+
+use mlc_grammar::{FileId, Sources, format, parse, render};
+use proptest::prelude::*;
+
+const VALID: &str = include_str!("cases/parse/check_clauses.mlc");
+const VALID_TEST: &str = include_str!("cases/parse/test_block.mlc");
+const VALID_EXPR: &str = include_str!("cases/parse/expressions.mlc");
+
+fn exercise(text: &str) {
+    match parse(FileId(0), text) {
+        Ok(ast) => {
+            let out = format(&ast, text);
+            // What the formatter prints must parse again.
+            assert!(
+                parse(FileId(0), &out).is_ok(),
+                "formatted text does not parse:\n{out}"
+            );
+        }
+        Err(diags) => {
+            assert!(!diags.is_empty());
+            let mut sources = Sources::default();
+            sources.add("f.mlc", text);
+            let rendered = render(&diags, &sources, false);
+            assert!(rendered.contains("error["));
+        }
+    }
+}
+
+fn token() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        "check",
+        "component",
+        "test",
+        "plugin",
+        "import",
+        "on",
+        "window",
+        "expect",
+        "where",
+        "group",
+        "by",
+        "each",
+        "in",
+        "not",
+        "and",
+        "or",
+        "between",
+        "within",
+        "of",
+        "is",
+        "null",
+        "baseline",
+        "offset",
+        "from",
+        "to",
+        "join",
+        "left",
+        "using",
+        "key",
+        "time",
+        "fields",
+        "labels",
+        "rows",
+        "assert",
+        "at",
+        "for",
+        "x",
+        "mean",
+        "ks",
+        "{",
+        "}",
+        "(",
+        ")",
+        "[",
+        "]",
+        ",",
+        ":",
+        ".",
+        "<",
+        "<=",
+        "==",
+        "!=",
+        "+",
+        "-",
+        "*",
+        "/",
+        "%",
+        "1",
+        "2.5",
+        "1e-6",
+        "10%",
+        "7d",
+        "64MiB",
+        "\"s\"",
+        "\"unterminated",
+        "`q`",
+        "`",
+        "#c\n",
+        "\n",
+        " ",
+        "é",
+        "\\",
+    ])
+}
+
+fn mutate(base: &str, at: usize, len: usize, insert: &str) -> String {
+    let mut s = base.to_string();
+    let mut at = at % (s.len() + 1);
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    let mut end = (at + len).min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.replace_range(at..end, insert);
+    s
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_text(text in "\\PC{0,200}") {
+        exercise(&text);
+    }
+
+    #[test]
+    fn token_soup(tokens in prop::collection::vec(token(), 0..60)) {
+        exercise(&tokens.join(" "));
+    }
+
+    #[test]
+    fn mutated_valid_files(
+        which in 0usize..3,
+        at in any::<usize>(),
+        len in 0usize..12,
+        insert in prop::collection::vec(token(), 0..3),
+    ) {
+        let base = [VALID, VALID_TEST, VALID_EXPR][which];
+        exercise(&mutate(base, at, len, &insert.join(" ")));
+    }
+}
+
+#[test]
+fn deep_and_long_inputs_do_not_overflow_the_stack() {
+    let deep = format!(
+        "check c {{ on x expect {}a{} > 0 }}",
+        "(".repeat(5000),
+        ")".repeat(5000)
+    );
+    exercise(&deep);
+    let negs = format!("check c {{ on x expect {}a > 0 }}", "- ".repeat(5000));
+    exercise(&negs);
+    let nots = format!("check c {{ on x expect {}a }}", "not ".repeat(5000));
+    exercise(&nots);
+    let long = format!("check c {{ on x expect a{} > 0 }}", " + a".repeat(3000));
+    exercise(&long);
+    let calls = format!(
+        "check c {{ on x expect {}a{} > 0 }}",
+        "f(".repeat(3000),
+        ")".repeat(3000)
+    );
+    exercise(&calls);
+}
