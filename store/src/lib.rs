@@ -1,2 +1,349 @@
 //! mlc-store: the history store behind one interface, with two real backends (SQLite, the
 //! embedded default, and PostgreSQL), and the ingest path (CSV, JSON lines, Parquet) into it.
+//!
+//! # Storage model
+//!
+//! Each component gets one table, `mlc_c_<component>`, created and extended from its
+//! declaration by [`Store::ensure_component`]: the key (`TEXT`, nullable), the time (`BIGINT`
+//! microseconds since the Unix epoch, UTC), one typed column per declared field, and
+//! `__mlc_extra` holding the undeclared fields of each record as a JSON object (text).
+//! A unique index on `(time, key)`, with a null key treated as one value, makes a re-sent record
+//! (same component, key and time) a duplicate that is stored once: the first one stored wins.
+//!
+//! # Reads
+//!
+//! Reads return Arrow [`RecordBatch`]es with one column per requested name, typed as:
+//! `int` → `Int64`, `float` → `Float64`, `bool` → `Boolean`, `string` and the key → `Utf8`,
+//! `timestamp` and the time → `Int64` **microseconds since the Unix epoch (UTC)**. Every
+//! column is nullable except the time.
+//!
+//! All methods are `async` and must run on a tokio runtime.
+
+#![forbid(unsafe_code)]
+
+mod error;
+pub mod ingest;
+mod postgres;
+mod rows;
+mod sql;
+mod sqlite;
+
+use std::pin::Pin;
+
+use arrow_array::RecordBatch;
+use futures::Stream;
+pub use mlc_engine::schema::{ComponentSchema, DataType, FieldSchema};
+use serde::{Deserialize, Serialize};
+
+pub use error::{Result, StoreError};
+pub use rows::{Column, Rows};
+
+/// Rows per batch returned by reads: bounds the memory of a read whatever the window size.
+pub const READ_BATCH_ROWS: usize = 65_536;
+
+/// The history store: one of the two backends, chosen by the URL given to [`Store::open`].
+/// Cloning is cheap and shares the connection pool.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.backend())
+    }
+}
+
+/// A stream of bounded batches, as returned by [`Store::scan`].
+pub type BatchStream = Pin<Box<dyn Stream<Item = Result<RecordBatch>> + Send + 'static>>;
+
+/// A record kept aside because it does not fit its component, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantinedRecord {
+    pub component: String,
+    /// When the store received it, microseconds since the epoch.
+    pub received_at_us: i64,
+    /// Where it came from: a file name, `-` for stdin, or `http`.
+    pub source: String,
+    /// The record as it came (a CSV line re-encoded as CSV, a JSON line, a Parquet row as JSON).
+    pub raw: String,
+    pub reason: String,
+}
+
+/// What one [`Store::write_batch`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct WriteOutcome {
+    /// Records newly stored.
+    pub accepted: u64,
+    /// Records not stored because a record with the same key and time already was.
+    pub duplicates: u64,
+    /// Records put in quarantine.
+    pub quarantined: u64,
+}
+
+impl WriteOutcome {
+    pub fn add(&mut self, other: WriteOutcome) {
+        self.accepted += other.accepted;
+        self.duplicates += other.duplicates;
+        self.quarantined += other.quarantined;
+    }
+}
+
+/// One stored check result. `json` is the full result object of SPEC section 8; the other
+/// fields are copies of some of its members, kept as columns so that they can be filtered on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredResult {
+    pub check: String,
+    /// The evaluation time `T`, microseconds since the epoch.
+    pub at_us: i64,
+    /// `pass`, `fail`, `insufficient` or `error`.
+    pub status: String,
+    pub rules_version: String,
+    /// The slice as JSON text (`{}` without `group by`).
+    pub slice: String,
+    /// The `each` column, if any.
+    pub column: Option<String>,
+    pub json: String,
+}
+
+/// Filters of [`Store::query_results`]. Results come newest first (by `at_us`, then by
+/// insertion order).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResultQuery {
+    pub check: Option<String>,
+    /// Only results with `at_us >= since_us`.
+    pub since_us: Option<i64>,
+    /// Only results with `at_us < until_us`.
+    pub until_us: Option<i64>,
+    pub status: Option<String>,
+    /// At most this many (all when `None`).
+    pub limit: Option<u64>,
+    pub offset: u64,
+}
+
+impl Store {
+    /// Opens (and creates when missing) the store at `url` and applies pending migrations.
+    ///
+    /// - `sqlite://PATH`: a file, created when missing, in WAL mode.
+    /// - `sqlite::memory:`: a private in-memory database (one connection), for tests of checks.
+    /// - `postgres://USER@HOST:PORT/DB` (or `postgresql://`); an extra `schema=NAME` query
+    ///   parameter keeps every table in that schema, created when missing.
+    pub async fn open(url: &str) -> Result<Store> {
+        if url.starts_with("sqlite:") {
+            Ok(Store {
+                backend: Backend::Sqlite(sqlite::SqliteStore::open(url).await?),
+            })
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store {
+                backend: Backend::Postgres(postgres::PgStore::open(url).await?),
+            })
+        } else {
+            Err(StoreError::BadUrl(url.to_string()))
+        }
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match &self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Creates the component's table, or adds the columns of newly declared fields to it, and
+    /// remembers the declaration. A field whose type differs from the stored column's, or a
+    /// changed key or time column, is refused with a [`StoreError::SchemaConflict`] that says
+    /// what to do; nothing is converted.
+    pub async fn ensure_component(&self, schema: &ComponentSchema) -> Result<()> {
+        sql::validate_schema(schema)?;
+        match &self.backend {
+            Backend::Sqlite(s) => s.ensure_component(schema).await,
+            Backend::Postgres(s) => s.ensure_component(schema).await,
+        }
+    }
+
+    /// The last declared schema of every component the store knows, sorted by name.
+    pub async fn components(&self) -> Result<Vec<ComponentSchema>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.components().await,
+            Backend::Postgres(s) => s.components().await,
+        }
+    }
+
+    /// The last declared schema of one component.
+    pub async fn component(&self, name: &str) -> Result<ComponentSchema> {
+        self.components()
+            .await?
+            .into_iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| StoreError::UnknownComponent(name.to_string()))
+    }
+
+    /// Stores a batch of coerced records and the quarantined records that came with it, in one
+    /// transaction: after a crash either all of it is stored or none of it.
+    pub async fn write_batch(
+        &self,
+        schema: &ComponentSchema,
+        rows: &Rows,
+        quarantine: &[QuarantinedRecord],
+    ) -> Result<WriteOutcome> {
+        rows.check_shape(schema)?;
+        match &self.backend {
+            Backend::Sqlite(s) => s.write_batch(schema, rows, quarantine).await,
+            Backend::Postgres(s) => s.write_batch(schema, rows, quarantine).await,
+        }
+    }
+
+    /// The rows of `component` with `start_us <= time < end_us` (no lower bound when
+    /// `start_us` is `None`), in time order, as batches of at most [`READ_BATCH_ROWS`] rows
+    /// holding `columns` in the order given (see the crate docs for the Arrow types).
+    pub async fn scan(
+        &self,
+        component: &str,
+        columns: &[&str],
+        start_us: Option<i64>,
+        end_us: i64,
+    ) -> Result<BatchStream> {
+        let schema = self.component(component).await?;
+        let plan = sql::ReadPlan::new(&schema, columns)?;
+        match &self.backend {
+            Backend::Sqlite(s) => Ok(s.scan(plan, start_us, end_us)),
+            Backend::Postgres(s) => Ok(s.scan(plan, start_us, end_us)),
+        }
+    }
+
+    /// [`Store::scan`], collected.
+    pub async fn scan_batches(
+        &self,
+        component: &str,
+        columns: &[&str],
+        start_us: Option<i64>,
+        end_us: i64,
+    ) -> Result<Vec<RecordBatch>> {
+        use futures::TryStreamExt;
+        self.scan(component, columns, start_us, end_us)
+            .await?
+            .try_collect()
+            .await
+    }
+
+    /// Per key, the latest row with `time < before_us` (one query, whatever the number of
+    /// keys); rows with a null key are left out. `columns` must include the key when the
+    /// caller needs it to join. When two rows of a key share the latest time (impossible
+    /// through ingest, which deduplicates on key and time), one of them is returned.
+    pub async fn latest_by_key(
+        &self,
+        component: &str,
+        columns: &[&str],
+        before_us: i64,
+    ) -> Result<Vec<RecordBatch>> {
+        let schema = self.component(component).await?;
+        let plan = sql::ReadPlan::new(&schema, columns)?;
+        match &self.backend {
+            Backend::Sqlite(s) => s.latest_by_key(plan, before_us).await,
+            Backend::Postgres(s) => s.latest_by_key(plan, before_us).await,
+        }
+    }
+
+    /// The latest event time (microseconds) of `component` before `before_us`, or `None`
+    /// when it has no such row. Answered from the time index.
+    pub async fn max_time(&self, component: &str, before_us: i64) -> Result<Option<i64>> {
+        let schema = self.component(component).await?;
+        match &self.backend {
+            Backend::Sqlite(s) => s.max_time(&schema, before_us).await,
+            Backend::Postgres(s) => s.max_time(&schema, before_us).await,
+        }
+    }
+
+    /// The number of stored records of `component`.
+    pub async fn count(&self, component: &str) -> Result<u64> {
+        let schema = self.component(component).await?;
+        match &self.backend {
+            Backend::Sqlite(s) => s.count(&schema).await,
+            Backend::Postgres(s) => s.count(&schema).await,
+        }
+    }
+
+    /// The undeclared fields of the records of `component` with `start_us <= time < end_us`,
+    /// as `(key, time_us, JSON object text)`, for inspection; checks cannot use them.
+    pub async fn extras(
+        &self,
+        component: &str,
+        start_us: Option<i64>,
+        end_us: i64,
+    ) -> Result<Vec<(Option<String>, i64, Option<String>)>> {
+        let schema = self.component(component).await?;
+        match &self.backend {
+            Backend::Sqlite(s) => s.extras(&schema, start_us, end_us).await,
+            Backend::Postgres(s) => s.extras(&schema, start_us, end_us).await,
+        }
+    }
+
+    /// Up to `limit` quarantined records of `component`, oldest first.
+    pub async fn quarantined(&self, component: &str, limit: u64) -> Result<Vec<QuarantinedRecord>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.quarantined(component, limit).await,
+            Backend::Postgres(s) => s.quarantined(component, limit).await,
+        }
+    }
+
+    /// Stores check results (one transaction).
+    pub async fn insert_results(&self, results: &[StoredResult]) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.insert_results(results).await,
+            Backend::Postgres(s) => s.insert_results(results).await,
+        }
+    }
+
+    /// Stored results matching `q`, newest first.
+    pub async fn query_results(&self, q: &ResultQuery) -> Result<Vec<StoredResult>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.query_results(q).await,
+            Backend::Postgres(s) => s.query_results(q).await,
+        }
+    }
+
+    /// Deletes the records with `time < before_us` of one component (or of all), in
+    /// transactions of at most `batch_rows` rows so that ingest is never blocked for long.
+    /// Returns the number of records deleted.
+    pub async fn prune(
+        &self,
+        component: Option<&str>,
+        before_us: i64,
+        batch_rows: u64,
+    ) -> Result<u64> {
+        let targets = match component {
+            Some(name) => vec![self.component(name).await?],
+            None => self.components().await?,
+        };
+        let batch_rows = batch_rows.max(1);
+        let mut total = 0;
+        for schema in &targets {
+            loop {
+                let n = match &self.backend {
+                    Backend::Sqlite(s) => s.prune_batch(schema, before_us, batch_rows).await?,
+                    Backend::Postgres(s) => s.prune_batch(schema, before_us, batch_rows).await?,
+                };
+                total += n;
+                if n < batch_rows {
+                    break;
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Closes the pool, waiting for connections to finish (flushes SQLite's WAL on exit).
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite(s) => s.close().await,
+            Backend::Postgres(s) => s.close().await,
+        }
+    }
+}

@@ -1,0 +1,594 @@
+//! The PostgreSQL backend, for scale: batches are written with `COPY` into a temporary stage
+//! table and moved into the component table with `ON CONFLICT DO NOTHING`, in one transaction.
+
+use std::str::FromStr;
+
+use futures::TryStreamExt;
+use mlc_engine::schema::{ComponentSchema, DataType};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection, Row, SqlSafeStr};
+
+use crate::error::{Result, StoreError};
+use crate::rows::{Column, Rows};
+use crate::sql::{
+    self, ColumnBuilder, EXTRA_COLUMN, ReadPlan, StoredColumn, quote, stored_fields, table_name,
+};
+use crate::{BatchStream, QuarantinedRecord, ResultQuery, StoredResult, WriteOutcome};
+
+/// Bytes of COPY data sent per message.
+const COPY_CHUNK: usize = 1 << 20;
+
+#[derive(Clone)]
+pub(crate) struct PgStore {
+    pool: PgPool,
+}
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "init".into(),
+        MigrationType::Simple,
+        include_str!("../migrations/postgres/0001_init.sql").into_sql_str(),
+        false,
+    )])
+}
+
+fn column_type(ty: DataType) -> &'static str {
+    match ty {
+        DataType::Int | DataType::Timestamp => "BIGINT",
+        DataType::Float => "DOUBLE PRECISION",
+        DataType::Bool => "BOOLEAN",
+        DataType::String => "TEXT",
+    }
+}
+
+/// Splits an optional `schema=NAME` parameter (ours, not libpq's) off the URL.
+fn split_schema(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut schema = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("schema=") {
+            Some(v) => {
+                schema = Some(v.to_string());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let url = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    (url, schema)
+}
+
+impl PgStore {
+    pub(crate) async fn open(url: &str) -> Result<PgStore> {
+        let open_err = |source| StoreError::Open {
+            url: url.to_string(),
+            source,
+        };
+        let (base, schema) = split_schema(url);
+        let mut options = PgConnectOptions::from_str(&base).map_err(open_err)?;
+        if let Some(schema) = &schema {
+            let valid = !schema.is_empty()
+                && schema
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(StoreError::BadUrl(format!(
+                    "{url} (schema names may hold only letters, digits and `_`)"
+                )));
+            }
+            let mut conn = PgConnection::connect_with(&options)
+                .await
+                .map_err(open_err)?;
+            sqlx::query(AssertSqlSafe(format!(
+                "CREATE SCHEMA IF NOT EXISTS {}",
+                quote(schema)
+            )))
+            .execute(&mut conn)
+            .await?;
+            conn.close().await?;
+            options = options.options([("search_path", schema.as_str())]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        migrator().run(&pool).await?;
+        Ok(PgStore { pool })
+    }
+
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn load(
+        conn: &mut PgConnection,
+        name: &str,
+    ) -> Result<Option<(ComponentSchema, Vec<StoredColumn>)>> {
+        let row = sqlx::query("SELECT schema, columns FROM mlc_components WHERE name = $1")
+            .bind(name)
+            .fetch_optional(conn)
+            .await?;
+        match row {
+            None => Ok(None),
+            Some(row) => {
+                let schema: String = row.try_get(0)?;
+                let columns: String = row.try_get(1)?;
+                sql::decode_schema(name, &schema, &columns).map(Some)
+            }
+        }
+    }
+
+    pub(crate) async fn ensure_component(&self, schema: &ComponentSchema) -> Result<()> {
+        let table = quote(&table_name(&schema.name));
+        let mut tx = self.pool.begin().await?;
+        // Two processes declaring the same component at once must not both create it.
+        sqlx::query("LOCK TABLE mlc_components IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        let existing = Self::load(&mut tx, &schema.name).await?;
+        let (mut stored, added) = match &existing {
+            None => {
+                let cols = sql::needed_columns(schema);
+                let mut ddl = format!("CREATE TABLE IF NOT EXISTS {table} (");
+                for (i, c) in cols.iter().enumerate() {
+                    let not_null = if i == 1 { " NOT NULL" } else { "" };
+                    ddl.push_str(&format!(
+                        "{} {}{not_null}, ",
+                        quote(&c.name),
+                        column_type(c.ty)
+                    ));
+                }
+                ddl.push_str(&format!("{} TEXT);", quote(EXTRA_COLUMN)));
+                // Deduplicates re-sent records (a null key counts as one value) and serves
+                // time ranges; (key, time) serves the latest-row-per-key read of joins.
+                ddl.push_str(&format!(
+                    "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {table} ({}, {}) NULLS NOT DISTINCT;",
+                    quote(&format!("{}_time_key", table_name(&schema.name))),
+                    quote(&schema.time),
+                    quote(&schema.key)
+                ));
+                sqlx::raw_sql(AssertSqlSafe(ddl)).execute(&mut *tx).await?;
+                (cols, Vec::new())
+            }
+            Some((old, stored)) => {
+                let added = sql::evolve(old, stored, schema)?;
+                (stored.clone(), added)
+            }
+        };
+        for c in &added {
+            let ddl = format!(
+                "ALTER TABLE {table} ADD COLUMN {} {}",
+                quote(&c.name),
+                column_type(c.ty)
+            );
+            sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await?;
+        }
+        stored.extend(added);
+        sqlx::query(
+            "INSERT INTO mlc_components (name, table_name, schema, columns, updated_at_us)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (name) DO UPDATE SET schema = excluded.schema,
+                 columns = excluded.columns, updated_at_us = excluded.updated_at_us",
+        )
+        .bind(&schema.name)
+        .bind(table_name(&schema.name))
+        .bind(sql::encode_json(schema)?)
+        .bind(sql::encode_json(&stored)?)
+        .bind(sql::now_us())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn components(&self) -> Result<Vec<ComponentSchema>> {
+        let rows = sqlx::query("SELECT name, schema, columns FROM mlc_components ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let name: String = r.try_get(0)?;
+                let schema: String = r.try_get(1)?;
+                let columns: String = r.try_get(2)?;
+                Ok(sql::decode_schema(&name, &schema, &columns)?.0)
+            })
+            .collect()
+    }
+
+    pub(crate) async fn write_batch(
+        &self,
+        schema: &ComponentSchema,
+        rows: &Rows,
+        quarantine: &[QuarantinedRecord],
+    ) -> Result<WriteOutcome> {
+        let mut names = vec![quote(&schema.key), quote(&schema.time)];
+        names.extend(stored_fields(schema).map(|f| quote(&f.name)));
+        names.push(quote(EXTRA_COLUMN));
+        let names = names.join(", ");
+        let table = quote(&table_name(&schema.name));
+        let mut out = WriteOutcome {
+            quarantined: quarantine.len() as u64,
+            ..WriteOutcome::default()
+        };
+        let mut tx = self.pool.begin().await?;
+        if !rows.is_empty() {
+            sqlx::query(AssertSqlSafe(format!(
+                "CREATE TEMP TABLE mlc_stage (LIKE {table}) ON COMMIT DROP"
+            )))
+            .execute(&mut *tx)
+            .await?;
+            let conn: &mut PgConnection = &mut tx;
+            let mut copy = conn
+                .copy_in_raw(&format!("COPY mlc_stage ({names}) FROM STDIN"))
+                .await?;
+            let mut buf = Vec::with_capacity(COPY_CHUNK + 4096);
+            for i in 0..rows.len() {
+                encode_row(&mut buf, rows, i);
+                if buf.len() >= COPY_CHUNK {
+                    copy.send(std::mem::take(&mut buf)).await?;
+                    buf.reserve(COPY_CHUNK + 4096);
+                }
+            }
+            if !buf.is_empty() {
+                copy.send(buf).await?;
+            }
+            copy.finish().await?;
+            let res = sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO {table} ({names}) SELECT {names} FROM mlc_stage ON CONFLICT DO NOTHING"
+            )))
+            .execute(&mut *tx)
+            .await?;
+            out.accepted = res.rows_affected();
+        }
+        out.duplicates = rows.len() as u64 - out.accepted;
+        for chunk in quarantine.chunks(1000) {
+            let mut stmt = String::from(
+                "INSERT INTO mlc_quarantine (component, received_at_us, source, raw, reason) VALUES ",
+            );
+            let tuples: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = i * 5;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5
+                    )
+                })
+                .collect();
+            stmt.push_str(&tuples.join(", "));
+            let mut q = sqlx::query(AssertSqlSafe(stmt));
+            for r in chunk {
+                q = q
+                    .bind(&r.component)
+                    .bind(r.received_at_us)
+                    .bind(&r.source)
+                    .bind(&r.raw)
+                    .bind(&r.reason);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub(crate) fn scan(&self, plan: ReadPlan, start_us: Option<i64>, end_us: i64) -> BatchStream {
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {t} >= $1 AND {t} < $2 ORDER BY {t}",
+            plan.select_list(),
+            quote(&plan.table),
+            t = quote(&plan.time)
+        );
+        stream_rows(
+            self.pool.clone(),
+            sql,
+            vec![start_us.unwrap_or(i64::MIN), end_us],
+            plan,
+        )
+    }
+
+    pub(crate) async fn latest_by_key(
+        &self,
+        plan: ReadPlan,
+        before_us: i64,
+    ) -> Result<Vec<arrow_array::RecordBatch>> {
+        let sql = format!(
+            "SELECT DISTINCT ON ({k}) {} FROM {} WHERE {t} < $1 AND {k} IS NOT NULL ORDER BY {k}, {t} DESC",
+            plan.select_list(),
+            quote(&plan.table),
+            t = quote(&plan.time),
+            k = quote(&plan.key)
+        );
+        stream_rows(self.pool.clone(), sql, vec![before_us], plan)
+            .try_collect()
+            .await
+    }
+
+    pub(crate) async fn max_time(
+        &self,
+        schema: &ComponentSchema,
+        before_us: i64,
+    ) -> Result<Option<i64>> {
+        let sql = format!(
+            "SELECT max({t}) FROM {} WHERE {t} < $1",
+            quote(&table_name(&schema.name)),
+            t = quote(&schema.time)
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(before_us)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<Option<i64>, _>(0)?)
+    }
+
+    pub(crate) async fn count(&self, schema: &ComponentSchema) -> Result<u64> {
+        let sql = format!("SELECT count(*) FROM {}", quote(&table_name(&schema.name)));
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)? as u64)
+    }
+
+    pub(crate) async fn extras(
+        &self,
+        schema: &ComponentSchema,
+        start_us: Option<i64>,
+        end_us: i64,
+    ) -> Result<Vec<(Option<String>, i64, Option<String>)>> {
+        let sql = format!(
+            "SELECT {k}, {t}, {e} FROM {} WHERE {t} >= $1 AND {t} < $2 ORDER BY {t}, {k}",
+            quote(&table_name(&schema.name)),
+            k = quote(&schema.key),
+            t = quote(&schema.time),
+            e = quote(EXTRA_COLUMN)
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(start_us.unwrap_or(i64::MIN))
+            .bind(end_us)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+
+    pub(crate) async fn quarantined(
+        &self,
+        component: &str,
+        limit: u64,
+    ) -> Result<Vec<QuarantinedRecord>> {
+        let rows = sqlx::query(
+            "SELECT component, received_at_us, source, raw, reason FROM mlc_quarantine
+             WHERE component = $1 ORDER BY id LIMIT $2",
+        )
+        .bind(component)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(QuarantinedRecord {
+                    component: r.try_get(0)?,
+                    received_at_us: r.try_get(1)?,
+                    source: r.try_get(2)?,
+                    raw: r.try_get(3)?,
+                    reason: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn insert_results(&self, results: &[StoredResult]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for r in results {
+            sqlx::query(
+                "INSERT INTO mlc_results (check_name, at_us, status, rules_version, slice, column_name, json)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&r.check)
+            .bind(r.at_us)
+            .bind(&r.status)
+            .bind(&r.rules_version)
+            .bind(&r.slice)
+            .bind(r.column.as_deref())
+            .bind(&r.json)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn query_results(&self, q: &ResultQuery) -> Result<Vec<StoredResult>> {
+        let mut sql = String::from(
+            "SELECT check_name, at_us, status, rules_version, slice, column_name, json
+             FROM mlc_results WHERE 1 = 1",
+        );
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if q.check.is_some() {
+            sql.push_str(&format!(" AND check_name = {}", next()));
+        }
+        if q.since_us.is_some() {
+            sql.push_str(&format!(" AND at_us >= {}", next()));
+        }
+        if q.until_us.is_some() {
+            sql.push_str(&format!(" AND at_us < {}", next()));
+        }
+        if q.status.is_some() {
+            sql.push_str(&format!(" AND status = {}", next()));
+        }
+        sql.push_str(&format!(
+            " ORDER BY at_us DESC, id DESC LIMIT {} OFFSET {}",
+            next(),
+            next()
+        ));
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        if let Some(c) = &q.check {
+            query = query.bind(c.clone());
+        }
+        if let Some(s) = q.since_us {
+            query = query.bind(s);
+        }
+        if let Some(u) = q.until_us {
+            query = query.bind(u);
+        }
+        if let Some(s) = &q.status {
+            query = query.bind(s.clone());
+        }
+        query = query
+            .bind(q.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX)))
+            .bind(i64::try_from(q.offset).unwrap_or(i64::MAX));
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredResult {
+                    check: r.try_get(0)?,
+                    at_us: r.try_get(1)?,
+                    status: r.try_get(2)?,
+                    rules_version: r.try_get(3)?,
+                    slice: r.try_get(4)?,
+                    column: r.try_get(5)?,
+                    json: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn prune_batch(
+        &self,
+        schema: &ComponentSchema,
+        before_us: i64,
+        batch_rows: u64,
+    ) -> Result<u64> {
+        let table = quote(&table_name(&schema.name));
+        let sql = format!(
+            "DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} WHERE {} < $1 LIMIT $2)",
+            quote(&schema.time)
+        );
+        let res = sqlx::query(AssertSqlSafe(sql))
+            .bind(before_us)
+            .bind(i64::try_from(batch_rows).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected())
+    }
+}
+
+/// Appends row `i` in COPY's text format: tab-separated, `\N` for null, backslash escapes.
+fn encode_row(buf: &mut Vec<u8>, rows: &Rows, i: usize) {
+    encode_text(buf, rows.key[i].as_deref());
+    buf.push(b'\t');
+    buf.extend_from_slice(rows.time[i].to_string().as_bytes());
+    for col in &rows.fields {
+        buf.push(b'\t');
+        match col {
+            Column::Int(v) | Column::Timestamp(v) => match v[i] {
+                Some(x) => buf.extend_from_slice(x.to_string().as_bytes()),
+                None => buf.extend_from_slice(b"\\N"),
+            },
+            Column::Float(v) => match v[i] {
+                Some(x) if x.is_nan() => buf.extend_from_slice(b"NaN"),
+                Some(x) if x == f64::INFINITY => buf.extend_from_slice(b"Infinity"),
+                Some(x) if x == f64::NEG_INFINITY => buf.extend_from_slice(b"-Infinity"),
+                Some(x) => buf.extend_from_slice(format!("{x:?}").as_bytes()),
+                None => buf.extend_from_slice(b"\\N"),
+            },
+            Column::Bool(v) => match v[i] {
+                Some(true) => buf.push(b't'),
+                Some(false) => buf.push(b'f'),
+                None => buf.extend_from_slice(b"\\N"),
+            },
+            Column::Str(v) => encode_text(buf, v[i].as_deref()),
+        }
+    }
+    buf.push(b'\t');
+    encode_text(buf, rows.extra[i].as_deref());
+    buf.push(b'\n');
+}
+
+fn encode_text(buf: &mut Vec<u8>, s: Option<&str>) {
+    let Some(s) = s else {
+        buf.extend_from_slice(b"\\N");
+        return;
+    };
+    for &b in s.as_bytes() {
+        match b {
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            b'\n' => buf.extend_from_slice(b"\\n"),
+            b'\r' => buf.extend_from_slice(b"\\r"),
+            b'\t' => buf.extend_from_slice(b"\\t"),
+            // COPY text rejects NUL bytes; `\0` cannot appear in a Postgres TEXT value at all.
+            0 => buf.extend_from_slice(b"\\\\0"),
+            _ => buf.push(b),
+        }
+    }
+}
+
+/// Runs `sql` with `binds` on a task of its own and yields bounded batches through a channel
+/// of two: the reader stays at most two batches ahead of the consumer.
+fn stream_rows(pool: PgPool, sql: String, binds: Vec<i64>, plan: ReadPlan) -> BatchStream {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<arrow_array::RecordBatch>>(2);
+    tokio::spawn(async move {
+        let produce = async {
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for b in binds {
+                q = q.bind(b);
+            }
+            let mut rows = q.fetch(&pool);
+            let cap = crate::READ_BATCH_ROWS;
+            let mut builders = plan.builders(cap);
+            let mut n = 0;
+            while let Some(row) = rows.try_next().await? {
+                for (i, b) in builders.iter_mut().enumerate() {
+                    match b {
+                        ColumnBuilder::Int(b) => b.append_option(row.try_get::<Option<i64>, _>(i)?),
+                        ColumnBuilder::Float(b) => {
+                            b.append_option(row.try_get::<Option<f64>, _>(i)?)
+                        }
+                        ColumnBuilder::Bool(b) => {
+                            b.append_option(row.try_get::<Option<bool>, _>(i)?)
+                        }
+                        ColumnBuilder::Str(b) => {
+                            b.append_option(row.try_get::<Option<&str>, _>(i)?)
+                        }
+                    }
+                }
+                n += 1;
+                if n == cap {
+                    let batch = plan.finish(&mut builders, n)?;
+                    n = 0;
+                    if tx.send(Ok(batch)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            if n > 0 {
+                let batch = plan.finish(&mut builders, n)?;
+                let _ = tx.send(Ok(batch)).await;
+            }
+            Ok::<(), StoreError>(())
+        };
+        if let Err(e) = produce.await {
+            let _ = tx.send(Err(e)).await;
+        }
+    });
+    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
