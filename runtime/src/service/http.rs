@@ -1,0 +1,500 @@
+//! The HTTP API (SPEC section 10) on axum: routes, bearer-token auth, JSON errors.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+
+use super::backend::{IngestError, Record, ResultsQuery};
+use super::scheduler::now_us;
+use super::{App, rfc3339};
+
+/// An error answered as `{"error": "..."}` with a status code.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    extra: Option<(&'static str, Json)>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            extra: None,
+        }
+    }
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.message });
+        if let (Some((k, v)), Json::Object(map)) = (self.extra, &mut body) {
+            map.insert(k.to_string(), v);
+        }
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+pub fn router(app: Arc<App>) -> Router {
+    let limit = app.config.max_body_bytes;
+    let protected = Router::new()
+        .route("/", get(dashboard))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/ingest/{component}", post(ingest))
+        .route("/v1/checks", get(checks))
+        .route("/v1/results", get(results))
+        .route("/v1/evaluate", post(evaluate))
+        .route("/-/reload", post(reload))
+        .route_layer(middleware::from_fn_with_state(app.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .merge(protected)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(app)
+}
+
+/// Compares in time independent of where the first difference is, so the token cannot be
+/// guessed byte by byte from response times.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn require_token(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = app.config.token.as_deref() else {
+        return next.run(request).await;
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(g) if same_secret(g.as_bytes(), token.as_bytes()) => next.run(request).await,
+        Some(_) => {
+            let mut resp =
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid bearer token").into_response();
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp
+        }
+        None => {
+            let mut resp = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "this endpoint needs `Authorization: Bearer TOKEN` (the token given to \
+                 `mlc serve --token` or MLC_TOKEN)",
+            )
+            .into_response();
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such endpoint; see GET /v1/openapi.json",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this endpoint; see GET /v1/openapi.json",
+    )
+}
+
+async fn healthz() -> axum::Json<Json> {
+    axum::Json(json!({"status": "ok"}))
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> ApiResult<Response> {
+    let text = app
+        .metrics
+        .render()
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed"))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        )],
+        text,
+    )
+        .into_response())
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::openapi::DOCUMENT,
+    )
+        .into_response()
+}
+
+async fn dashboard(State(app): State<Arc<App>>) -> Html<String> {
+    Html(super::dashboard::render(&app).await)
+}
+
+/// A body is a JSON array of objects, or JSON lines (one object per line; blank lines are
+/// skipped). Anything else is refused as a whole, with where it went wrong.
+pub fn parse_records(body: &[u8]) -> Result<Vec<Record>, String> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    match first {
+        None => Err("empty body: send a JSON array of records or JSON lines".into()),
+        Some(b'[') => {
+            let values: Vec<Json> =
+                serde_json::from_slice(body).map_err(|e| format!("malformed JSON array: {e}"))?;
+            values
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Json::Object(map) => Ok(map),
+                    other => Err(format!(
+                        "record {i} is not a JSON object (found {})",
+                        json_kind(&other)
+                    )),
+                })
+                .collect()
+        }
+        Some(_) => {
+            let mut out = Vec::new();
+            for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                match serde_json::from_slice::<Json>(line) {
+                    Ok(Json::Object(map)) => out.push(map),
+                    Ok(other) => {
+                        return Err(format!(
+                            "line {}: not a JSON object (found {})",
+                            i + 1,
+                            json_kind(&other)
+                        ));
+                    }
+                    Err(e) => return Err(format!("line {}: malformed JSON: {e}", i + 1)),
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn json_kind(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
+    }
+}
+
+async fn ingest(
+    State(app): State<Arc<App>>,
+    Path(component): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<axum::Json<Json>> {
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                format!(
+                    "body larger than the limit of {} bytes: send smaller batches (or raise \
+                     --max-body-bytes)",
+                    app.config.max_body_bytes
+                ),
+            )
+        } else {
+            ApiError::new(status, format!("cannot read the body: {rejection}"))
+        }
+    })?;
+    let rules = app
+        .rules()
+        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no rules are loaded yet"))?;
+    if !rules.components.contains(&component) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "unknown component `{component}`; the loaded rules declare: {}",
+                rules.components.join(", ")
+            ),
+        ));
+    }
+    // Parsing a large body is CPU work; keep it off the threads that answer /metrics.
+    let records = tokio::task::spawn_blocking(move || parse_records(&body))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(ApiError::bad_request)?;
+    let received = records.len();
+    let report = app
+        .backend()
+        .ingest(&rules, &component, records)
+        .await
+        .map_err(|e| match e {
+            IngestError::UnknownComponent(c) => {
+                ApiError::new(StatusCode::NOT_FOUND, format!("unknown component `{c}`"))
+            }
+            IngestError::Store(msg) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the batch was not stored (nothing of it was kept; retry it): {msg}"),
+            ),
+        })?;
+    let labels = super::metrics::ComponentLabels {
+        component: component.clone(),
+    };
+    app.metrics
+        .ingested
+        .get_or_create(&labels)
+        .inc_by(report.accepted);
+    app.metrics
+        .quarantined
+        .get_or_create(&labels)
+        .inc_by(report.quarantined);
+    app.metrics
+        .duplicates
+        .get_or_create(&labels)
+        .inc_by(report.duplicates);
+    Ok(axum::Json(json!({
+        "component": component,
+        "received": received,
+        "accepted": report.accepted,
+        "duplicates": report.duplicates,
+        "quarantined": report.quarantined,
+        "reasons": report.reasons,
+    })))
+}
+
+async fn checks(State(app): State<Arc<App>>) -> axum::Json<Json> {
+    let rules = app.rules();
+    let checks: Vec<Json> = rules
+        .iter()
+        .flat_map(|r| r.checks.iter())
+        .map(|c| {
+            let last = app.last_run(&c.name);
+            let labels: serde_json::Map<String, Json> = c
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), Json::String(v.clone())))
+                .collect();
+            let mut counts = serde_json::Map::new();
+            for r in last.iter().flat_map(|l| l.results.iter()) {
+                let s = r
+                    .get("status")
+                    .and_then(Json::as_str)
+                    .unwrap_or("error")
+                    .to_string();
+                let n = counts.get(&s).and_then(Json::as_u64).unwrap_or(0) + 1;
+                counts.insert(s, json!(n));
+            }
+            json!({
+                "name": c.name,
+                "file": c.file,
+                "every_secs": c.every_secs,
+                "for_secs": c.for_secs,
+                "severity": c.severity,
+                "description": c.description,
+                "labels": labels,
+                "next_run": app.next_run_us(&c.name).map(rfc3339),
+                "last_run": last.as_ref().map(|l| json!({
+                    "at": rfc3339(l.at_us),
+                    "duration_secs": l.duration_secs,
+                    "error": l.error,
+                    "statuses": counts,
+                })),
+                "alerts": app.alerts_of(&c.name),
+            })
+        })
+        .collect();
+    axum::Json(json!({
+        "rules_version": rules.as_ref().map(|r| r.version.clone()),
+        "reload": app.reload_status(),
+        "checks": checks,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct ResultsParams {
+    check: Option<String>,
+    since: Option<String>,
+    status: Option<String>,
+    limit: Option<u64>,
+    offset: Option<u64>,
+}
+
+/// An RFC 3339 time or Unix epoch seconds, as microseconds.
+pub fn parse_time(text: &str) -> Result<i64, String> {
+    if let Ok(secs) = text.parse::<f64>()
+        && secs.is_finite()
+    {
+        return Ok((secs * 1e6).round() as i64);
+    }
+    text.parse::<jiff::Timestamp>().map(|t| t.as_microsecond()).map_err(|e| {
+        format!("invalid time `{text}`: {e} (use RFC 3339 like 2026-03-01T00:00:00Z or epoch seconds)")
+    })
+}
+
+const MAX_PAGE: u64 = 1000;
+
+async fn results(
+    State(app): State<Arc<App>>,
+    params: Result<Query<ResultsParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<axum::Json<Json>> {
+    let Query(p) = params.map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
+    if let Some(s) = &p.status
+        && !super::metrics::STATUSES.contains(&s.as_str())
+    {
+        return Err(ApiError::bad_request(format!(
+            "invalid status `{s}`: one of pass, fail, insufficient, error"
+        )));
+    }
+    let since_us = p
+        .since
+        .as_deref()
+        .map(parse_time)
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let limit = p.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let offset = p.offset.unwrap_or(0);
+    let query = ResultsQuery {
+        check: p.check.clone(),
+        since_us,
+        status: p.status.clone(),
+        limit: limit + 1,
+        offset,
+    };
+    let mut rows = app
+        .backend()
+        .query_results(query)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let more = rows.len() as u64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(axum::Json(json!({
+        "results": rows,
+        "limit": limit,
+        "offset": offset,
+        "next_offset": if more { Some(offset + limit) } else { None },
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct EvaluateParams {
+    check: Option<String>,
+    at: Option<String>,
+}
+
+async fn evaluate(
+    State(app): State<Arc<App>>,
+    params: Result<Query<EvaluateParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<axum::Json<Json>> {
+    let Query(p) = params.map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
+    let at_us = match p.at.as_deref() {
+        Some(t) => parse_time(t).map_err(ApiError::bad_request)?,
+        None => now_us(),
+    };
+    let rules = app
+        .rules()
+        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no rules are loaded yet"))?;
+    let names: Vec<String> = match &p.check {
+        Some(name) if rules.check(name).is_some() => vec![name.clone()],
+        Some(name) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no check named `{name}`; GET /v1/checks lists them"),
+            ));
+        }
+        None => rules.checks.iter().map(|c| c.name.clone()).collect(),
+    };
+    let mut all = Vec::new();
+    let mut errors = serde_json::Map::new();
+    for name in names {
+        let _inflight = app.inflight_guard();
+        match app.run_evaluation(&name, at_us).await {
+            Ok(results) => all.extend(results),
+            Err(e) => {
+                errors.insert(name, Json::String(e));
+            }
+        }
+    }
+    Ok(axum::Json(
+        json!({ "at": rfc3339(at_us), "results": all, "errors": errors }),
+    ))
+}
+
+async fn reload(State(app): State<Arc<App>>) -> ApiResult<axum::Json<Json>> {
+    match app.reload().await {
+        Ok(set) => Ok(axum::Json(json!({
+            "successful": true,
+            "rules_version": set.version,
+            "checks": set.checks.len(),
+        }))),
+        Err(e) => Err(ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: format!("{}; the previous rules keep running", e.message),
+            extra: Some(("diagnostics", json!(e.diagnostics))),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_arrays_or_json_lines() {
+        let r = parse_records(b"[{\"a\":1},{\"a\":2}]").unwrap();
+        assert_eq!(r.len(), 2);
+        let r = parse_records(b"{\"a\":1}\n\n{\"a\":2}\n").unwrap();
+        assert_eq!(r.len(), 2);
+        assert!(parse_records(b"  ").unwrap_err().contains("empty body"));
+        let e = parse_records(b"{\"a\":1}\n{\"a\":\n").unwrap_err();
+        assert!(e.starts_with("line 2: malformed JSON"), "{e}");
+        let e = parse_records(b"[{\"a\":1}, 3]").unwrap_err();
+        assert!(e.contains("record 1 is not a JSON object"), "{e}");
+        let e = parse_records(b"{\"a\":1}\n[1]").unwrap_err();
+        assert!(e.contains("line 2: not a JSON object"), "{e}");
+    }
+
+    #[test]
+    fn times_are_rfc3339_or_epoch_seconds() {
+        assert_eq!(parse_time("60").unwrap(), 60_000_000);
+        assert_eq!(parse_time("1970-01-01T00:01:00Z").unwrap(), 60_000_000);
+        assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
+    }
+
+    #[test]
+    fn secrets_compare_exactly() {
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"abc", b"abcd"));
+    }
+}

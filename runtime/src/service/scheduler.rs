@@ -1,0 +1,182 @@
+//! Runs each check on its `every`, at times aligned to multiples of the interval since the
+//! Unix epoch, so that results of all checks (and of replicas) line up in time.
+//!
+//! One timer task per check; the evaluation itself is spawned, so a slow check delays no
+//! other. A check whose previous evaluation is still running skips its slot (counted in
+//! `mlc_evaluations_skipped_total`) instead of piling up work.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use super::App;
+use super::backend::CheckInfo;
+
+struct Entry {
+    fingerprint: String,
+    running: Arc<AtomicBool>,
+    next_us: Arc<AtomicI64>,
+    task: JoinHandle<()>,
+}
+
+#[derive(Default)]
+pub struct Scheduler {
+    entries: HashMap<String, Entry>,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("checks", &self.entries.len())
+            .finish()
+    }
+}
+
+/// What a reload did to the schedule.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SyncReport {
+    pub kept: Vec<String>,
+    pub started: Vec<String>,
+    pub stopped: Vec<String>,
+}
+
+pub fn now_us() -> i64 {
+    jiff::Timestamp::now().as_microsecond()
+}
+
+/// The first slot strictly after `now_us` for an interval of `every_us`.
+pub fn next_slot(now_us: i64, every_us: i64) -> i64 {
+    let every_us = every_us.max(1);
+    (now_us.div_euclid(every_us) + 1).saturating_mul(every_us)
+}
+
+impl Scheduler {
+    /// Makes the running timers match `checks`: unchanged checks (same fingerprint) keep
+    /// their timer and in-flight state, changed ones restart, removed ones stop.
+    pub fn sync(&mut self, app: &Arc<App>, checks: &[CheckInfo]) -> SyncReport {
+        let mut report = SyncReport::default();
+        let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+        let removed: Vec<String> = self
+            .entries
+            .keys()
+            .filter(|k| !names.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        for name in removed {
+            if let Some(e) = self.entries.remove(&name) {
+                e.task.abort();
+            }
+            report.stopped.push(name);
+        }
+        for check in checks {
+            if let Some(e) = self.entries.get(&check.name)
+                && e.fingerprint == check.fingerprint
+            {
+                report.kept.push(check.name.clone());
+                continue;
+            }
+            let running = self
+                .entries
+                .remove(&check.name)
+                .map(|e| {
+                    e.task.abort();
+                    // A changed check's evaluation still in flight keeps the skip guard.
+                    e.running
+                })
+                .unwrap_or_default();
+            let next_us = Arc::new(AtomicI64::new(0));
+            let every_us = i64::try_from(check.every_secs.max(1))
+                .unwrap_or(86_400)
+                .saturating_mul(1_000_000);
+            let task = tokio::spawn(run_loop(
+                Arc::downgrade(app),
+                check.name.clone(),
+                every_us,
+                running.clone(),
+                next_us.clone(),
+            ));
+            self.entries.insert(
+                check.name.clone(),
+                Entry {
+                    fingerprint: check.fingerprint.clone(),
+                    running,
+                    next_us,
+                    task,
+                },
+            );
+            report.started.push(check.name.clone());
+        }
+        report
+    }
+
+    /// The next scheduled evaluation time of a check, microseconds since the epoch.
+    pub fn next_run_us(&self, check: &str) -> Option<i64> {
+        self.entries
+            .get(check)
+            .map(|e| e.next_us.load(Ordering::Relaxed))
+            .filter(|&v| v > 0)
+    }
+
+    pub fn stop_all(&mut self) {
+        for (_, e) in self.entries.drain() {
+            e.task.abort();
+        }
+    }
+}
+
+async fn run_loop(
+    app: Weak<App>,
+    name: String,
+    every_us: i64,
+    running: Arc<AtomicBool>,
+    next_us: Arc<AtomicI64>,
+) {
+    loop {
+        let now = now_us();
+        let slot = next_slot(now, every_us);
+        next_us.store(slot, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_micros(
+            u64::try_from(slot - now).unwrap_or(0),
+        ))
+        .await;
+        let Some(app) = app.upgrade() else { return };
+        if app.is_shutting_down() {
+            return;
+        }
+        if running.swap(true, Ordering::AcqRel) {
+            app.metrics
+                .evaluations_skipped
+                .get_or_create(&super::metrics::CheckLabels {
+                    check: name.clone(),
+                })
+                .inc();
+            tracing::warn!(check = %name, "previous evaluation still running; slot skipped");
+            continue;
+        }
+        let guard = running.clone();
+        let check = name.clone();
+        let inflight = app.inflight_guard();
+        tokio::spawn(async move {
+            let _ = app.run_evaluation(&check, slot).await;
+            guard.store(false, Ordering::Release);
+            drop(inflight);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_aligned_to_the_interval() {
+        let m = 60_000_000;
+        assert_eq!(next_slot(0, m), m);
+        assert_eq!(next_slot(m - 1, m), m);
+        assert_eq!(next_slot(m, m), 2 * m);
+        assert_eq!(next_slot(125_000_000, m), 180_000_000);
+    }
+}
