@@ -1,2 +1,5 @@
 //! mlc-runtime: runs checked plans over the store (evaluation, results, tests of checks)
 //! and the long-running service.
+
+pub mod service;
+pub mod demo;
