@@ -19,6 +19,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// One JSON record as posted to `/v1/ingest/{component}`.
 pub type Record = Map<String, Json>;
 
+/// A validated ingest body: JSON lines or a JSON array of objects, as received.
+pub type Body = Arc<[u8]>;
+
 /// One check of a loaded rule set, as the service schedules and reports it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CheckInfo {
@@ -78,14 +81,8 @@ pub struct IngestReport {
     pub accepted: u64,
     pub duplicates: u64,
     pub quarantined: u64,
-    /// One entry per quarantined record: its 0-based position in the batch and why.
-    pub reasons: Vec<QuarantineReason>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct QuarantineReason {
-    pub index: usize,
-    pub reason: String,
+    /// One entry per quarantined record: where it was in the body (`request line 3`) and why.
+    pub reasons: Vec<String>,
 }
 
 /// Why an ingest call failed as a whole.
@@ -113,12 +110,14 @@ pub trait Backend: Send + Sync + 'static {
     /// Loads and lints every rule file below `roots`. Blocking: called off the async runtime.
     fn load_rules(&self, roots: &[PathBuf]) -> Result<RuleSet, RulesError>;
 
-    /// Stores one batch of records (atomically: all of the batch's accepted records or none).
+    /// Stores one request body of `records` records (already checked to be well-formed JSON
+    /// objects) atomically: all of its accepted records or none.
     fn ingest<'a>(
         &'a self,
         rules: &'a RuleSet,
         component: &'a str,
-        records: Vec<Record>,
+        body: Body,
+        records: usize,
     ) -> BoxFuture<'a, Result<IngestReport, IngestError>>;
 
     /// Evaluates one check at `at_us`; one SPEC section 8 result object per slice/column.

@@ -98,17 +98,18 @@ impl Backend for FakeBackend {
         &'a self,
         _rules: &'a RuleSet,
         _component: &'a str,
-        records: Vec<Record>,
+        body: Body,
+        _records: usize,
     ) -> BoxFuture<'a, Result<IngestReport, IngestError>> {
         Box::pin(async move {
+            let records = super::http::parse_records(&body).map_err(IngestError::Store)?;
             let mut report = IngestReport::default();
             for (i, r) in records.into_iter().enumerate() {
                 if r.get("ts").is_none_or(Json::is_null) {
                     report.quarantined += 1;
-                    report.reasons.push(QuarantineReason {
-                        index: i,
-                        reason: "missing time `ts`".into(),
-                    });
+                    report
+                        .reasons
+                        .push(format!("request line {}: missing time `ts`", i + 1));
                 } else {
                     report.accepted += 1;
                     self.ingested.lock().unwrap().push(r);
