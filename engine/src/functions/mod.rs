@@ -3,6 +3,60 @@
 //! executor runs aggregates through [`Function::accumulator`]; docs/functions.md is generated
 //! from [`Function::summary`] and [`Function::examples`], so the reference cannot drift.
 
+mod common;
+mod scalar_math;
+mod pred_acc;
+mod counter_acc;
+mod moments_acc;
+mod extreme_acc;
+mod binning;
+pub mod docs;
+pub mod stats;
+
+mod abs;
+mod ln;
+mod exp;
+mod sqrt;
+mod least;
+mod greatest;
+mod coalesce;
+mod count;
+mod rate;
+mod all;
+mod any;
+mod null_rate;
+mod distinct;
+mod duplicate_rate;
+mod freshness;
+mod coverage;
+mod sum;
+mod mean;
+mod min;
+mod max;
+mod stddev;
+mod variance;
+mod median;
+mod quantile;
+mod mode;
+mod latest;
+mod accuracy;
+mod precision;
+mod recall;
+mod f1;
+mod fpr;
+mod auc;
+mod log_loss;
+mod brier;
+mod mae;
+mod rmse;
+mod mape;
+mod r2;
+mod ks;
+mod chi2;
+mod psi;
+mod js;
+mod wasserstein;
+
 use std::any::Any;
 
 use arrow_array::ArrayRef;
@@ -133,7 +187,51 @@ pub trait Function: Sync + Send {
 
 /// Every builtin, in the order of the reference.
 pub fn all() -> &'static [&'static dyn Function] {
-    &[]
+    &[
+        &abs::Abs,
+        &ln::Ln,
+        &exp::Exp,
+        &sqrt::Sqrt,
+        &least::Least,
+        &greatest::Greatest,
+        &coalesce::Coalesce,
+        &count::Count,
+        &rate::Rate,
+        &all::All,
+        &any::Any,
+        &null_rate::NullRate,
+        &distinct::Distinct,
+        &duplicate_rate::DuplicateRate,
+        &freshness::Freshness,
+        &coverage::Coverage,
+        &sum::Sum,
+        &mean::Mean,
+        &min::Min,
+        &max::Max,
+        &stddev::Stddev,
+        &variance::Variance,
+        &median::Median,
+        &quantile::Quantile,
+        &mode::Mode,
+        &latest::Latest,
+        &accuracy::Accuracy,
+        &precision::Precision,
+        &recall::Recall,
+        &f1::F1,
+        &fpr::Fpr,
+        &auc::Auc,
+        &log_loss::LogLoss,
+        &brier::Brier,
+        &mae::Mae,
+        &rmse::Rmse,
+        &mape::Mape,
+        &r2::R2,
+        &ks::Ks,
+        &chi2::Chi2,
+        &psi::Psi,
+        &js::Js,
+        &wasserstein::Wasserstein,
+    ]
 }
 
 /// The builtin of that name, if any.

@@ -1,0 +1,43 @@
+//! `all(P)`: Whether the predicate holds on every row (null counts as false); true on no rows.
+
+use super::common::sig;
+#[allow(unused_imports)]
+use super::common::{undefined, value};
+use super::pred_acc::PredAcc;
+use super::{
+    Accumulator, ArgType, Example, Function, FunctionKind, Outcome, Param, ReturnType, Signature,
+};
+#[allow(unused_imports)]
+use crate::value::Value;
+
+pub struct All;
+
+impl Function for All {
+    fn name(&self) -> &'static str {
+        "all"
+    }
+    fn summary(&self) -> &'static str {
+        "Whether the predicate holds on every row (null counts as false); true on no rows."
+    }
+    fn signature(&self) -> Signature {
+        sig(
+            FunctionKind::Aggregate,
+            &[Param {
+                name: "predicate",
+                ty: ArgType::Predicate,
+            }],
+            ReturnType::Bool,
+        )
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[Example {
+            source: "expect all(age >= 0)",
+            description: "no negative or missing age",
+        }]
+    }
+    fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
+        PredAcc::boxed("all", |rows, trues| {
+            Ok(Outcome::Value(Value::Bool(trues == rows)))
+        })
+    }
+}

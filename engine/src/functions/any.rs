@@ -1,0 +1,43 @@
+//! `any(P)`: Whether the predicate holds on at least one row (null counts as false); false on no rows.
+
+use super::common::sig;
+#[allow(unused_imports)]
+use super::common::{undefined, value};
+use super::pred_acc::PredAcc;
+use super::{
+    Accumulator, ArgType, Example, Function, FunctionKind, Outcome, Param, ReturnType, Signature,
+};
+#[allow(unused_imports)]
+use crate::value::Value;
+
+pub struct Any;
+
+impl Function for Any {
+    fn name(&self) -> &'static str {
+        "any"
+    }
+    fn summary(&self) -> &'static str {
+        "Whether the predicate holds on at least one row (null counts as false); false on no rows."
+    }
+    fn signature(&self) -> Signature {
+        sig(
+            FunctionKind::Aggregate,
+            &[Param {
+                name: "predicate",
+                ty: ArgType::Predicate,
+            }],
+            ReturnType::Bool,
+        )
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[Example {
+            source: "expect not any(status == \"failed\")",
+            description: "no job reported a failure",
+        }]
+    }
+    fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
+        PredAcc::boxed("any", |_rows, trues| {
+            Ok(Outcome::Value(Value::Bool(trues > 0)))
+        })
+    }
+}

@@ -1,0 +1,820 @@
+//! Shared machinery of the builtins: typed views over Arrow argument arrays, exact summation,
+//! category counters, and the generic accumulators several builtins reuse (a confusion matrix
+//! serves five classification metrics, a mean of per-row terms serves five others).
+
+use std::any::Any;
+use std::collections::HashMap;
+
+use arrow_array::types::{Float32Type, Float64Type, Int32Type, Int64Type};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array,
+    LargeStringArray, PrimitiveArray, StringArray, StringViewArray, TimestampMicrosecondArray,
+};
+use arrow_schema::DataType as ArrowType;
+
+use super::{Accumulator, EvalError, Outcome, Side};
+use crate::value::Value;
+
+/// Builds the error for an argument of the wrong Arrow type; the checker should have caught it,
+/// so this names what the function expected to help whoever wired the call.
+pub(crate) fn wrong_type(function: &str, what: &str, got: &ArrowType) -> EvalError {
+    EvalError::Invalid(format!(
+        "{function}: expected {what}, got an array of type {got}"
+    ))
+}
+
+pub(crate) fn arity(function: &str, args: &[ArrayRef], want: usize) -> Result<(), EvalError> {
+    if args.len() < want {
+        return Err(EvalError::Invalid(format!(
+            "{function}: expected {want} argument array(s), got {}",
+            args.len()
+        )));
+    }
+    let n = args[0].len();
+    if args[..want].iter().any(|a| a.len() != n) {
+        return Err(EvalError::Invalid(format!(
+            "{function}: argument arrays differ in length"
+        )));
+    }
+    Ok(())
+}
+
+fn downcast<'a, T: 'static>(a: &'a dyn Array) -> Option<&'a T> {
+    a.as_any().downcast_ref::<T>()
+}
+
+/// A numeric argument: ints, floats or timestamps read as `f64`. NaN counts as missing, as in
+/// pandas, so that one NaN does not turn every statistic into NaN.
+pub(crate) enum Num<'a> {
+    I64(&'a Int64Array),
+    I32(&'a Int32Array),
+    F64(&'a Float64Array),
+    F32(&'a Float32Array),
+    Ts(&'a TimestampMicrosecondArray),
+}
+
+impl<'a> Num<'a> {
+    pub(crate) fn new(function: &str, a: &'a ArrayRef) -> Result<Self, EvalError> {
+        let a = a.as_ref();
+        if let Some(x) = downcast::<PrimitiveArray<Int64Type>>(a) {
+            return Ok(Num::I64(x));
+        }
+        if let Some(x) = downcast::<PrimitiveArray<Float64Type>>(a) {
+            return Ok(Num::F64(x));
+        }
+        if let Some(x) = downcast::<PrimitiveArray<Int32Type>>(a) {
+            return Ok(Num::I32(x));
+        }
+        if let Some(x) = downcast::<PrimitiveArray<Float32Type>>(a) {
+            return Ok(Num::F32(x));
+        }
+        if let Some(x) = downcast::<TimestampMicrosecondArray>(a) {
+            return Ok(Num::Ts(x));
+        }
+        Err(wrong_type(
+            function,
+            "a numeric (int or float) column",
+            a.data_type(),
+        ))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Num::I64(a) => a.len(),
+            Num::I32(a) => a.len(),
+            Num::F64(a) => a.len(),
+            Num::F32(a) => a.len(),
+            Num::Ts(a) => a.len(),
+        }
+    }
+
+    pub(crate) fn is_int(&self) -> bool {
+        matches!(self, Num::I64(_) | Num::I32(_) | Num::Ts(_))
+    }
+
+    /// The value of row `i`, or `None` when it is null or NaN.
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> Option<f64> {
+        let v = match self {
+            Num::I64(a) => a.is_valid(i).then(|| a.value(i) as f64),
+            Num::I32(a) => a.is_valid(i).then(|| f64::from(a.value(i))),
+            Num::F64(a) => a.is_valid(i).then(|| a.value(i)),
+            Num::F32(a) => a.is_valid(i).then(|| f64::from(a.value(i))),
+            Num::Ts(a) => a.is_valid(i).then(|| a.value(i) as f64),
+        }?;
+        (!v.is_nan()).then_some(v)
+    }
+
+    /// The exact integer of row `i` for integer columns (sums and `min`/`max` of ints stay exact).
+    #[inline]
+    pub(crate) fn get_int(&self, i: usize) -> Option<i64> {
+        match self {
+            Num::I64(a) => a.is_valid(i).then(|| a.value(i)),
+            Num::I32(a) => a.is_valid(i).then(|| i64::from(a.value(i))),
+            Num::Ts(a) => a.is_valid(i).then(|| a.value(i)),
+            Num::F64(_) | Num::F32(_) => None,
+        }
+    }
+}
+
+/// A label or prediction: int or bool. The positive class is `1` / `true`.
+pub(crate) enum Label<'a> {
+    I64(&'a Int64Array),
+    I32(&'a Int32Array),
+    Bool(&'a BooleanArray),
+}
+
+impl<'a> Label<'a> {
+    pub(crate) fn new(function: &str, a: &'a ArrayRef) -> Result<Self, EvalError> {
+        let a = a.as_ref();
+        if let Some(x) = downcast::<Int64Array>(a) {
+            return Ok(Label::I64(x));
+        }
+        if let Some(x) = downcast::<BooleanArray>(a) {
+            return Ok(Label::Bool(x));
+        }
+        if let Some(x) = downcast::<Int32Array>(a) {
+            return Ok(Label::I32(x));
+        }
+        Err(wrong_type(
+            function,
+            "a label column (int or bool)",
+            a.data_type(),
+        ))
+    }
+
+    /// The class of row `i` as an integer (`true` is 1), or `None` when null.
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> Option<i64> {
+        match self {
+            Label::I64(a) => a.is_valid(i).then(|| a.value(i)),
+            Label::I32(a) => a.is_valid(i).then(|| i64::from(a.value(i))),
+            Label::Bool(a) => a.is_valid(i).then(|| i64::from(a.value(i))),
+        }
+    }
+}
+
+/// A row-level predicate. SPEC: a predicate that is null on a row counts as false.
+pub(crate) struct Pred<'a>(&'a BooleanArray);
+
+impl<'a> Pred<'a> {
+    pub(crate) fn new(function: &str, a: &'a ArrayRef) -> Result<Self, EvalError> {
+        downcast::<BooleanArray>(a.as_ref())
+            .map(Pred)
+            .ok_or_else(|| wrong_type(function, "a boolean predicate", a.data_type()))
+    }
+
+    /// How many rows hold (null counts as false).
+    pub(crate) fn count_true(&self) -> u64 {
+        let a = self.0;
+        match a.nulls() {
+            None => a.true_count() as u64,
+            Some(nulls) => a
+                .values()
+                .iter()
+                .zip(nulls.iter())
+                .filter(|(v, valid)| *v && *valid)
+                .count() as u64,
+        }
+    }
+}
+
+/// A string argument of any Arrow string layout.
+pub(crate) enum Strs<'a> {
+    Utf8(&'a StringArray),
+    Large(&'a LargeStringArray),
+    View(&'a StringViewArray),
+}
+
+impl Strs<'_> {
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> Option<&str> {
+        match self {
+            Strs::Utf8(a) => a.is_valid(i).then(|| a.value(i)),
+            Strs::Large(a) => a.is_valid(i).then(|| a.value(i)),
+            Strs::View(a) => a.is_valid(i).then(|| a.value(i)),
+        }
+    }
+}
+
+/// A column compared by value (`distinct`, `mode`, `chi2`, ...): any supported type.
+pub(crate) enum Cat<'a> {
+    Num(Num<'a>),
+    Bool(&'a BooleanArray),
+    Str(Strs<'a>),
+}
+
+impl<'a> Cat<'a> {
+    pub(crate) fn new(function: &str, a: &'a ArrayRef) -> Result<Self, EvalError> {
+        let d = a.as_ref();
+        if let Some(x) = downcast::<BooleanArray>(d) {
+            return Ok(Cat::Bool(x));
+        }
+        if let Some(x) = downcast::<StringArray>(d) {
+            return Ok(Cat::Str(Strs::Utf8(x)));
+        }
+        if let Some(x) = downcast::<LargeStringArray>(d) {
+            return Ok(Cat::Str(Strs::Large(x)));
+        }
+        if let Some(x) = downcast::<StringViewArray>(d) {
+            return Ok(Cat::Str(Strs::View(x)));
+        }
+        match Num::new(function, a) {
+            Ok(n) => Ok(Cat::Num(n)),
+            Err(_) => Err(wrong_type(
+                function,
+                "an int, float, bool, string or timestamp column",
+                d.data_type(),
+            )),
+        }
+    }
+
+    /// Whether row `i` is missing (null, or NaN in a float column).
+    #[inline]
+    pub(crate) fn is_missing(&self, i: usize) -> bool {
+        match self {
+            Cat::Num(n) => n.get(i).is_none(),
+            Cat::Bool(a) => a.is_null(i),
+            Cat::Str(s) => s.get(i).is_none(),
+        }
+    }
+}
+
+/// Compensated (Neumaier) summation: keeps sums of many terms accurate to the last bits, so
+/// results agree with numpy's pairwise sums to far better than 1e-9 regardless of order.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Sum {
+    sum: f64,
+    comp: f64,
+}
+
+impl Sum {
+    #[inline]
+    pub(crate) fn add(&mut self, x: f64) {
+        let t = self.sum + x;
+        if self.sum.abs() >= x.abs() {
+            self.comp += (self.sum - t) + x;
+        } else {
+            self.comp += (x - t) + self.sum;
+        }
+        self.sum = t;
+    }
+    pub(crate) fn merge(&mut self, other: &Sum) {
+        self.add(other.sum);
+        self.add(other.comp);
+    }
+    pub(crate) fn value(&self) -> f64 {
+        self.sum + self.comp
+    }
+}
+
+/// Count, sum and sum of squared deviations, merged with Chan et al.'s parallel formula so
+/// that a split column gives the same variance as the whole.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Moments {
+    pub(crate) n: u64,
+    pub(crate) sum: Sum,
+    mean: f64,
+    m2: f64,
+}
+
+impl Moments {
+    #[inline]
+    pub(crate) fn add(&mut self, x: f64) {
+        self.n += 1;
+        self.sum.add(x);
+        let delta = x - self.mean;
+        self.mean += delta / self.n as f64;
+        self.m2 += delta * (x - self.mean);
+    }
+    pub(crate) fn merge(&mut self, o: &Moments) {
+        if o.n == 0 {
+            return;
+        }
+        if self.n == 0 {
+            *self = *o;
+            return;
+        }
+        let n = (self.n + o.n) as f64;
+        let delta = o.mean - self.mean;
+        self.m2 += o.m2 + delta * delta * (self.n as f64) * (o.n as f64) / n;
+        self.mean += delta * o.n as f64 / n;
+        self.n += o.n;
+        self.sum.merge(&o.sum);
+    }
+    pub(crate) fn mean(&self) -> f64 {
+        self.sum.value() / self.n as f64
+    }
+    /// Sum of squared deviations from the mean.
+    pub(crate) fn m2(&self) -> f64 {
+        self.m2.max(0.0)
+    }
+}
+
+/// Occurrences of each distinct value. Each type has its own map so that a lookup borrows the
+/// row's value and only a value seen for the first time allocates.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Counter {
+    pub(crate) ints: HashMap<i64, u64>,
+    /// Keyed by the bits of the float, with -0.0 folded into 0.0.
+    pub(crate) floats: HashMap<u64, u64>,
+    pub(crate) strs: HashMap<String, u64>,
+    /// `[false, true]`
+    pub(crate) bools: [u64; 2],
+    pub(crate) total: u64,
+}
+
+/// One distinct value of a [`Counter`], ordered for deterministic output.
+#[derive(Debug, Clone, PartialEq, PartialOrd)]
+pub(crate) enum CatKey<'a> {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(&'a str),
+}
+
+impl CatKey<'_> {
+    pub(crate) fn to_value(&self) -> Value {
+        match self {
+            CatKey::Bool(b) => Value::Bool(*b),
+            CatKey::Int(i) => Value::Int(*i),
+            CatKey::Float(f) => Value::Float(*f),
+            CatKey::Str(s) => Value::Str((*s).to_owned()),
+        }
+    }
+}
+
+fn float_key(x: f64) -> u64 {
+    if x == 0.0 {
+        0.0f64.to_bits()
+    } else {
+        x.to_bits()
+    }
+}
+
+impl Counter {
+    /// Counts the non-missing values of `a`.
+    pub(crate) fn add_array(&mut self, a: &Cat<'_>, len: usize) {
+        match a {
+            Cat::Num(n) if n.is_int() => {
+                for i in 0..len {
+                    if let Some(v) = n.get_int(i) {
+                        *self.ints.entry(v).or_insert(0) += 1;
+                        self.total += 1;
+                    }
+                }
+            }
+            Cat::Num(n) => {
+                for i in 0..len {
+                    if let Some(v) = n.get(i) {
+                        *self.floats.entry(float_key(v)).or_insert(0) += 1;
+                        self.total += 1;
+                    }
+                }
+            }
+            Cat::Bool(b) => {
+                for i in 0..len {
+                    if b.is_valid(i) {
+                        self.bools[usize::from(b.value(i))] += 1;
+                        self.total += 1;
+                    }
+                }
+            }
+            Cat::Str(s) => {
+                for i in 0..len {
+                    if let Some(v) = s.get(i) {
+                        if let Some(c) = self.strs.get_mut(v) {
+                            *c += 1;
+                        } else {
+                            self.strs.insert(v.to_owned(), 1);
+                        }
+                        self.total += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn merge(&mut self, o: &Counter) {
+        for (k, c) in &o.ints {
+            *self.ints.entry(*k).or_insert(0) += c;
+        }
+        for (k, c) in &o.floats {
+            *self.floats.entry(*k).or_insert(0) += c;
+        }
+        for (k, c) in &o.strs {
+            if let Some(x) = self.strs.get_mut(k) {
+                *x += c;
+            } else {
+                self.strs.insert(k.clone(), *c);
+            }
+        }
+        self.bools[0] += o.bools[0];
+        self.bools[1] += o.bools[1];
+        self.total += o.total;
+    }
+
+    /// Every distinct value with its count, in ascending order of value.
+    pub(crate) fn entries(&self) -> Vec<(CatKey<'_>, u64)> {
+        let mut out: Vec<(CatKey<'_>, u64)> = Vec::with_capacity(self.distinct());
+        for (b, c) in [false, true].into_iter().zip(self.bools) {
+            if c > 0 {
+                out.push((CatKey::Bool(b), c));
+            }
+        }
+        let mut ints: Vec<_> = self
+            .ints
+            .iter()
+            .map(|(k, c)| (CatKey::Int(*k), *c))
+            .collect();
+        ints.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+        out.extend(ints);
+        let mut floats: Vec<_> = self
+            .floats
+            .iter()
+            .map(|(k, c)| (f64::from_bits(*k), *c))
+            .collect();
+        floats.sort_by(|a, b| a.0.total_cmp(&b.0));
+        out.extend(floats.into_iter().map(|(k, c)| (CatKey::Float(k), c)));
+        let mut strs: Vec<_> = self.strs.iter().map(|(k, c)| (k.as_str(), *c)).collect();
+        strs.sort_unstable();
+        out.extend(strs.into_iter().map(|(k, c)| (CatKey::Str(k), c)));
+        out
+    }
+
+    pub(crate) fn distinct(&self) -> usize {
+        self.ints.len()
+            + self.floats.len()
+            + self.strs.len()
+            + self.bools.iter().filter(|c| **c > 0).count()
+    }
+}
+
+/// Downcasts the other side of a merge, with an error naming the function if it differs.
+pub(crate) fn same<'a, T: 'static>(
+    function: &str,
+    other: &'a dyn Accumulator,
+) -> Result<&'a T, EvalError> {
+    other.as_any().downcast_ref::<T>().ok_or_else(|| {
+        EvalError::Invalid(format!(
+            "{function}: cannot merge the state of a different aggregate"
+        ))
+    })
+}
+
+pub(crate) fn value(x: f64) -> Result<Outcome, EvalError> {
+    Ok(Outcome::Value(Value::Float(x)))
+}
+
+pub(crate) fn undefined(reason: impl Into<String>) -> Result<Outcome, EvalError> {
+    Ok(Outcome::Undefined(reason.into()))
+}
+
+/// Counts of a binary confusion matrix, plus exact agreement for multi-class accuracy.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Confusion {
+    pub(crate) n: u64,
+    /// Rows where prediction equals label (also for classes other than 0 and 1).
+    pub(crate) equal: u64,
+    pub(crate) tp: u64,
+    pub(crate) fp: u64,
+    pub(crate) tn: u64,
+    pub(crate) fn_: u64,
+}
+
+/// The accumulator of `accuracy`, `precision`, `recall`, `f1` and `fpr`: a confusion matrix
+/// over (prediction, label) rows where both are present; `finish` turns it into the metric.
+pub(crate) struct ConfusionAcc {
+    pub(crate) name: &'static str,
+    pub(crate) counts: Confusion,
+    pub(crate) finish: fn(&Confusion) -> Result<Outcome, EvalError>,
+}
+
+impl ConfusionAcc {
+    pub(crate) fn boxed(
+        name: &'static str,
+        finish: fn(&Confusion) -> Result<Outcome, EvalError>,
+    ) -> Option<Box<dyn Accumulator>> {
+        Some(Box::new(ConfusionAcc {
+            name,
+            counts: Confusion::default(),
+            finish,
+        }))
+    }
+}
+
+impl Accumulator for ConfusionAcc {
+    fn update(&mut self, _side: Side, args: &[ArrayRef]) -> Result<(), EvalError> {
+        arity(self.name, args, 2)?;
+        let pred = Label::new(self.name, &args[0])?;
+        let label = Label::new(self.name, &args[1])?;
+        let c = &mut self.counts;
+        for i in 0..args[0].len() {
+            let (Some(p), Some(y)) = (pred.get(i), label.get(i)) else {
+                continue;
+            };
+            c.n += 1;
+            c.equal += u64::from(p == y);
+            match (p == 1, y == 1) {
+                (true, true) => c.tp += 1,
+                (true, false) => c.fp += 1,
+                (false, true) => c.fn_ += 1,
+                (false, false) => c.tn += 1,
+            }
+        }
+        Ok(())
+    }
+    fn merge(&mut self, other: &dyn Accumulator) -> Result<(), EvalError> {
+        let o = same::<Self>(self.name, other)?.counts;
+        let c = &mut self.counts;
+        c.n += o.n;
+        c.equal += o.equal;
+        c.tp += o.tp;
+        c.fp += o.fp;
+        c.tn += o.tn;
+        c.fn_ += o.fn_;
+        Ok(())
+    }
+    fn finalize(&self) -> Result<Outcome, EvalError> {
+        (self.finish)(&self.counts)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The accumulator of metrics that are a mean of a per-row term of two numeric columns
+/// (`log_loss`, `brier`, `mae`, `rmse`, `mape`): pairs with a missing side are skipped.
+pub(crate) struct PairMeanAcc {
+    pub(crate) name: &'static str,
+    /// The second argument is a label (int or bool) rather than a number.
+    pub(crate) label_second: bool,
+    pub(crate) term: fn(f64, f64) -> f64,
+    pub(crate) finish: fn(f64) -> f64,
+    pub(crate) n: u64,
+    pub(crate) sum: Sum,
+}
+
+impl PairMeanAcc {
+    pub(crate) fn boxed(
+        name: &'static str,
+        label_second: bool,
+        term: fn(f64, f64) -> f64,
+        finish: fn(f64) -> f64,
+    ) -> Option<Box<dyn Accumulator>> {
+        Some(Box::new(PairMeanAcc {
+            name,
+            label_second,
+            term,
+            finish,
+            n: 0,
+            sum: Sum::default(),
+        }))
+    }
+}
+
+impl Accumulator for PairMeanAcc {
+    fn update(&mut self, _side: Side, args: &[ArrayRef]) -> Result<(), EvalError> {
+        arity(self.name, args, 2)?;
+        let a = Num::new(self.name, &args[0])?;
+        if self.label_second {
+            let b = Label::new(self.name, &args[1])?;
+            for i in 0..a.len() {
+                if let (Some(x), Some(y)) = (a.get(i), b.get(i)) {
+                    self.n += 1;
+                    // The positive class is 1 / true; any other class is negative.
+                    self.sum.add((self.term)(x, if y == 1 { 1.0 } else { 0.0 }));
+                }
+            }
+        } else {
+            let b = Num::new(self.name, &args[1])?;
+            for i in 0..a.len() {
+                if let (Some(x), Some(y)) = (a.get(i), b.get(i)) {
+                    self.n += 1;
+                    self.sum.add((self.term)(x, y));
+                }
+            }
+        }
+        Ok(())
+    }
+    fn merge(&mut self, other: &dyn Accumulator) -> Result<(), EvalError> {
+        let o = same::<Self>(self.name, other)?;
+        self.n += o.n;
+        self.sum.merge(&o.sum);
+        Ok(())
+    }
+    fn finalize(&self) -> Result<Outcome, EvalError> {
+        if self.n == 0 {
+            return undefined("no rows where both arguments are present");
+        }
+        value((self.finish)(self.sum.value() / self.n as f64))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The accumulator of statistics that need every value (`median`, `quantile`): keeps the
+/// non-missing values of one numeric column.
+#[derive(Default)]
+pub(crate) struct ValuesAcc {
+    pub(crate) values: Vec<f64>,
+}
+
+impl ValuesAcc {
+    pub(crate) fn push_array(&mut self, function: &str, a: &ArrayRef) -> Result<(), EvalError> {
+        let n = Num::new(function, a)?;
+        push_values(&mut self.values, &n);
+        Ok(())
+    }
+}
+
+pub(crate) fn push_values(out: &mut Vec<f64>, n: &Num<'_>) {
+    out.reserve(n.len());
+    for i in 0..n.len() {
+        if let Some(v) = n.get(i) {
+            out.push(v);
+        }
+    }
+}
+
+/// numpy's default (`linear`) quantile of ascending `sorted` values; `q` in `0..=1`.
+pub(crate) fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+    let n = sorted.len();
+    if n == 1 {
+        return sorted[0];
+    }
+    // numpy computes the virtual index as q * (n - 1) and interpolates with
+    // `lerp(a, b, t) = a + (b - a) * t`, switching to `b - (b - a) * (1 - t)` when t >= 0.5;
+    // doing the same keeps results identical to the last bit.
+    let idx = q * (n - 1) as f64;
+    let lo = idx.floor();
+    let t = idx - lo;
+    let lo = lo as usize;
+    if lo + 1 >= n {
+        return sorted[n - 1];
+    }
+    let (a, b) = (sorted[lo], sorted[lo + 1]);
+    let diff = b - a;
+    if t >= 0.5 {
+        b - diff * (1.0 - t)
+    } else {
+        a + diff * t
+    }
+}
+
+/// Sorts floats ascending (NaN never occurs: readers drop it).
+pub(crate) fn sort_floats(v: &mut [f64]) {
+    v.sort_unstable_by(f64::total_cmp);
+}
+
+/// A signature with every parameter required, no variadic tail and no time column; callers
+/// adjust the rest with struct update syntax.
+pub(crate) fn sig(
+    kind: super::FunctionKind,
+    params: &'static [super::Param],
+    returns: super::ReturnType,
+) -> super::Signature {
+    super::Signature {
+        kind,
+        params,
+        required: params.len(),
+        variadic: false,
+        returns,
+        wants_time: false,
+    }
+}
+
+impl Cat<'_> {
+    /// Row `i` as a [`Value`] (`Value::Null` when missing).
+    pub(crate) fn value(&self, i: usize) -> Value {
+        match self {
+            Cat::Num(n) if n.is_int() => n.get_int(i).map_or(Value::Null, Value::Int),
+            Cat::Num(n) => n.get(i).map_or(Value::Null, Value::Float),
+            Cat::Bool(b) => {
+                if b.is_valid(i) {
+                    Value::Bool(b.value(i))
+                } else {
+                    Value::Null
+                }
+            }
+            Cat::Str(s) => s.get(i).map_or(Value::Null, |v| Value::Str(v.to_owned())),
+        }
+    }
+}
+
+/// One row set of a two-sample comparison: numeric values, or category counts.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Sample {
+    pub(crate) nums: Vec<f64>,
+    pub(crate) cats: Counter,
+    /// Whether any numeric (`Some(true)`) or categorical (`Some(false)`) batch was seen.
+    pub(crate) numeric: Option<bool>,
+}
+
+impl Sample {
+    pub(crate) fn len(&self) -> usize {
+        self.nums.len() + self.cats.total as usize
+    }
+}
+
+/// How a two-sample function reads its column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SampleMode {
+    /// Numeric values only (`ks`, `wasserstein`).
+    Numeric,
+    /// Category counts, whatever the type (`chi2`).
+    Categorical,
+    /// Int and float columns numerically, string and bool columns by category (`psi`, `js`).
+    ByType,
+}
+
+/// The accumulator of the two-sample functions: keeps both row sets, exactly.
+pub(crate) struct TwoSampleAcc {
+    pub(crate) name: &'static str,
+    pub(crate) mode: SampleMode,
+    pub(crate) current: Sample,
+    pub(crate) baseline: Sample,
+    pub(crate) finish: fn(&Sample, &Sample) -> Result<Outcome, EvalError>,
+}
+
+impl TwoSampleAcc {
+    pub(crate) fn boxed(
+        name: &'static str,
+        mode: SampleMode,
+        finish: fn(&Sample, &Sample) -> Result<Outcome, EvalError>,
+    ) -> Option<Box<dyn Accumulator>> {
+        Some(Box::new(TwoSampleAcc {
+            name,
+            mode,
+            current: Sample::default(),
+            baseline: Sample::default(),
+            finish,
+        }))
+    }
+}
+
+fn mixed(name: &str) -> EvalError {
+    EvalError::Invalid(format!(
+        "{name}: the column is numeric on one side and categorical on the other"
+    ))
+}
+
+impl Accumulator for TwoSampleAcc {
+    fn update(&mut self, side: Side, args: &[ArrayRef]) -> Result<(), EvalError> {
+        arity(self.name, args, 1)?;
+        let s = match side {
+            Side::Current => &mut self.current,
+            Side::Baseline => &mut self.baseline,
+        };
+        let a = &args[0];
+        let numeric = match self.mode {
+            SampleMode::Numeric => true,
+            SampleMode::Categorical => false,
+            SampleMode::ByType => matches!(Cat::new(self.name, a)?, Cat::Num(_)),
+        };
+        if s.numeric.is_some_and(|n| n != numeric) {
+            return Err(mixed(self.name));
+        }
+        s.numeric = Some(numeric);
+        if numeric {
+            push_values(&mut s.nums, &Num::new(self.name, a)?);
+        } else {
+            s.cats.add_array(&Cat::new(self.name, a)?, a.len());
+        }
+        Ok(())
+    }
+    fn merge(&mut self, other: &dyn Accumulator) -> Result<(), EvalError> {
+        let o = same::<Self>(self.name, other)?;
+        for (mine, theirs) in [
+            (&mut self.current, &o.current),
+            (&mut self.baseline, &o.baseline),
+        ] {
+            match (mine.numeric, theirs.numeric) {
+                (Some(a), Some(b)) if a != b => return Err(mixed(self.name)),
+                (None, b) => mine.numeric = b,
+                _ => {}
+            }
+            mine.nums.extend_from_slice(&theirs.nums);
+            mine.cats.merge(&theirs.cats);
+        }
+        Ok(())
+    }
+    fn finalize(&self) -> Result<Outcome, EvalError> {
+        if (self.current.numeric, self.baseline.numeric) == (Some(true), Some(false))
+            || (self.current.numeric, self.baseline.numeric) == (Some(false), Some(true))
+        {
+            return Err(mixed(self.name));
+        }
+        if self.current.len() == 0 {
+            return undefined("no current values to compare");
+        }
+        if self.baseline.len() == 0 {
+            return undefined("no baseline values to compare against");
+        }
+        (self.finish)(&self.current, &self.baseline)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

@@ -1,0 +1,86 @@
+//! `count()` / `count(P)`: the number of rows, or of rows where a predicate holds.
+
+use std::any::Any;
+
+use arrow_array::{Array, ArrayRef, BooleanArray};
+
+use super::common::{Pred, same, sig, value};
+use super::{
+    Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
+    Side, Signature,
+};
+
+pub struct Count;
+
+impl Function for Count {
+    fn name(&self) -> &'static str {
+        "count"
+    }
+    fn summary(&self) -> &'static str {
+        "The number of rows, or with a predicate the number of rows where it holds (null counts as false)."
+    }
+    fn signature(&self) -> Signature {
+        // `count()` has no argument column to learn the number of rows from, so it asks for
+        // the event-time column (present on every row) like `latest` does.
+        Signature {
+            required: 0,
+            wants_time: true,
+            ..sig(
+                FunctionKind::Aggregate,
+                &[Param {
+                    name: "predicate",
+                    ty: ArgType::Predicate,
+                }],
+                ReturnType::Number,
+            )
+        }
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[
+            Example {
+                source: "expect count() >= 1000",
+                description: "at least 1000 rows in the window",
+            },
+            Example {
+                source: "expect count(age < 0) == 0",
+                description: "no row has a negative age",
+            },
+        ]
+    }
+    fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
+        Some(Box::new(CountAcc { n: 0 }))
+    }
+}
+
+struct CountAcc {
+    n: u64,
+}
+
+impl Accumulator for CountAcc {
+    fn update(&mut self, _side: Side, args: &[ArrayRef]) -> Result<(), EvalError> {
+        // The predicate is the only boolean argument; any other first argument is the
+        // appended time column and every row counts.
+        match args.first() {
+            Some(a) if a.as_any().is::<BooleanArray>() => {
+                self.n += Pred::new("count", a)?.count_true();
+            }
+            Some(a) => self.n += a.len() as u64,
+            None => {
+                return Err(EvalError::Invalid(
+                    "count(): the executor must append the event-time column (wants_time)".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+    fn merge(&mut self, other: &dyn Accumulator) -> Result<(), EvalError> {
+        self.n += same::<Self>("count", other)?.n;
+        Ok(())
+    }
+    fn finalize(&self) -> Result<Outcome, EvalError> {
+        value(self.n as f64)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

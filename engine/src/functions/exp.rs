@@ -1,0 +1,36 @@
+//! `exp(x)`: e raised to x; null when the result overflows or x is null.
+
+use super::common::sig;
+use super::scalar_math::real_fn;
+use super::{ArgType, EvalError, Example, Function, FunctionKind, Param, ReturnType, Signature};
+use crate::value::Value;
+
+pub struct Exp;
+
+impl Function for Exp {
+    fn name(&self) -> &'static str {
+        "exp"
+    }
+    fn summary(&self) -> &'static str {
+        "e raised to x; null when the result overflows or x is null."
+    }
+    fn signature(&self) -> Signature {
+        sig(
+            FunctionKind::Scalar,
+            &[Param {
+                name: "x",
+                ty: ArgType::Numeric,
+            }],
+            ReturnType::Number,
+        )
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[Example {
+            source: "expect all(exp(logit) > 0)",
+            description: "every logit maps to a positive odds value",
+        }]
+    }
+    fn call_scalar(&self, args: &[Value]) -> Result<Value, EvalError> {
+        real_fn("exp", args, f64::exp)
+    }
+}

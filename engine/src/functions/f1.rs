@@ -1,0 +1,51 @@
+//! `f1(prediction, label)`: 2TP / (2TP + FP + FN), the harmonic mean of precision and recall; undefined with no positive prediction or label.
+
+use super::common::{Confusion, ConfusionAcc, sig, undefined, value};
+use super::{
+    Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
+    Signature,
+};
+
+pub struct F1;
+
+impl Function for F1 {
+    fn name(&self) -> &'static str {
+        "f1"
+    }
+    fn summary(&self) -> &'static str {
+        "2TP / (2TP + FP + FN), the harmonic mean of precision and recall; undefined with no positive prediction or label."
+    }
+    fn signature(&self) -> Signature {
+        sig(
+            FunctionKind::Aggregate,
+            &[
+                Param {
+                    name: "prediction",
+                    ty: ArgType::Label,
+                },
+                Param {
+                    name: "label",
+                    ty: ArgType::Label,
+                },
+            ],
+            ReturnType::Number,
+        )
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[Example {
+            source: "expect f1(prediction, label) >= 0.85",
+            description: "precision and recall together stay high",
+        }]
+    }
+    fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
+        ConfusionAcc::boxed("f1", finish)
+    }
+}
+
+fn finish(c: &Confusion) -> Result<Outcome, EvalError> {
+    let den = 2 * c.tp + c.fp + c.fn_;
+    if den == 0 {
+        return undefined("no positive predictions and no positive labels");
+    }
+    value((2 * c.tp) as f64 / den as f64)
+}

@@ -1,0 +1,53 @@
+//! `ks(x)`: Two-sample Kolmogorov-Smirnov test of the current against the baseline values, as scipy's ks_2samp (two-sided, method auto: exact p-value up to 10000 values per side, asymptotic beyond).
+
+use super::common::{Sample, SampleMode, TwoSampleAcc, sig};
+#[allow(unused_imports)]
+use super::common::{sort_floats, undefined, value};
+use super::{
+    Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
+    Signature,
+};
+#[allow(unused_imports)]
+use crate::value::Value;
+
+pub struct Ks;
+
+impl Function for Ks {
+    fn name(&self) -> &'static str {
+        "ks"
+    }
+    fn summary(&self) -> &'static str {
+        "Two-sample Kolmogorov-Smirnov test of the current against the baseline values, as scipy's ks_2samp (two-sided, method auto: exact p-value up to 10000 values per side, asymptotic beyond)."
+    }
+    fn signature(&self) -> Signature {
+        sig(
+            FunctionKind::TwoSample,
+            &[Param {
+                name: "x",
+                ty: ArgType::Numeric,
+            }],
+            ReturnType::Struct(&["statistic", "pvalue"]),
+        )
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[Example {
+            source: "expect ks(income).pvalue > 0.01",
+            description: "income is not distributed differently from the baseline (1% level)",
+        }]
+    }
+    fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
+        TwoSampleAcc::boxed("ks", SampleMode::Numeric, finish)
+    }
+}
+
+fn finish(current: &Sample, baseline: &Sample) -> Result<Outcome, EvalError> {
+    let mut a = current.nums.clone();
+    let mut b = baseline.nums.clone();
+    sort_floats(&mut a);
+    sort_floats(&mut b);
+    let (d, p) = super::stats::ks_2samp(&a, &b);
+    Ok(Outcome::Value(Value::Struct(vec![
+        ("statistic".into(), Value::Float(d)),
+        ("pvalue".into(), Value::Float(p)),
+    ])))
+}

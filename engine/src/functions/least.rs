@@ -1,0 +1,39 @@
+//! `least(x, ...)`: The smallest of its arguments, ignoring nulls (null only when all are null).
+
+use super::common::sig;
+use super::{ArgType, EvalError, Example, Function, FunctionKind, Param, ReturnType, Signature};
+use crate::value::Value;
+
+pub struct Least;
+
+impl Function for Least {
+    fn name(&self) -> &'static str {
+        "least"
+    }
+    fn summary(&self) -> &'static str {
+        "The smallest of its arguments, ignoring nulls (null only when all are null)."
+    }
+    fn signature(&self) -> Signature {
+        Signature {
+            variadic: true,
+            required: 1,
+            ..sig(
+                FunctionKind::Scalar,
+                &[Param {
+                    name: "x",
+                    ty: ArgType::Numeric,
+                }],
+                ReturnType::SameAsArg(0),
+            )
+        }
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[Example {
+            source: "expect least(recall(prediction, label), precision(prediction, label)) >= 0.8",
+            description: "both recall and precision are at least 0.8",
+        }]
+    }
+    fn call_scalar(&self, args: &[Value]) -> Result<Value, EvalError> {
+        super::scalar_math::extreme("least", args, false)
+    }
+}

@@ -1,0 +1,36 @@
+//! `ln(x)`: Natural logarithm; null for x <= 0 or a null x.
+
+use super::common::sig;
+use super::scalar_math::real_fn;
+use super::{ArgType, EvalError, Example, Function, FunctionKind, Param, ReturnType, Signature};
+use crate::value::Value;
+
+pub struct Ln;
+
+impl Function for Ln {
+    fn name(&self) -> &'static str {
+        "ln"
+    }
+    fn summary(&self) -> &'static str {
+        "Natural logarithm; null for x <= 0 or a null x."
+    }
+    fn signature(&self) -> Signature {
+        sig(
+            FunctionKind::Scalar,
+            &[Param {
+                name: "x",
+                ty: ArgType::Numeric,
+            }],
+            ReturnType::Number,
+        )
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[Example {
+            source: "expect ln(mean(income)) within 10% of ln(baseline.mean(income))",
+            description: "the log of mean income stays within 10% of the baseline's",
+        }]
+    }
+    fn call_scalar(&self, args: &[Value]) -> Result<Value, EvalError> {
+        real_fn("ln", args, f64::ln)
+    }
+}

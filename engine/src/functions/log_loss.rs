@@ -1,0 +1,48 @@
+//! `log_loss(score, label)`: Mean cross-entropy of the predicted probability of the positive class, clipped to [1e-15, 1 - 1e-15].
+
+use super::common::{PairMeanAcc, sig};
+use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
+
+pub struct LogLoss;
+
+impl Function for LogLoss {
+    fn name(&self) -> &'static str {
+        "log_loss"
+    }
+    fn summary(&self) -> &'static str {
+        "Mean cross-entropy of the predicted probability of the positive class, clipped to [1e-15, 1 - 1e-15]."
+    }
+    fn signature(&self) -> Signature {
+        sig(
+            FunctionKind::Aggregate,
+            &[
+                Param {
+                    name: "score",
+                    ty: ArgType::Numeric,
+                },
+                Param {
+                    name: "label",
+                    ty: ArgType::Label,
+                },
+            ],
+            ReturnType::Number,
+        )
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[Example {
+            source: "expect log_loss(score, label) < 0.3",
+            description: "calibrated, confident predictions",
+        }]
+    }
+    fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
+        PairMeanAcc::boxed(
+            "log_loss",
+            true,
+            |p, y| {
+                let p = p.clamp(1e-15, 1.0 - 1e-15);
+                -(y * p.ln() + (1.0 - y) * (1.0 - p).ln())
+            },
+            |m| m,
+        )
+    }
+}

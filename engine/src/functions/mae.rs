@@ -1,0 +1,40 @@
+//! `mae(prediction, actual)`: Mean absolute error between prediction and actual value.
+
+use super::common::{PairMeanAcc, sig};
+use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
+
+pub struct Mae;
+
+impl Function for Mae {
+    fn name(&self) -> &'static str {
+        "mae"
+    }
+    fn summary(&self) -> &'static str {
+        "Mean absolute error between prediction and actual value."
+    }
+    fn signature(&self) -> Signature {
+        sig(
+            FunctionKind::Aggregate,
+            &[
+                Param {
+                    name: "prediction",
+                    ty: ArgType::Numeric,
+                },
+                Param {
+                    name: "actual",
+                    ty: ArgType::Numeric,
+                },
+            ],
+            ReturnType::Number,
+        )
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[Example {
+            source: "expect mae(predicted_eta, actual_eta) < 120",
+            description: "ETAs are off by less than 2 minutes on average",
+        }]
+    }
+    fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
+        PairMeanAcc::boxed("mae", false, |p, a| (p - a).abs(), |m| m)
+    }
+}

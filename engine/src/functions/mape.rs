@@ -1,0 +1,45 @@
+//! `mape(prediction, actual)`: Mean absolute percentage error, |actual - prediction| / max(|actual|, machine epsilon), as scikit-learn (a fraction, not a percent).
+
+use super::common::{PairMeanAcc, sig};
+use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
+
+pub struct Mape;
+
+impl Function for Mape {
+    fn name(&self) -> &'static str {
+        "mape"
+    }
+    fn summary(&self) -> &'static str {
+        "Mean absolute percentage error, |actual - prediction| / max(|actual|, machine epsilon), as scikit-learn (a fraction, not a percent)."
+    }
+    fn signature(&self) -> Signature {
+        sig(
+            FunctionKind::Aggregate,
+            &[
+                Param {
+                    name: "prediction",
+                    ty: ArgType::Numeric,
+                },
+                Param {
+                    name: "actual",
+                    ty: ArgType::Numeric,
+                },
+            ],
+            ReturnType::Number,
+        )
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[Example {
+            source: "expect mape(forecast, demand) < 15%",
+            description: "forecasts are within 15% of demand on average",
+        }]
+    }
+    fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
+        PairMeanAcc::boxed(
+            "mape",
+            false,
+            |p, a| (a - p).abs() / a.abs().max(f64::EPSILON),
+            |m| m,
+        )
+    }
+}

@@ -1,0 +1,35 @@
+//! `max(x)`: The largest non-null value, of the column's type; undefined without values.
+
+use super::common::sig;
+use super::extreme_acc::ExtremeAcc;
+use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
+
+pub struct Max;
+
+impl Function for Max {
+    fn name(&self) -> &'static str {
+        "max"
+    }
+    fn summary(&self) -> &'static str {
+        "The largest non-null value, of the column's type; undefined without values."
+    }
+    fn signature(&self) -> Signature {
+        sig(
+            FunctionKind::Aggregate,
+            &[Param {
+                name: "x",
+                ty: ArgType::Numeric,
+            }],
+            ReturnType::SameAsArg(0),
+        )
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[Example {
+            source: "expect max(score) <= 1",
+            description: "scores never exceed 1",
+        }]
+    }
+    fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
+        ExtremeAcc::boxed("max", true)
+    }
+}

@@ -1,0 +1,45 @@
+//! `mean(x)`: The arithmetic mean of the non-null values; undefined without values.
+
+use super::common::{Moments, sig, undefined, value};
+use super::moments_acc::MomentsAcc;
+use super::{
+    Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
+    Signature,
+};
+
+pub struct Mean;
+
+impl Function for Mean {
+    fn name(&self) -> &'static str {
+        "mean"
+    }
+    fn summary(&self) -> &'static str {
+        "The arithmetic mean of the non-null values; undefined without values."
+    }
+    fn signature(&self) -> Signature {
+        sig(
+            FunctionKind::Aggregate,
+            &[Param {
+                name: "x",
+                ty: ArgType::Numeric,
+            }],
+            ReturnType::Number,
+        )
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[Example {
+            source: "expect mean(score) within 10% of baseline.mean(score)",
+            description: "the mean score is within 10% of the baseline's",
+        }]
+    }
+    fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
+        MomentsAcc::boxed("mean", finish)
+    }
+}
+
+fn finish(m: &Moments) -> Result<Outcome, EvalError> {
+    if m.n == 0 {
+        return undefined("mean of no values");
+    }
+    value(m.mean())
+}

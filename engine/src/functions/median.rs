@@ -1,0 +1,67 @@
+//! `median(x)`: the median of the non-null values.
+
+use std::any::Any;
+
+use arrow_array::ArrayRef;
+
+use super::common::{ValuesAcc, arity, quantile_sorted, same, sig, sort_floats, undefined, value};
+use super::{
+    Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
+    Side, Signature,
+};
+
+pub struct Median;
+
+impl Function for Median {
+    fn name(&self) -> &'static str {
+        "median"
+    }
+    fn summary(&self) -> &'static str {
+        "The median of the non-null values (mean of the two middle values for an even count, as numpy); undefined without values."
+    }
+    fn signature(&self) -> Signature {
+        sig(
+            FunctionKind::Aggregate,
+            &[Param {
+                name: "x",
+                ty: ArgType::Numeric,
+            }],
+            ReturnType::Number,
+        )
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[Example {
+            source: "expect median(latency_ms) < 50",
+            description: "the typical request is served in under 50 ms",
+        }]
+    }
+    fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
+        Some(Box::new(MedianAcc(ValuesAcc::default())))
+    }
+}
+
+struct MedianAcc(ValuesAcc);
+
+impl Accumulator for MedianAcc {
+    fn update(&mut self, _side: Side, args: &[ArrayRef]) -> Result<(), EvalError> {
+        arity("median", args, 1)?;
+        self.0.push_array("median", &args[0])
+    }
+    fn merge(&mut self, other: &dyn Accumulator) -> Result<(), EvalError> {
+        self.0
+            .values
+            .extend_from_slice(&same::<Self>("median", other)?.0.values);
+        Ok(())
+    }
+    fn finalize(&self) -> Result<Outcome, EvalError> {
+        if self.0.values.is_empty() {
+            return undefined("median of no values");
+        }
+        let mut v = self.0.values.clone();
+        sort_floats(&mut v);
+        value(quantile_sorted(&v, 0.5))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

@@ -1,0 +1,35 @@
+//! `min(x)`: The smallest non-null value, of the column's type; undefined without values.
+
+use super::common::sig;
+use super::extreme_acc::ExtremeAcc;
+use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
+
+pub struct Min;
+
+impl Function for Min {
+    fn name(&self) -> &'static str {
+        "min"
+    }
+    fn summary(&self) -> &'static str {
+        "The smallest non-null value, of the column's type; undefined without values."
+    }
+    fn signature(&self) -> Signature {
+        sig(
+            FunctionKind::Aggregate,
+            &[Param {
+                name: "x",
+                ty: ArgType::Numeric,
+            }],
+            ReturnType::SameAsArg(0),
+        )
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[Example {
+            source: "expect min(age) >= 0",
+            description: "no negative age",
+        }]
+    }
+    fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
+        ExtremeAcc::boxed("min", false)
+    }
+}

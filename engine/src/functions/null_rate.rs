@@ -1,0 +1,76 @@
+//! `null_rate(x)`: the fraction of rows where a column is null.
+
+use std::any::Any;
+
+use arrow_array::{Array, ArrayRef};
+
+use super::common::{Cat, arity, same, sig, undefined, value};
+use super::{
+    Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
+    Side, Signature,
+};
+
+pub struct NullRate;
+
+impl Function for NullRate {
+    fn name(&self) -> &'static str {
+        "null_rate"
+    }
+    fn summary(&self) -> &'static str {
+        "The fraction of rows where the value is null (NaN counts as null, as in pandas)."
+    }
+    fn signature(&self) -> Signature {
+        sig(
+            FunctionKind::Aggregate,
+            &[Param {
+                name: "x",
+                ty: ArgType::Any,
+            }],
+            ReturnType::Number,
+        )
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[Example {
+            source: "expect null_rate(income) < 5%",
+            description: "fewer than 5% of rows lack an income",
+        }]
+    }
+    fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
+        Some(Box::new(NullRateAcc { rows: 0, nulls: 0 }))
+    }
+}
+
+struct NullRateAcc {
+    rows: u64,
+    nulls: u64,
+}
+
+impl Accumulator for NullRateAcc {
+    fn update(&mut self, _side: Side, args: &[ArrayRef]) -> Result<(), EvalError> {
+        arity("null_rate", args, 1)?;
+        let a = &args[0];
+        self.rows += a.len() as u64;
+        match Cat::new("null_rate", a)? {
+            Cat::Num(n) if !n.is_int() => {
+                self.nulls += (0..a.len()).filter(|&i| n.get(i).is_none()).count() as u64;
+            }
+            _ => self.nulls += a.null_count() as u64,
+        }
+        Ok(())
+    }
+    fn merge(&mut self, other: &dyn Accumulator) -> Result<(), EvalError> {
+        let o = same::<Self>("null_rate", other)?;
+        self.rows += o.rows;
+        self.nulls += o.nulls;
+        Ok(())
+    }
+    fn finalize(&self) -> Result<Outcome, EvalError> {
+        if self.rows == 0 {
+            return undefined("no rows");
+        }
+        value(self.nulls as f64 / self.rows as f64)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

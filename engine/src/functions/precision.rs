@@ -1,0 +1,50 @@
+//! `precision(prediction, label)`: TP / (TP + FP) for the positive class 1 / true; undefined when nothing is predicted positive.
+
+use super::common::{Confusion, ConfusionAcc, sig, undefined, value};
+use super::{
+    Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
+    Signature,
+};
+
+pub struct Precision;
+
+impl Function for Precision {
+    fn name(&self) -> &'static str {
+        "precision"
+    }
+    fn summary(&self) -> &'static str {
+        "TP / (TP + FP) for the positive class 1 / true; undefined when nothing is predicted positive."
+    }
+    fn signature(&self) -> Signature {
+        sig(
+            FunctionKind::Aggregate,
+            &[
+                Param {
+                    name: "prediction",
+                    ty: ArgType::Label,
+                },
+                Param {
+                    name: "label",
+                    ty: ArgType::Label,
+                },
+            ],
+            ReturnType::Number,
+        )
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[Example {
+            source: "expect precision(prediction, label) >= 0.8",
+            description: "at least 80% of flagged cases are real",
+        }]
+    }
+    fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
+        ConfusionAcc::boxed("precision", finish)
+    }
+}
+
+fn finish(c: &Confusion) -> Result<Outcome, EvalError> {
+    if c.tp + c.fp == 0 {
+        return undefined("no positive predictions");
+    }
+    value(c.tp as f64 / (c.tp + c.fp) as f64)
+}

@@ -1,0 +1,51 @@
+//! The accumulator shared by `rate`, `all` and `any`: rows seen and rows where the predicate
+//! holds (a null predicate counts as false).
+
+use std::any::Any;
+
+use arrow_array::{Array, ArrayRef};
+
+use super::common::{Pred, arity, same};
+use super::{Accumulator, EvalError, Outcome, Side};
+
+pub(crate) struct PredAcc {
+    pub(crate) name: &'static str,
+    pub(crate) rows: u64,
+    pub(crate) trues: u64,
+    pub(crate) finish: fn(u64, u64) -> Result<Outcome, EvalError>,
+}
+
+impl PredAcc {
+    pub(crate) fn boxed(
+        name: &'static str,
+        finish: fn(u64, u64) -> Result<Outcome, EvalError>,
+    ) -> Option<Box<dyn Accumulator>> {
+        Some(Box::new(PredAcc {
+            name,
+            rows: 0,
+            trues: 0,
+            finish,
+        }))
+    }
+}
+
+impl Accumulator for PredAcc {
+    fn update(&mut self, _side: Side, args: &[ArrayRef]) -> Result<(), EvalError> {
+        arity(self.name, args, 1)?;
+        self.rows += args[0].len() as u64;
+        self.trues += Pred::new(self.name, &args[0])?.count_true();
+        Ok(())
+    }
+    fn merge(&mut self, other: &dyn Accumulator) -> Result<(), EvalError> {
+        let o = same::<Self>(self.name, other)?;
+        self.rows += o.rows;
+        self.trues += o.trues;
+        Ok(())
+    }
+    fn finalize(&self) -> Result<Outcome, EvalError> {
+        (self.finish)(self.rows, self.trues)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

@@ -1,0 +1,53 @@
+//! `psi(x)`: Population stability index sum((p - q) ln(p / q)) over the baseline-decile bins (numeric) or the categories (string, bool); an empty bin counts as 0.0001.
+
+use super::common::{Sample, SampleMode, TwoSampleAcc, sig};
+#[allow(unused_imports)]
+use super::common::{sort_floats, undefined, value};
+use super::{
+    Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
+    Signature,
+};
+#[allow(unused_imports)]
+use crate::value::Value;
+
+pub struct Psi;
+
+impl Function for Psi {
+    fn name(&self) -> &'static str {
+        "psi"
+    }
+    fn summary(&self) -> &'static str {
+        "Population stability index sum((p - q) ln(p / q)) over the baseline-decile bins (numeric) or the categories (string, bool); an empty bin counts as 0.0001."
+    }
+    fn signature(&self) -> Signature {
+        sig(
+            FunctionKind::TwoSample,
+            &[Param {
+                name: "x",
+                ty: ArgType::Any,
+            }],
+            ReturnType::Number,
+        )
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[Example {
+            source: "expect psi(income) < 0.2",
+            description: "no significant population shift of income",
+        }]
+    }
+    fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
+        TwoSampleAcc::boxed("psi", SampleMode::ByType, finish)
+    }
+}
+
+fn finish(current: &Sample, baseline: &Sample) -> Result<Outcome, EvalError> {
+    let (cur, base) = super::binning::bin_counts("psi", current, baseline)?;
+    let (nc, nb) = (current.len() as f64, baseline.len() as f64);
+    let prop = |c: f64, n: f64| if c == 0.0 { 0.0001 } else { c / n };
+    let mut total = super::common::Sum::default();
+    for (c, b) in cur.iter().zip(&base) {
+        let (p, q) = (prop(*c, nc), prop(*b, nb));
+        total.add((p - q) * (p / q).ln());
+    }
+    value(total.value())
+}

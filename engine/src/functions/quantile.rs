@@ -1,0 +1,107 @@
+//! `quantile(x, q)`: the q-quantile of the non-null values, as numpy's default (`linear`).
+
+use std::any::Any;
+
+use arrow_array::ArrayRef;
+
+use super::common::{
+    Num, ValuesAcc, arity, quantile_sorted, same, sig, sort_floats, undefined, value,
+};
+use super::{
+    Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
+    Side, Signature,
+};
+
+pub struct Quantile;
+
+impl Function for Quantile {
+    fn name(&self) -> &'static str {
+        "quantile"
+    }
+    fn summary(&self) -> &'static str {
+        "The q-quantile (0 <= q <= 1) of the non-null values, interpolating linearly as numpy's default; undefined without values."
+    }
+    fn signature(&self) -> Signature {
+        sig(
+            FunctionKind::Aggregate,
+            &[
+                Param {
+                    name: "x",
+                    ty: ArgType::Numeric,
+                },
+                Param {
+                    name: "q",
+                    ty: ArgType::Probability,
+                },
+            ],
+            ReturnType::Number,
+        )
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[Example {
+            source: "expect quantile(income, 0.9) within 10% of baseline.quantile(income, 0.9)",
+            description: "the 90th percentile of income moved by less than 10%",
+        }]
+    }
+    fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
+        Some(Box::new(QuantileAcc {
+            values: ValuesAcc::default(),
+            q: None,
+        }))
+    }
+}
+
+struct QuantileAcc {
+    values: ValuesAcc,
+    /// `q` arrives as a (constant) argument column; it is unknown until a non-empty batch.
+    q: Option<f64>,
+}
+
+impl QuantileAcc {
+    fn set_q(&mut self, q: f64) -> Result<(), EvalError> {
+        if !(0.0..=1.0).contains(&q) {
+            return Err(EvalError::Invalid(format!(
+                "quantile: q must be between 0 and 1, got {q}"
+            )));
+        }
+        match self.q {
+            Some(old) if old != q => Err(EvalError::Invalid(format!(
+                "quantile: q must be the same on every row, got {old} and {q}"
+            ))),
+            _ => {
+                self.q = Some(q);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Accumulator for QuantileAcc {
+    fn update(&mut self, _side: Side, args: &[ArrayRef]) -> Result<(), EvalError> {
+        arity("quantile", args, 2)?;
+        let q = Num::new("quantile", &args[1])?;
+        if let Some(q) = (0..q.len()).find_map(|i| q.get(i)) {
+            self.set_q(q)?;
+        }
+        self.values.push_array("quantile", &args[0])
+    }
+    fn merge(&mut self, other: &dyn Accumulator) -> Result<(), EvalError> {
+        let o = same::<Self>("quantile", other)?;
+        if let Some(q) = o.q {
+            self.set_q(q)?;
+        }
+        self.values.values.extend_from_slice(&o.values.values);
+        Ok(())
+    }
+    fn finalize(&self) -> Result<Outcome, EvalError> {
+        let Some(q) = self.q.filter(|_| !self.values.values.is_empty()) else {
+            return undefined("quantile of no values");
+        };
+        let mut v = self.values.values.clone();
+        sort_floats(&mut v);
+        value(quantile_sorted(&v, q))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

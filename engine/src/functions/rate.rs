@@ -1,0 +1,45 @@
+//! `rate(P)`: The fraction of all rows of the slice where the predicate holds (null counts as false).
+
+use super::common::sig;
+#[allow(unused_imports)]
+use super::common::{undefined, value};
+use super::pred_acc::PredAcc;
+use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
+#[allow(unused_imports)]
+use crate::value::Value;
+
+pub struct Rate;
+
+impl Function for Rate {
+    fn name(&self) -> &'static str {
+        "rate"
+    }
+    fn summary(&self) -> &'static str {
+        "The fraction of all rows of the slice where the predicate holds (null counts as false)."
+    }
+    fn signature(&self) -> Signature {
+        sig(
+            FunctionKind::Aggregate,
+            &[Param {
+                name: "predicate",
+                ty: ArgType::Predicate,
+            }],
+            ReturnType::Number,
+        )
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[Example {
+            source: "expect rate(score between 0 and 1) >= 99%",
+            description: "at least 99% of scores lie in [0, 1]",
+        }]
+    }
+    fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
+        PredAcc::boxed("rate", |rows, trues| {
+            if rows == 0 {
+                undefined("no rows")
+            } else {
+                value(trues as f64 / rows as f64)
+            }
+        })
+    }
+}

@@ -1,0 +1,50 @@
+//! `recall(prediction, label)`: TP / (TP + FN) for the positive class 1 / true; undefined without positive labels.
+
+use super::common::{Confusion, ConfusionAcc, sig, undefined, value};
+use super::{
+    Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
+    Signature,
+};
+
+pub struct Recall;
+
+impl Function for Recall {
+    fn name(&self) -> &'static str {
+        "recall"
+    }
+    fn summary(&self) -> &'static str {
+        "TP / (TP + FN) for the positive class 1 / true; undefined without positive labels."
+    }
+    fn signature(&self) -> Signature {
+        sig(
+            FunctionKind::Aggregate,
+            &[
+                Param {
+                    name: "prediction",
+                    ty: ArgType::Label,
+                },
+                Param {
+                    name: "label",
+                    ty: ArgType::Label,
+                },
+            ],
+            ReturnType::Number,
+        )
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[Example {
+            source: "expect recall(prediction, label) >= 0.9",
+            description: "at least 90% of real cases are caught",
+        }]
+    }
+    fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
+        ConfusionAcc::boxed("recall", finish)
+    }
+}
+
+fn finish(c: &Confusion) -> Result<Outcome, EvalError> {
+    if c.tp + c.fn_ == 0 {
+        return undefined("no positive labels");
+    }
+    value(c.tp as f64 / (c.tp + c.fn_) as f64)
+}

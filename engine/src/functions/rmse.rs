@@ -1,0 +1,40 @@
+//! `rmse(prediction, actual)`: Root mean squared error between prediction and actual value.
+
+use super::common::{PairMeanAcc, sig};
+use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
+
+pub struct Rmse;
+
+impl Function for Rmse {
+    fn name(&self) -> &'static str {
+        "rmse"
+    }
+    fn summary(&self) -> &'static str {
+        "Root mean squared error between prediction and actual value."
+    }
+    fn signature(&self) -> Signature {
+        sig(
+            FunctionKind::Aggregate,
+            &[
+                Param {
+                    name: "prediction",
+                    ty: ArgType::Numeric,
+                },
+                Param {
+                    name: "actual",
+                    ty: ArgType::Numeric,
+                },
+            ],
+            ReturnType::Number,
+        )
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[Example {
+            source: "expect rmse(predicted_price, price) within 10% of baseline.rmse(predicted_price, price)",
+            description: "the error did not grow by more than 10%",
+        }]
+    }
+    fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
+        PairMeanAcc::boxed("rmse", false, |p, a| (p - a) * (p - a), f64::sqrt)
+    }
+}

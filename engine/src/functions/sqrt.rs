@@ -1,0 +1,36 @@
+//! `sqrt(x)`: Square root; null for x < 0 or a null x.
+
+use super::common::sig;
+use super::scalar_math::real_fn;
+use super::{ArgType, EvalError, Example, Function, FunctionKind, Param, ReturnType, Signature};
+use crate::value::Value;
+
+pub struct Sqrt;
+
+impl Function for Sqrt {
+    fn name(&self) -> &'static str {
+        "sqrt"
+    }
+    fn summary(&self) -> &'static str {
+        "Square root; null for x < 0 or a null x."
+    }
+    fn signature(&self) -> Signature {
+        sig(
+            FunctionKind::Scalar,
+            &[Param {
+                name: "x",
+                ty: ArgType::Numeric,
+            }],
+            ReturnType::Number,
+        )
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[Example {
+            source: "expect sqrt(variance(score)) < 0.3",
+            description: "the spread of the score, in its own unit, stays below 0.3",
+        }]
+    }
+    fn call_scalar(&self, args: &[Value]) -> Result<Value, EvalError> {
+        real_fn("sqrt", args, f64::sqrt)
+    }
+}

@@ -1,0 +1,45 @@
+//! `variance(x)`: The sample variance (n - 1 in the denominator); undefined with fewer than 2 values.
+
+use super::common::{Moments, sig, undefined, value};
+use super::moments_acc::MomentsAcc;
+use super::{
+    Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
+    Signature,
+};
+
+pub struct Variance;
+
+impl Function for Variance {
+    fn name(&self) -> &'static str {
+        "variance"
+    }
+    fn summary(&self) -> &'static str {
+        "The sample variance (n - 1 in the denominator); undefined with fewer than 2 values."
+    }
+    fn signature(&self) -> Signature {
+        sig(
+            FunctionKind::Aggregate,
+            &[Param {
+                name: "x",
+                ty: ArgType::Numeric,
+            }],
+            ReturnType::Number,
+        )
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[Example {
+            source: "expect variance(score) > 0",
+            description: "the model does not return a constant score",
+        }]
+    }
+    fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
+        MomentsAcc::boxed("variance", finish)
+    }
+}
+
+fn finish(m: &Moments) -> Result<Outcome, EvalError> {
+    if m.n < 2 {
+        return undefined(format!("variance needs at least 2 values, got {}", m.n));
+    }
+    value(m.m2() / (m.n - 1) as f64)
+}

@@ -1,0 +1,49 @@
+//! `wasserstein(x)`: The first Wasserstein (earth mover's) distance between the current and the baseline values, as scipy's wasserstein_distance.
+
+use super::common::{Sample, SampleMode, TwoSampleAcc, sig};
+#[allow(unused_imports)]
+use super::common::{sort_floats, undefined, value};
+use super::{
+    Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
+    Signature,
+};
+#[allow(unused_imports)]
+use crate::value::Value;
+
+pub struct Wasserstein;
+
+impl Function for Wasserstein {
+    fn name(&self) -> &'static str {
+        "wasserstein"
+    }
+    fn summary(&self) -> &'static str {
+        "The first Wasserstein (earth mover's) distance between the current and the baseline values, as scipy's wasserstein_distance."
+    }
+    fn signature(&self) -> Signature {
+        sig(
+            FunctionKind::TwoSample,
+            &[Param {
+                name: "x",
+                ty: ArgType::Numeric,
+            }],
+            ReturnType::Number,
+        )
+    }
+    fn examples(&self) -> &'static [Example] {
+        &[Example {
+            source: "expect wasserstein(score) < 0.05",
+            description: "the score distribution moved by less than 0.05 on average",
+        }]
+    }
+    fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
+        TwoSampleAcc::boxed("wasserstein", SampleMode::Numeric, finish)
+    }
+}
+
+fn finish(current: &Sample, baseline: &Sample) -> Result<Outcome, EvalError> {
+    let mut a = current.nums.clone();
+    let mut b = baseline.nums.clone();
+    sort_floats(&mut a);
+    sort_floats(&mut b);
+    value(super::stats::wasserstein(&a, &b))
+}

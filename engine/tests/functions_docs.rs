@@ -1,0 +1,63 @@
+//! Keeps `docs/functions.md` identical to what the registry generates, and checks the facts
+//! the docs and the checker rely on: names are unique, every example calls its function, and
+//! every aggregate has an accumulator. `MLC_UPDATE_DOCS=1` rewrites the file.
+
+use mlc_engine::functions::{self, FunctionKind, docs};
+
+#[test]
+fn functions_md_is_generated_from_the_registry() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/functions.md");
+    let want = docs::markdown();
+    if std::env::var_os("MLC_UPDATE_DOCS").is_some() {
+        std::fs::write(path, &want).unwrap();
+        return;
+    }
+    let got = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        got == want,
+        "docs/functions.md is out of date with the registry; regenerate it with\n\
+         MLC_UPDATE_DOCS=1 cargo test -p mlc-engine --test functions_docs"
+    );
+}
+
+#[test]
+fn registry_is_consistent() {
+    let all = functions::all();
+    let mut names: Vec<_> = all.iter().map(|f| f.name()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), all.len(), "duplicate builtin names");
+    for f in all {
+        let sig = f.signature();
+        assert!(
+            sig.required <= sig.params.len(),
+            "{}: required > params",
+            f.name()
+        );
+        assert!(!f.summary().is_empty(), "{} has no summary", f.name());
+        assert!(!f.examples().is_empty(), "{} has no example", f.name());
+        for e in f.examples() {
+            assert!(
+                e.source.contains(&format!("{}(", f.name())),
+                "{}: example `{}` does not call it",
+                f.name(),
+                e.source
+            );
+            assert!(
+                e.source.starts_with("expect "),
+                "{}: example is not an expect",
+                f.name()
+            );
+        }
+        let has_acc = f.accumulator().is_some();
+        match sig.kind {
+            FunctionKind::Aggregate | FunctionKind::TwoSample => {
+                assert!(has_acc, "{} has no accumulator", f.name())
+            }
+            FunctionKind::Scalar | FunctionKind::Special => {
+                assert!(!has_acc, "{} should not have an accumulator", f.name())
+            }
+        }
+        assert!(functions::lookup(f.name()).is_some());
+    }
+}
