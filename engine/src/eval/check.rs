@@ -1,0 +1,424 @@
+//! One check over its rows: `where`, slices, `each`, every aggregate through its
+//! accumulator (one pass per row set for all of the check's aggregates), `min_rows`, and the
+//! verdict per (slice, column).
+
+use std::collections::HashMap;
+
+use arrow_array::{Array, ArrayRef, BooleanArray};
+
+use super::agg::{AggResult, ExpectOutcome, Status, format_value, group_thousands, judge};
+use super::slice::{Slice, key_string, slices};
+use super::{Frame, arrow_error, eval_row, predicate_mask};
+use crate::functions::{self, Accumulator, EvalError, Outcome as AccOutcome, Side};
+use crate::plan::{AggTarget, AggregateCall, CheckPlan, ColumnId, RowSet};
+use crate::value::Value;
+
+/// The rows of a source with every join done as a left join, and which rows count.
+#[derive(Debug, Clone)]
+pub struct SourceRows {
+    pub frame: Frame,
+    /// Rows that survive the inner joins; `None` keeps every row.
+    pub kept: Option<BooleanArray>,
+    /// Rows that found a match in every join; `None` for a source without joins.
+    pub matched: Option<BooleanArray>,
+}
+
+impl SourceRows {
+    /// A source without joins.
+    pub fn plain(frame: Frame) -> SourceRows {
+        SourceRows {
+            frame,
+            kept: None,
+            matched: None,
+        }
+    }
+}
+
+/// Everything a check is evaluated on.
+#[derive(Debug, Clone)]
+pub struct CheckInput<'a> {
+    pub current: &'a SourceRows,
+    pub baseline: Option<&'a SourceRows>,
+    /// The event-time column of the first component, appended for `latest(x)`.
+    pub time: ColumnId,
+    /// The event-time column of the baseline rows.
+    pub baseline_time: Option<ColumnId>,
+    /// `freshness()`: seconds from `T` back to the latest event before `T`; `None` when
+    /// there is none.
+    pub freshness_secs: Option<f64>,
+}
+
+/// The result of one (slice, column) of a check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// `group by` column names with this slice's values; empty without `group by`.
+    pub slice: Vec<(String, Value)>,
+    /// The `each` column, if any.
+    pub column: Option<String>,
+    pub status: Status,
+    pub rows: u64,
+    pub baseline_rows: Option<u64>,
+    /// For joined sources: the fraction of the first component's rows that matched.
+    pub coverage: Option<f64>,
+    pub expects: Vec<ExpectOutcome>,
+}
+
+/// Makes a fresh accumulator for an aggregate call (builtins from the registry, plugins
+/// from the Wasm host).
+pub type AccFactory<'a> = dyn Fn(&AggregateCall) -> Result<Box<dyn Accumulator>, String> + 'a;
+
+/// The accumulator of a builtin aggregate from the registry.
+pub fn builtin_accumulator(call: &AggregateCall) -> Result<Box<dyn Accumulator>, String> {
+    functions::lookup(&call.function)
+        .and_then(|f| f.accumulator())
+        .ok_or_else(|| {
+            format!(
+                "`{}` has no aggregate implementation in this build",
+                call.function
+            )
+        })
+}
+
+fn is_special(call: &AggregateCall, name: &str) -> bool {
+    call.target == AggTarget::Builtin && call.function == name
+}
+
+/// Applies `where` and keeps the rows of the inner joins; returns the rows that count, and
+/// the rows (with `where` applied) over which coverage is measured.
+fn prepare(
+    plan: &CheckPlan,
+    rows: &SourceRows,
+) -> Result<(Frame, Option<(Frame, BooleanArray)>), EvalError> {
+    let (frame, kept, matched) = match &plan.filter {
+        Some(f) => {
+            let mask = predicate_mask(f, &rows.frame, None)?;
+            let pick = |a: &Option<BooleanArray>| -> Result<Option<BooleanArray>, EvalError> {
+                a.as_ref()
+                    .map(|a| {
+                        arrow_select::filter::filter(a, &mask)
+                            .map(|r| r.as_any().downcast_ref::<BooleanArray>().cloned())
+                            .map_err(arrow_error)
+                    })
+                    .transpose()
+                    .map(Option::flatten)
+            };
+            (
+                rows.frame.filter(&mask)?,
+                pick(&rows.kept)?,
+                pick(&rows.matched)?,
+            )
+        }
+        None => (rows.frame.clone(), rows.kept.clone(), rows.matched.clone()),
+    };
+    let counted = match &kept {
+        Some(k) => frame.filter(k)?,
+        None => frame.clone(),
+    };
+    Ok((counted, matched.map(|m| (frame, m))))
+}
+
+/// Evaluates a check; `Err` means the whole check could not be evaluated (its `where` or
+/// `group by` failed), which the caller reports as status `error`.
+pub fn evaluate_check(
+    plan: &CheckPlan,
+    input: &CheckInput<'_>,
+    make: &AccFactory<'_>,
+) -> Result<Vec<Outcome>, EvalError> {
+    let (current, coverage_rows) = prepare(plan, input.current)?;
+    let baseline = input
+        .baseline
+        .map(|b| prepare(plan, b))
+        .transpose()?
+        .map(|(f, _)| f);
+
+    let cur_slices = slices(&current, &plan.group_by)?;
+    let coverage: HashMap<String, f64> = match &coverage_rows {
+        Some((frame, matched)) => coverage_by_slice(frame, matched, &plan.group_by)?,
+        None => HashMap::new(),
+    };
+    let base_slices: HashMap<String, Slice> = match &baseline {
+        Some(b) => slices(b, &plan.group_by)?
+            .into_iter()
+            .map(|s| (key_string(&s.key), s))
+            .collect(),
+        None => HashMap::new(),
+    };
+
+    let columns: Vec<Option<&ColumnId>> = match &plan.each {
+        Some(each) => each.columns.iter().map(Some).collect(),
+        None => vec![None],
+    };
+    let mut out = Vec::with_capacity(cur_slices.len() * columns.len());
+    for column in columns {
+        let cur_each = column.and_then(|c| current.column(c)).cloned();
+        let base_each = match (column, &baseline) {
+            (Some(c), Some(b)) => b.column(c).cloned(),
+            _ => None,
+        };
+        if let Some(c) = column
+            && cur_each.is_none()
+        {
+            return Err(EvalError::Invalid(format!(
+                "column `{}` was not fetched",
+                c.name
+            )));
+        }
+        // Arguments are computed once over all rows and then cut per slice.
+        let cur_args = arguments(plan, &current, cur_each.as_ref(), &input.time, true)?;
+        let base_args = match &baseline {
+            Some(b) => Some(arguments(
+                plan,
+                b,
+                base_each.as_ref(),
+                input.baseline_time.as_ref().unwrap_or(&input.time),
+                false,
+            )?),
+            None => None,
+        };
+        for slice in &cur_slices {
+            let key = key_string(&slice.key);
+            let base_slice = base_slices.get(&key);
+            let slice_coverage = coverage_rows.as_ref().map(|_| coverage.get(&key).copied());
+            let results: Vec<AggResult> = plan
+                .aggregates
+                .iter()
+                .enumerate()
+                .map(|(i, call)| {
+                    if is_special(call, "freshness") {
+                        return match input.freshness_secs {
+                            Some(s) => AggResult::Value(Value::Duration(s)),
+                            None => AggResult::Undefined(
+                                "freshness() is undefined: no event before the evaluation time"
+                                    .into(),
+                            ),
+                        };
+                    }
+                    if is_special(call, "coverage") {
+                        return match slice_coverage.flatten() {
+                            Some(c) => AggResult::Value(Value::Float(c)),
+                            None if slice_coverage.is_none() => AggResult::Undefined(
+                                "coverage() needs a joined source (`on A join B using k`)".into(),
+                            ),
+                            None => AggResult::Undefined(
+                                "coverage() is undefined: no rows of the first component".into(),
+                            ),
+                        };
+                    }
+                    aggregate(
+                        call,
+                        make,
+                        &cur_args[i],
+                        Some(slice),
+                        base_args.as_ref().map(|b| &b[i]),
+                        base_slice,
+                        baseline.is_some(),
+                    )
+                })
+                .collect();
+            let mut expects: Vec<ExpectOutcome> = plan
+                .expects
+                .iter()
+                .map(|e| judge(&e.expr, &e.text, &plan.aggregates, &results))
+                .collect();
+            let rows = slice.len as u64;
+            let baseline_rows = baseline
+                .as_ref()
+                .map(|_| base_slice.map_or(0, |s| s.len) as u64);
+            let short = if rows < plan.min_rows {
+                Some(format!(
+                    "only {} rows, fewer than min_rows {}",
+                    group_thousands(rows as i64),
+                    group_thousands(plan.min_rows as i64)
+                ))
+            } else {
+                match baseline_rows {
+                    Some(b) if b < plan.min_rows => Some(format!(
+                        "only {} baseline rows, fewer than min_rows {}",
+                        group_thousands(b as i64),
+                        group_thousands(plan.min_rows as i64)
+                    )),
+                    _ => None,
+                }
+            };
+            if let Some(reason) = short {
+                for e in &mut expects {
+                    e.status = Status::Insufficient;
+                    e.explanation = reason.clone();
+                }
+            }
+            let status = Status::combine(expects.iter().map(|e| e.status));
+            out.push(Outcome {
+                slice: plan
+                    .group_by
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .zip(slice.key.iter().cloned())
+                    .collect(),
+                column: column.map(|c| c.name.clone()),
+                status,
+                rows,
+                baseline_rows,
+                coverage: slice_coverage.flatten(),
+                expects,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Per aggregate, its argument arrays over all rows of a row set, or why they could not be
+/// computed. Aggregates that do not read this row set get an empty list.
+type Args = Vec<Result<Vec<ArrayRef>, String>>;
+
+fn arguments(
+    plan: &CheckPlan,
+    frame: &Frame,
+    each: Option<&ArrayRef>,
+    time: &ColumnId,
+    current: bool,
+) -> Result<Args, EvalError> {
+    Ok(plan
+        .aggregates
+        .iter()
+        .map(|call| {
+            let reads = match call.rows {
+                RowSet::Current => current,
+                RowSet::Baseline => !current,
+                RowSet::Both => true,
+            };
+            if !reads || is_special(call, "freshness") || is_special(call, "coverage") {
+                return Ok(Vec::new());
+            }
+            let mut args = call
+                .args
+                .iter()
+                .map(|a| eval_row(a, frame, each))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("{}: {e}", call.text))?;
+            let wants_time = call.target == AggTarget::Builtin
+                && functions::lookup(&call.function).is_some_and(|f| f.signature().wants_time);
+            if wants_time {
+                let t = frame.column(time).cloned().ok_or_else(|| {
+                    format!(
+                        "{}: the event-time column `{}` was not fetched",
+                        call.text, time.name
+                    )
+                })?;
+                args.push(t);
+            }
+            Ok(args)
+        })
+        .collect())
+}
+
+fn cut(args: &[ArrayRef], slice: &Slice) -> Result<Vec<ArrayRef>, EvalError> {
+    match &slice.rows {
+        None => Ok(args.to_vec()),
+        Some(idx) => args
+            .iter()
+            .map(|a| arrow_select::take::take(a.as_ref(), idx, None).map_err(arrow_error))
+            .collect(),
+    }
+}
+
+/// Zero-argument aggregates (`count()`) still need to see how many rows there are: they get
+/// one all-true column.
+fn row_marker(len: usize) -> ArrayRef {
+    std::sync::Arc::new(BooleanArray::from(vec![true; len]))
+}
+
+fn aggregate(
+    call: &AggregateCall,
+    make: &AccFactory<'_>,
+    cur_args: &Result<Vec<ArrayRef>, String>,
+    cur_slice: Option<&Slice>,
+    base_args: Option<&Result<Vec<ArrayRef>, String>>,
+    base_slice: Option<&Slice>,
+    has_baseline: bool,
+) -> AggResult {
+    let run = || -> Result<AccOutcome, String> {
+        let mut acc = make(call)?;
+        let feed = |acc: &mut Box<dyn Accumulator>,
+                    side: Side,
+                    args: &Result<Vec<ArrayRef>, String>,
+                    slice: Option<&Slice>|
+         -> Result<(), String> {
+            let args = args.as_ref().map_err(Clone::clone)?;
+            let Some(slice) = slice else {
+                // This slice has no baseline rows: the accumulator sees none.
+                return Ok(());
+            };
+            let mut cut_args = cut(args, slice).map_err(|e| e.to_string())?;
+            if cut_args.is_empty() {
+                cut_args.push(row_marker(slice.len));
+            }
+            acc.update(side, &cut_args)
+                .map_err(|e| format!("{}: {e}", call.text))
+        };
+        match call.rows {
+            RowSet::Current => feed(&mut acc, Side::Current, cur_args, cur_slice)?,
+            RowSet::Baseline | RowSet::Both => {
+                if !has_baseline {
+                    return Err(format!("{} needs a `baseline` clause", call.text));
+                }
+                if call.rows == RowSet::Both {
+                    feed(&mut acc, Side::Current, cur_args, cur_slice)?;
+                }
+                if let Some(b) = base_args {
+                    // A one-sample aggregate over the baseline (`baseline.mean(x)`) is fed as
+                    // its "current" rows: to it they are simply the rows to aggregate.
+                    let side = if call.rows == RowSet::Both {
+                        Side::Baseline
+                    } else {
+                        Side::Current
+                    };
+                    feed(&mut acc, side, b, base_slice)?;
+                }
+            }
+        }
+        acc.finalize().map_err(|e| format!("{}: {e}", call.text))
+    };
+    match run() {
+        Ok(AccOutcome::Value(v)) => AggResult::Value(v),
+        Ok(AccOutcome::Undefined(r)) => {
+            AggResult::Undefined(format!("{} is undefined: {r}", call.text))
+        }
+        Err(e) => AggResult::Error(e),
+    }
+}
+
+/// Coverage per slice: matched rows over all rows of the first component, by slice key.
+fn coverage_by_slice(
+    frame: &Frame,
+    matched: &BooleanArray,
+    group_by: &[ColumnId],
+) -> Result<HashMap<String, f64>, EvalError> {
+    let mut out = HashMap::new();
+    for s in slices(frame, group_by)? {
+        let (hit, total) = match &s.rows {
+            None => (matched.true_count(), matched.len()),
+            Some(idx) => {
+                let hit = idx
+                    .values()
+                    .iter()
+                    .filter(|&&i| matched.value(i as usize))
+                    .count();
+                (hit, idx.len())
+            }
+        };
+        if total > 0 {
+            out.insert(key_string(&s.key), hit as f64 / total as f64);
+        }
+    }
+    Ok(out)
+}
+
+/// `5,120 rows` style text for messages.
+pub fn rows_text(rows: u64) -> String {
+    format!("{} rows", group_thousands(rows as i64))
+}
+
+/// Formats any value for messages (re-exported for the runtime).
+pub fn value_text(v: &Value) -> String {
+    format_value(v)
+}

@@ -1,0 +1,94 @@
+//! Evaluation of checked plans over in-memory columns: row expressions over Arrow arrays,
+//! `group by` slices, aggregates fed through accumulators, and the verdict of each `expect`.
+//!
+//! Pure: the executor in `mlc-runtime` fetches and joins the rows, then hands them here as
+//! a [`Frame`].
+
+pub mod agg;
+pub mod check;
+pub mod column;
+pub mod row;
+pub mod scalar;
+pub mod slice;
+
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+
+pub use agg::{AggResult, ExpectOutcome, Status};
+pub use check::{CheckInput, Outcome, SourceRows, evaluate_check};
+pub use row::{eval_row, parse_time, predicate_mask};
+pub use slice::{Slice, slices};
+
+use crate::functions::EvalError;
+use crate::plan::ColumnId;
+
+/// The rows of a source: one batch per component of the source (the first component, then
+/// each joined component), all with the same number of rows, row `i` of each belonging
+/// together.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub sources: Vec<RecordBatch>,
+    pub rows: usize,
+}
+
+impl Frame {
+    /// Checks that every batch has the same number of rows.
+    pub fn new(sources: Vec<RecordBatch>) -> Result<Frame, EvalError> {
+        let rows = sources.first().map_or(0, RecordBatch::num_rows);
+        if let Some(bad) = sources.iter().find(|b| b.num_rows() != rows) {
+            return Err(EvalError::Invalid(format!(
+                "joined columns are misaligned: {} rows beside {rows}",
+                bad.num_rows()
+            )));
+        }
+        Ok(Frame { sources, rows })
+    }
+
+    /// A column by component index and name. A frame with a single batch (a baseline
+    /// component read with the same column names) answers by name alone.
+    pub fn column(&self, id: &ColumnId) -> Option<&ArrayRef> {
+        if let Some(c) = self
+            .sources
+            .get(id.source)
+            .and_then(|b| b.column_by_name(&id.name))
+        {
+            return Some(c);
+        }
+        match self.sources.as_slice() {
+            [only] => only.column_by_name(&id.name),
+            _ => None,
+        }
+    }
+
+    /// The rows where `mask` is true.
+    pub fn filter(&self, mask: &BooleanArray) -> Result<Frame, EvalError> {
+        let sources = self
+            .sources
+            .iter()
+            .map(|b| arrow_select::filter::filter_record_batch(b, mask).map_err(arrow_error))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = mask.true_count();
+        Ok(Frame { sources, rows })
+    }
+
+    /// The rows at `indices`, in that order.
+    pub fn take(&self, indices: &UInt32Array) -> Result<Frame, EvalError> {
+        let sources = self
+            .sources
+            .iter()
+            .map(|b| arrow_select::take::take_record_batch(b, indices).map_err(arrow_error))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Frame {
+            sources,
+            rows: indices.len(),
+        })
+    }
+}
+
+/// Arrow's errors here mean a bug in how the executor assembled its columns; they are
+/// reported on the check rather than aborting the whole evaluation.
+pub fn arrow_error(e: arrow_schema::ArrowError) -> EvalError {
+    EvalError::Invalid(format!("internal column error: {e}"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,153 @@
+//! `group by`: splits the rows of a frame into slices of equal key values, null being a
+//! value of its own, ordered by key so results come out in a stable order.
+
+use std::collections::HashMap;
+
+use arrow_array::UInt32Array;
+
+use super::Frame;
+use super::column::Col;
+use super::scalar::compare_values;
+use crate::functions::EvalError;
+use crate::plan::ColumnId;
+use crate::value::Value;
+
+/// The rows of one slice.
+#[derive(Debug, Clone)]
+pub struct Slice {
+    /// One value per `group by` column; empty without `group by`.
+    pub key: Vec<Value>,
+    /// Row indices into the frame; `None` means every row (no `group by`).
+    pub rows: Option<UInt32Array>,
+    pub len: usize,
+}
+
+#[derive(Hash, PartialEq, Eq)]
+enum Part<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(u64),
+    Str(&'a str),
+}
+
+fn part(col: &Col, i: usize) -> Part<'_> {
+    if col.is_null_at(i) {
+        return Part::Null;
+    }
+    match col {
+        Col::Int(a) | Col::Timestamp(a) => Part::Int(a.value(i)),
+        Col::Float(a) => {
+            let v = a.value(i);
+            // -0.0 and 0.0 are one slice, as are all NaNs.
+            let v = if v == 0.0 {
+                0.0
+            } else if v.is_nan() {
+                f64::NAN
+            } else {
+                v
+            };
+            Part::Float(v.to_bits())
+        }
+        Col::Bool(a) => Part::Bool(a.value(i)),
+        Col::Str(_) => col.str_at(i).map_or(Part::Null, Part::Str),
+        Col::Lit(_) => Part::Null,
+    }
+}
+
+/// Splits `frame` by the values of `group_by`. Without `group by` there is exactly one slice,
+/// even when there are no rows, so a check on an empty window still gives a result.
+pub fn slices(frame: &Frame, group_by: &[ColumnId]) -> Result<Vec<Slice>, EvalError> {
+    if group_by.is_empty() {
+        return Ok(vec![Slice {
+            key: Vec::new(),
+            rows: None,
+            len: frame.rows,
+        }]);
+    }
+    let cols = group_by
+        .iter()
+        .map(|id| {
+            let a = frame.column(id).ok_or_else(|| {
+                EvalError::Invalid(format!("group by column `{}` was not fetched", id.name))
+            })?;
+            Col::from_array(a)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // Each column's values are coded to small integers first, so a multi-column key is
+    // hashed as a few integers instead of as strings.
+    let mut codes: Vec<Vec<u32>> = Vec::with_capacity(cols.len());
+    let mut firsts: Vec<Vec<usize>> = Vec::with_capacity(cols.len());
+    for col in &cols {
+        let mut dict: HashMap<Part<'_>, u32> = HashMap::new();
+        let mut first_rows = Vec::new();
+        let mut c = Vec::with_capacity(frame.rows);
+        for i in 0..frame.rows {
+            let next = dict.len() as u32;
+            let code = *dict.entry(part(col, i)).or_insert_with(|| {
+                first_rows.push(i);
+                next
+            });
+            c.push(code);
+        }
+        codes.push(c);
+        firsts.push(first_rows);
+    }
+    let mut groups: HashMap<Vec<u32>, usize> = HashMap::new();
+    let mut members: Vec<(Vec<u32>, Vec<u32>)> = Vec::new();
+    let mut key = Vec::with_capacity(cols.len());
+    for i in 0..frame.rows {
+        key.clear();
+        key.extend(codes.iter().map(|c| c[i]));
+        let slot = match groups.get(&key) {
+            Some(s) => *s,
+            None => {
+                groups.insert(key.clone(), members.len());
+                members.push((key.clone(), Vec::new()));
+                members.len() - 1
+            }
+        };
+        members[slot].1.push(i as u32);
+    }
+    let mut out: Vec<Slice> = members
+        .into_iter()
+        .map(|(codes_of_key, rows)| {
+            let key = codes_of_key
+                .iter()
+                .zip(&cols)
+                .zip(&firsts)
+                .map(|((code, col), first)| col.value_at(first[*code as usize]))
+                .collect();
+            Slice {
+                key,
+                len: rows.len(),
+                rows: Some(UInt32Array::from(rows)),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| compare_keys(&a.key, &b.key));
+    Ok(out)
+}
+
+/// Orders slice keys value by value, nulls last.
+pub fn compare_keys(a: &[Value], b: &[Value]) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    for (x, y) in a.iter().zip(b) {
+        let o = match (x.is_null(), y.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            _ => compare_values(x, y).unwrap_or(Ordering::Equal),
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// A key usable in hash maps, to pair a current slice with the baseline slice of the same
+/// values.
+pub fn key_string(key: &[Value]) -> String {
+    serde_json::to_string(key).unwrap_or_default()
+}

@@ -1,0 +1,423 @@
+//! Unit tests of evaluation with hand-built plans and a test accumulator, so they do not
+//! depend on the builtin registry.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+};
+use arrow_schema::{DataType as ArrowType, Field, Schema};
+use mlc_grammar::ast::{BinaryOp, Severity};
+
+use super::*;
+use crate::functions::{Accumulator, EvalError, Outcome as AccOutcome, Side};
+use crate::plan::*;
+use crate::schema::DataType;
+use crate::value::Value;
+
+fn batch(cols: Vec<(&str, ArrayRef)>) -> RecordBatch {
+    let fields: Vec<Field> = cols
+        .iter()
+        .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+        .collect();
+    RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        cols.into_iter().map(|(_, a)| a).collect(),
+    )
+    .unwrap()
+}
+
+fn col(name: &str, ty: DataType) -> RowExpr {
+    RowExpr {
+        kind: RowExprKind::Column(cid(name, ty)),
+        ty: Some(ty),
+    }
+}
+fn cid(name: &str, ty: DataType) -> ColumnId {
+    ColumnId {
+        source: 0,
+        name: name.into(),
+        ty,
+    }
+}
+fn lit(v: Value) -> RowExpr {
+    let ty = match &v {
+        Value::Int(_) => Some(DataType::Int),
+        Value::Float(_) => Some(DataType::Float),
+        Value::Str(_) => Some(DataType::String),
+        Value::Bool(_) => Some(DataType::Bool),
+        _ => None,
+    };
+    RowExpr {
+        kind: RowExprKind::Literal(v),
+        ty,
+    }
+}
+fn bin(op: BinaryOp, l: RowExpr, r: RowExpr) -> RowExpr {
+    RowExpr {
+        kind: RowExprKind::Binary {
+            op,
+            lhs: Box::new(l),
+            rhs: Box::new(r),
+        },
+        ty: Some(DataType::Bool),
+    }
+}
+
+fn frame() -> Frame {
+    Frame::new(vec![batch(vec![
+        (
+            "ts",
+            Arc::new(Int64Array::from(vec![1, 2, 3, 4, 5])) as ArrayRef,
+        ),
+        (
+            "age",
+            Arc::new(Int64Array::from(vec![
+                Some(30),
+                None,
+                Some(-1),
+                Some(50),
+                Some(20),
+            ])),
+        ),
+        (
+            "score",
+            Arc::new(Float64Array::from(vec![0.5, 0.25, 1.0, 0.75, 0.0])),
+        ),
+        (
+            "country",
+            Arc::new(StringArray::from(vec![
+                Some("DE"),
+                Some("US"),
+                None,
+                Some("DE"),
+                None,
+            ])),
+        ),
+    ])])
+    .unwrap()
+}
+
+fn bools(a: &ArrayRef) -> Vec<Option<bool>> {
+    a.as_any()
+        .downcast_ref::<BooleanArray>()
+        .unwrap()
+        .iter()
+        .collect()
+}
+
+#[test]
+fn comparisons_propagate_null_and_filters_treat_it_as_false() {
+    let f = frame();
+    let e = bin(BinaryOp::Ge, col("age", DataType::Int), lit(Value::Int(0)));
+    let out = eval_row(&e, &f, None).unwrap();
+    assert_eq!(
+        bools(&out),
+        vec![Some(true), None, Some(false), Some(true), Some(true)]
+    );
+    let mask = predicate_mask(&e, &f, None).unwrap();
+    assert_eq!(
+        mask.iter().collect::<Vec<_>>(),
+        vec![Some(true), Some(false), Some(false), Some(true), Some(true)]
+    );
+}
+
+#[test]
+fn and_or_are_three_valued() {
+    let f = frame();
+    let null_age = bin(BinaryOp::Ge, col("age", DataType::Int), lit(Value::Int(0)));
+    let f_or = bin(BinaryOp::Or, null_age.clone(), lit(Value::Bool(true)));
+    assert_eq!(bools(&eval_row(&f_or, &f, None).unwrap())[1], Some(true));
+    let f_and = bin(BinaryOp::And, null_age.clone(), lit(Value::Bool(false)));
+    assert_eq!(bools(&eval_row(&f_and, &f, None).unwrap())[1], Some(false));
+    let f_and_t = bin(BinaryOp::And, null_age, lit(Value::Bool(true)));
+    assert_eq!(bools(&eval_row(&f_and_t, &f, None).unwrap())[1], None);
+}
+
+#[test]
+fn int_and_float_mix_in_arithmetic_and_division_by_zero_is_null() {
+    let f = frame();
+    let e = RowExpr {
+        kind: RowExprKind::Binary {
+            op: BinaryOp::Div,
+            lhs: Box::new(col("age", DataType::Int)),
+            rhs: Box::new(col("score", DataType::Float)),
+        },
+        ty: Some(DataType::Float),
+    };
+    let out = eval_row(&e, &f, None).unwrap();
+    let out = out.as_any().downcast_ref::<Float64Array>().unwrap();
+    assert_eq!(
+        out.iter().collect::<Vec<_>>(),
+        vec![Some(60.0), None, Some(-1.0), Some(50.0 / 0.75), None]
+    );
+}
+
+#[test]
+fn time_columns_compare_with_rfc3339_strings() {
+    let f = Frame::new(vec![batch(vec![(
+        "ts",
+        Arc::new(Int64Array::from(vec![
+            1_772_323_200_000_000,
+            1_772_323_200_000_001,
+        ])) as ArrayRef,
+    )])])
+    .unwrap();
+    let e = bin(
+        BinaryOp::Gt,
+        col("ts", DataType::Timestamp),
+        lit(Value::Str("2026-03-01T00:00:00Z".into())),
+    );
+    assert_eq!(
+        bools(&eval_row(&e, &f, None).unwrap()),
+        vec![Some(false), Some(true)]
+    );
+}
+
+#[test]
+fn in_list_and_between_and_within() {
+    let f = frame();
+    let inl = RowExpr {
+        kind: RowExprKind::InList {
+            operand: Box::new(col("country", DataType::String)),
+            list: vec![lit(Value::Str("DE".into())), lit(Value::Str("FR".into()))],
+            negated: true,
+        },
+        ty: Some(DataType::Bool),
+    };
+    assert_eq!(
+        bools(&eval_row(&inl, &f, None).unwrap()),
+        vec![Some(false), Some(true), None, Some(false), None]
+    );
+    let btw = RowExpr {
+        kind: RowExprKind::Between {
+            operand: Box::new(col("score", DataType::Float)),
+            low: Box::new(lit(Value::Float(0.25))),
+            high: Box::new(lit(Value::Int(1))),
+        },
+        ty: Some(DataType::Bool),
+    };
+    assert_eq!(
+        bools(&eval_row(&btw, &f, None).unwrap()),
+        vec![Some(true), Some(true), Some(true), Some(true), Some(false)]
+    );
+    // 10% of 1.0 is 0.1: 0.75 is too far, 1.0 is exact.
+    let win = RowExpr {
+        kind: RowExprKind::Within {
+            operand: Box::new(col("score", DataType::Float)),
+            tolerance: Box::new(lit(Value::Float(0.1))),
+            target: Box::new(lit(Value::Float(1.0))),
+            relative: true,
+        },
+        ty: Some(DataType::Bool),
+    };
+    assert_eq!(
+        bools(&eval_row(&win, &f, None).unwrap()),
+        vec![
+            Some(false),
+            Some(false),
+            Some(true),
+            Some(false),
+            Some(false)
+        ]
+    );
+}
+
+#[test]
+fn null_is_a_slice_of_its_own_and_comes_last() {
+    let f = frame();
+    let s = slices(&f, &[cid("country", DataType::String)]).unwrap();
+    let keys: Vec<_> = s.iter().map(|s| (s.key.clone(), s.len)).collect();
+    assert_eq!(
+        keys,
+        vec![
+            (vec![Value::Str("DE".into())], 2),
+            (vec![Value::Str("US".into())], 1),
+            (vec![Value::Null], 2)
+        ]
+    );
+}
+
+/// Sums its first argument; undefined on no values, like `mean`.
+struct SumAcc {
+    n: usize,
+    sum: f64,
+    sides: Vec<Side>,
+}
+impl Accumulator for SumAcc {
+    fn update(&mut self, side: Side, args: &[ArrayRef]) -> Result<(), EvalError> {
+        self.sides.push(side);
+        let a = args[0].as_any().downcast_ref::<Int64Array>().unwrap();
+        for v in a.iter().flatten() {
+            self.n += 1;
+            self.sum += v as f64;
+        }
+        Ok(())
+    }
+    fn merge(&mut self, _: &dyn Accumulator) -> Result<(), EvalError> {
+        Ok(())
+    }
+    fn finalize(&self) -> Result<AccOutcome, EvalError> {
+        if self.n == 0 {
+            return Ok(AccOutcome::Undefined("no values".into()));
+        }
+        Ok(AccOutcome::Value(Value::Float(self.sum)))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+fn sum_plan(expect_ge: f64, min_rows: u64) -> CheckPlan {
+    let call = AggregateCall {
+        function: "testsum".into(),
+        target: AggTarget::Builtin,
+        args: vec![col("age", DataType::Int)],
+        rows: RowSet::Current,
+        text: "testsum(age)".into(),
+    };
+    CheckPlan {
+        name: "c".into(),
+        file: "f.mlc".into(),
+        origin: Origin::default(),
+        source: SourcePlan {
+            components: vec![],
+            joins: vec![],
+        },
+        window_secs: None,
+        delay_secs: 0,
+        every_secs: 60,
+        baseline: None,
+        filter: None,
+        group_by: vec![cid("country", DataType::String)],
+        each: None,
+        min_rows,
+        aggregates: vec![call],
+        expects: vec![ExpectPlan {
+            text: format!("testsum(age) >= {expect_ge}"),
+            expr: AggExpr::Binary {
+                op: BinaryOp::Ge,
+                lhs: Box::new(AggExpr::Aggregate(0)),
+                rhs: Box::new(AggExpr::Literal(Value::Float(expect_ge))),
+            },
+            origin: Origin::default(),
+        }],
+        severity: Severity::Warning,
+        for_secs: 0,
+        description: None,
+        labels: vec![],
+    }
+}
+
+fn run(plan: &CheckPlan, f: Frame) -> Vec<Outcome> {
+    let rows = SourceRows::plain(f);
+    let input = CheckInput {
+        current: &rows,
+        baseline: None,
+        time: cid("ts", DataType::Timestamp),
+        baseline_time: None,
+        freshness_secs: None,
+    };
+    let make = |_: &AggregateCall| -> Result<Box<dyn Accumulator>, String> {
+        Ok(Box::new(SumAcc {
+            n: 0,
+            sum: 0.0,
+            sides: vec![],
+        }))
+    };
+    evaluate_check(plan, &input, &make).unwrap()
+}
+
+#[test]
+fn each_slice_gets_its_verdict_and_undefined_is_insufficient() {
+    let out = run(&sum_plan(40.0, 1), frame());
+    let got: Vec<_> = out
+        .iter()
+        .map(|o| (o.slice.clone(), o.status, o.rows))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                vec![("country".to_string(), Value::Str("DE".into()))],
+                Status::Pass,
+                2
+            ),
+            // US has one row whose age is null: the sum is undefined, never a pass.
+            (
+                vec![("country".to_string(), Value::Str("US".into()))],
+                Status::Insufficient,
+                1
+            ),
+            (vec![("country".to_string(), Value::Null)], Status::Fail, 2),
+        ]
+    );
+    assert_eq!(
+        out[0].expects[0].explanation,
+        "testsum(age) = 80, expected >= 40"
+    );
+    assert_eq!(
+        out[2].expects[0].values,
+        vec![("testsum(age)".to_string(), Value::Float(19.0))]
+    );
+    assert!(
+        out[1].expects[0]
+            .explanation
+            .contains("undefined: no values"),
+        "{:?}",
+        out[1]
+    );
+}
+
+#[test]
+fn min_rows_makes_small_slices_insufficient() {
+    let out = run(&sum_plan(0.0, 2), frame());
+    let statuses: Vec<_> = out.iter().map(|o| o.status).collect();
+    assert_eq!(
+        statuses,
+        vec![Status::Pass, Status::Insufficient, Status::Pass]
+    );
+    assert_eq!(
+        out[1].expects[0].explanation,
+        "only 1 rows, fewer than min_rows 2"
+    );
+}
+
+#[test]
+fn where_filters_before_slicing() {
+    let mut plan = sum_plan(0.0, 1);
+    plan.filter = Some(bin(
+        BinaryOp::Gt,
+        col("age", DataType::Int),
+        lit(Value::Int(25)),
+    ));
+    let out = run(&plan, frame());
+    let got: Vec<_> = out.iter().map(|o| (o.slice[0].1.clone(), o.rows)).collect();
+    assert_eq!(got, vec![(Value::Str("DE".into()), 2)]);
+}
+
+#[test]
+fn status_combines_fail_over_error_over_insufficient() {
+    assert_eq!(
+        Status::combine([Status::Pass, Status::Insufficient]),
+        Status::Insufficient
+    );
+    assert_eq!(
+        Status::combine([Status::Error, Status::Insufficient]),
+        Status::Error
+    );
+    assert_eq!(Status::combine([Status::Error, Status::Fail]), Status::Fail);
+    assert_eq!(Status::combine([]), Status::Pass);
+}
+
+#[test]
+fn numbers_read_well_in_messages() {
+    assert_eq!(agg::format_number(5120.0), "5,120");
+    assert_eq!(agg::format_number(0.83), "0.83");
+    assert_eq!(agg::format_number(0.833333333), "0.8333");
+    assert_eq!(agg::format_number(0.000012344), "0.00001234");
+    assert_eq!(agg::format_duration(7500.0), "2h 5m");
+    let _ = Arc::new(BooleanArray::from(vec![true])).len();
+    let _ = ArrowType::Null;
+}
