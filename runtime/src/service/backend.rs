@@ -68,6 +68,36 @@ impl RuleSet {
     }
 }
 
+/// One result of SPEC section 8: its text exactly as produced (field order kept, for
+/// storing and serving) and the same parsed (for metrics, alerts and the dashboard).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultDoc {
+    pub value: Json,
+    pub text: String,
+}
+
+impl ResultDoc {
+    pub fn from_text(text: String) -> Result<ResultDoc, String> {
+        let value =
+            serde_json::from_str(&text).map_err(|e| format!("stored result is not JSON: {e}"))?;
+        Ok(ResultDoc { value, text })
+    }
+    pub fn from_value(value: Json) -> ResultDoc {
+        ResultDoc {
+            text: value.to_string(),
+            value,
+        }
+    }
+}
+
+/// What one evaluation produced, and whether its results were stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    pub results: Vec<ResultDoc>,
+    /// `Err` when the results could not be stored (they are still reported and alerted on).
+    pub stored: Result<(), String>,
+}
+
 /// Rules that did not load: a one-line summary and every rendered diagnostic.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RulesError {
@@ -120,18 +150,17 @@ pub trait Backend: Send + Sync + 'static {
         records: usize,
     ) -> BoxFuture<'a, Result<IngestReport, IngestError>>;
 
-    /// Evaluates one check at `at_us`; one SPEC section 8 result object per slice/column.
+    /// Evaluates one check at `at_us` and stores its results (one per slice/column, each
+    /// carrying the rules version). `Err` when the evaluation failed as a whole.
     fn evaluate(
         &self,
         rules: Arc<RuleSet>,
         check: String,
         at_us: i64,
-    ) -> BoxFuture<'_, Result<Vec<Json>, String>>;
-
-    fn store_results<'a>(&'a self, results: &'a [Json]) -> BoxFuture<'a, Result<(), String>>;
+    ) -> BoxFuture<'_, Result<Evaluation, String>>;
 
     /// Stored results, newest first.
-    fn query_results(&self, query: ResultsQuery) -> BoxFuture<'_, Result<Vec<Json>, String>>;
+    fn query_results(&self, query: ResultsQuery) -> BoxFuture<'_, Result<Vec<ResultDoc>, String>>;
 
     /// The alert state saved by [`Backend::save_alert_state`], if any.
     fn load_alert_state(&self) -> BoxFuture<'_, Result<Option<String>, String>>;

@@ -28,6 +28,7 @@ pub struct ConfigLayer {
     pub notify_retries: Option<u32>,
     pub notify_backoff_ms: Option<u64>,
     pub shutdown_timeout_secs: Option<u64>,
+    pub state_file: Option<PathBuf>,
 }
 
 impl ConfigLayer {
@@ -59,6 +60,7 @@ impl ConfigLayer {
             notify_retries: self.notify_retries.or(lower.notify_retries),
             notify_backoff_ms: self.notify_backoff_ms.or(lower.notify_backoff_ms),
             shutdown_timeout_secs: self.shutdown_timeout_secs.or(lower.shutdown_timeout_secs),
+            state_file: self.state_file.or(lower.state_file),
         }
     }
 }
@@ -91,6 +93,8 @@ pub struct ServiceConfig {
     pub notify_backoff: Duration,
     /// How long shutdown waits for running evaluations and alert deliveries.
     pub shutdown_timeout: Duration,
+    /// Where the alert state is saved; `None` = the backend's default.
+    pub state_file: Option<PathBuf>,
 }
 
 impl ServiceConfig {
@@ -133,6 +137,7 @@ impl ServiceConfig {
             notify_retries: layer.notify_retries.unwrap_or(5),
             notify_backoff: Duration::from_millis(layer.notify_backoff_ms.unwrap_or(500)),
             shutdown_timeout: Duration::from_secs(layer.shutdown_timeout_secs.unwrap_or(30)),
+            state_file: layer.state_file,
         })
     }
 }

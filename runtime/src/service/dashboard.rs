@@ -166,8 +166,8 @@ pub async fn render(app: &App) -> String {
                 ..Default::default()
             })
             .await;
-        let history = match history {
-            Ok(h) => h,
+        let history: Vec<Json> = match history {
+            Ok(h) => h.into_iter().map(|d| d.value).collect(),
             Err(e) => {
                 let _ = write!(body, "<p>history unavailable: {}</p>", esc(&e));
                 continue;

@@ -15,7 +15,7 @@ use serde_json::{Value as Json, json};
 
 #[cfg(test)]
 use super::backend::Record;
-use super::backend::{IngestError, ResultsQuery};
+use super::backend::{IngestError, ResultDoc, ResultsQuery};
 use super::scheduler::now_us;
 use super::{App, rfc3339};
 
@@ -382,7 +382,7 @@ const MAX_PAGE: u64 = 1000;
 async fn results(
     State(app): State<Arc<App>>,
     params: Result<Query<ResultsParams>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<axum::Json<Json>> {
+) -> ApiResult<Response> {
     let Query(p) = params.map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
     if let Some(s) = &p.status
         && !super::metrics::STATUSES.contains(&s.as_str())
@@ -413,12 +413,19 @@ async fn results(
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     let more = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    Ok(axum::Json(json!({
-        "results": rows,
-        "limit": limit,
-        "offset": offset,
-        "next_offset": if more { Some(offset + limit) } else { None },
-    })))
+    let next = if more {
+        json!(offset + limit)
+    } else {
+        Json::Null
+    };
+    Ok(json_with_results(
+        &rows,
+        &[
+            ("limit", json!(limit)),
+            ("offset", json!(offset)),
+            ("next_offset", next),
+        ],
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -430,7 +437,7 @@ struct EvaluateParams {
 async fn evaluate(
     State(app): State<Arc<App>>,
     params: Result<Query<EvaluateParams>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<axum::Json<Json>> {
+) -> ApiResult<Response> {
     let Query(p) = params.map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
     let at_us = match p.at.as_deref() {
         Some(t) => parse_time(t).map_err(ApiError::bad_request)?,
@@ -460,9 +467,33 @@ async fn evaluate(
             }
         }
     }
-    Ok(axum::Json(
-        json!({ "at": rfc3339(at_us), "results": all, "errors": errors }),
+    Ok(json_with_results(
+        &all,
+        &[
+            ("at", json!(rfc3339(at_us))),
+            ("errors", Json::Object(errors)),
+        ],
     ))
+}
+
+/// `{"results": [...], other fields}` with each result's text as produced, so the field
+/// order of SPEC section 8 survives (serde_json's `Value` would sort the keys).
+fn json_with_results(results: &[ResultDoc], fields: &[(&str, Json)]) -> Response {
+    let total: usize = results.iter().map(|r| r.text.len() + 1).sum();
+    let mut body = String::with_capacity(total + 128);
+    body.push_str("{\"results\":[");
+    for (i, r) in results.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&r.text);
+    }
+    body.push(']');
+    for (k, v) in fields {
+        body.push_str(&format!(",{}:{}", Json::String((*k).to_string()), v));
+    }
+    body.push('}');
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn reload(State(app): State<Arc<App>>) -> ApiResult<axum::Json<Json>> {

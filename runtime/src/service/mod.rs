@@ -27,7 +27,7 @@ use serde_json::Value as Json;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-pub use backend::{Backend, CheckInfo, IngestReport, RuleSet, RulesError};
+pub use backend::{Backend, CheckInfo, Evaluation, IngestReport, ResultDoc, RuleSet, RulesError};
 pub use config::{ConfigLayer, ServiceConfig};
 
 use alerts::{AlertBook, Notification, State};
@@ -273,9 +273,9 @@ impl App {
         }
     }
 
-    /// Evaluates one check at `at_us`, stores the results, updates `/metrics` and the alert
-    /// state. The results carry the rules version they were produced with.
-    pub async fn run_evaluation(&self, check: &str, at_us: i64) -> Result<Vec<Json>, String> {
+    /// Evaluates one check at `at_us` (the backend stores the results), updates `/metrics`
+    /// and the alert state.
+    pub async fn run_evaluation(&self, check: &str, at_us: i64) -> Result<Vec<ResultDoc>, String> {
         let rules = self
             .rules()
             .ok_or_else(|| "no rules are loaded".to_string())?;
@@ -296,8 +296,8 @@ impl App {
             .evaluation_duration
             .get_or_create(&labels)
             .observe(duration_secs);
-        let mut results = match outcome {
-            Ok(results) => results,
+        let evaluation = match outcome {
+            Ok(evaluation) => evaluation,
             Err(e) => {
                 self.metrics.evaluation_errors.get_or_create(&labels).inc();
                 tracing::error!(check, at = %rfc3339(at_us), error = %e, "evaluation failed");
@@ -313,34 +313,28 @@ impl App {
                 return Err(e);
             }
         };
-        for r in &mut results {
-            if let Json::Object(map) = r
-                && !map.contains_key("rules_version")
-            {
-                map.insert("rules_version".into(), Json::String(rules.version.clone()));
-            }
-        }
         let mut error = None;
-        if let Err(e) = self.backend.store_results(&results).await {
+        if let Err(e) = &evaluation.stored {
             self.metrics.evaluation_errors.get_or_create(&labels).inc();
             tracing::error!(check, error = %e, "results could not be stored");
             error = Some(format!("results not stored: {e}"));
         }
-        self.metrics.record_results(check, &results);
-        let notes = lock(&self.alerts).observe(&info, &results, at_us);
+        let values: Vec<Json> = evaluation.results.iter().map(|r| r.value.clone()).collect();
+        self.metrics.record_results(check, &values);
+        let notes = lock(&self.alerts).observe(&info, &values, at_us);
         self.notify(&notes);
         self.save_alerts().await;
-        tracing::debug!(check, at = %rfc3339(at_us), results = results.len(), duration_secs, "evaluated");
+        tracing::debug!(check, at = %rfc3339(at_us), results = values.len(), duration_secs, "evaluated");
         lock(&self.last_runs).insert(
             check.to_string(),
             LastRun {
                 at_us,
                 duration_secs,
-                results: results.clone(),
+                results: values,
                 error,
             },
         );
-        Ok(results)
+        Ok(evaluation.results)
     }
 
     /// Saves the alert book when an alert changed state since the last save.

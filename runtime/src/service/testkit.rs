@@ -124,7 +124,7 @@ impl Backend for FakeBackend {
         rules: Arc<RuleSet>,
         check: String,
         at_us: i64,
-    ) -> BoxFuture<'_, Result<Vec<Json>, String>> {
+    ) -> BoxFuture<'_, Result<Evaluation, String>> {
         Box::pin(async move {
             self.evaluations
                 .lock()
@@ -144,7 +144,7 @@ impl Backend for FakeBackend {
             let at = jiff::Timestamp::from_microsecond(at_us)
                 .map(|t| t.to_string())
                 .unwrap_or_default();
-            Ok(rows
+            let results: Vec<ResultDoc> = rows
                 .into_iter()
                 .map(|(slice, status, v)| {
                     json!({"check": check, "status": status, "at": at,
@@ -153,18 +153,20 @@ impl Backend for FakeBackend {
                            "expects": [{"expr": "mean(x) < 1", "status": status, "values": {"mean(x)": v}}],
                            "message": format!("mean(x) = {v}"), "rules_version": rules.version})
                 })
-                .collect())
+                .map(ResultDoc::from_value)
+                .collect();
+            self.stored
+                .lock()
+                .unwrap()
+                .extend(results.iter().map(|r| r.value.clone()));
+            Ok(Evaluation {
+                results,
+                stored: Ok(()),
+            })
         })
     }
 
-    fn store_results<'a>(&'a self, results: &'a [Json]) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move {
-            self.stored.lock().unwrap().extend(results.iter().cloned());
-            Ok(())
-        })
-    }
-
-    fn query_results(&self, query: ResultsQuery) -> BoxFuture<'_, Result<Vec<Json>, String>> {
+    fn query_results(&self, query: ResultsQuery) -> BoxFuture<'_, Result<Vec<ResultDoc>, String>> {
         Box::pin(async move {
             let stored = self.stored.lock().unwrap();
             Ok(stored
@@ -175,6 +177,7 @@ impl Backend for FakeBackend {
                 .skip(query.offset as usize)
                 .take(query.limit as usize)
                 .cloned()
+                .map(ResultDoc::from_value)
                 .collect())
         })
     }
