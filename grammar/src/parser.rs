@@ -29,18 +29,13 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
         .op(Op::infix(Rule::op_or, Assoc::Left))
         .op(Op::infix(Rule::op_and, Assoc::Left))
         .op(Op::prefix(Rule::op_not))
-        .op(Op::infix(Rule::op_eq, Assoc::Left)
-            | Op::infix(Rule::op_ne, Assoc::Left)
-            | Op::infix(Rule::op_lt, Assoc::Left)
-            | Op::infix(Rule::op_le, Assoc::Left)
-            | Op::infix(Rule::op_gt, Assoc::Left)
-            | Op::infix(Rule::op_ge, Assoc::Left)
+        .op(Op::infix(Rule::op_cmp, Assoc::Left)
             | Op::postfix(Rule::is_null)
             | Op::postfix(Rule::in_list)
             | Op::postfix(Rule::between)
             | Op::postfix(Rule::within))
-        .op(Op::infix(Rule::op_add, Assoc::Left) | Op::infix(Rule::op_sub, Assoc::Left))
-        .op(Op::infix(Rule::op_mul, Assoc::Left) | Op::infix(Rule::op_div, Assoc::Left))
+        .op(Op::infix(Rule::op_sum, Assoc::Left))
+        .op(Op::infix(Rule::op_product, Assoc::Left))
         .op(Op::prefix(Rule::op_neg))
         .op(Op::postfix(Rule::field_access))
 });
@@ -59,6 +54,11 @@ pub(crate) fn parse_file(file: FileId, text: &str) -> Result<File, Vec<Diagnosti
         ]);
     }
     let tokens = scan::tokenize(text);
+    let comment_ends: Vec<(usize, usize)> = tokens
+        .iter()
+        .filter(|t| t.kind == TokKind::Comment)
+        .map(|t| (t.end, t.start))
+        .collect();
     let mut out = File::default();
     let mut diags = Vec::new();
     let mut pos = 0;
@@ -96,7 +96,8 @@ pub(crate) fn parse_file(file: FileId, text: &str) -> Result<File, Vec<Diagnosti
                 let end = tok.start + pair.as_span().end();
                 let builder = Builder {
                     file,
-                    tokens: &tokens,
+                    text,
+                    comment_ends: &comment_ends,
                     base: tok.start,
                     diags: RefCell::new(Vec::new()),
                     too_deep: Cell::new(false),
@@ -153,10 +154,12 @@ pub(crate) fn parse_file(file: FileId, text: &str) -> Result<File, Vec<Diagnosti
     }
 }
 
-fn is_item_start(_tokens: &[Token], text: &str, t: Token) -> bool {
+fn is_item_start(tokens: &[Token], text: &str, t: Token) -> bool {
     t.kind == TokKind::Word
         && ITEM_KEYWORDS.contains(&t.text(text))
         && scan::starts_line(text, t.start)
+        // `component: "x"` at the start of a line inside `labels { }` is a key.
+        && scan::token_at(tokens, t.end).is_none_or(|n| n.text(text) != ":")
 }
 
 /// The start of the first item keyword at the beginning of a line at or after `from`,
@@ -311,21 +314,14 @@ fn want_of(rule: Rule) -> Option<Want> {
         | R::op_neg
         | R::op_not
         | R::paren
-        | R::call
+        | R::name_ref
         | R::baseline_call => Want::Expr,
         R::clause => Want::Clause,
         R::op_or
         | R::op_and
-        | R::op_le
-        | R::op_ge
-        | R::op_ne
-        | R::op_eq
-        | R::op_lt
-        | R::op_gt
-        | R::op_add
-        | R::op_sub
-        | R::op_mul
-        | R::op_div
+        | R::op_cmp
+        | R::op_sum
+        | R::op_product
         | R::is_null
         | R::in_list
         | R::between
@@ -340,7 +336,7 @@ fn want_of(rule: Rule) -> Option<Want> {
             }
         }
         R::lbracket => Want::Open('['),
-        R::lparen => Want::Open('('),
+        R::lparen | R::call_args => Want::Open('('),
         R::rbrace => Want::Close('}'),
         R::rbracket => Want::Close(']'),
         R::rparen => Want::Close(')'),
@@ -615,7 +611,9 @@ impl ErrorContext<'_> {
 /// are collected rather than returned so that one item reports all of them.
 struct Builder<'t> {
     file: FileId,
-    tokens: &'t [Token],
+    text: &'t str,
+    /// `(end, start)` of every comment, sorted, to trim them off the end of spans.
+    comment_ends: &'t [(usize, usize)],
     /// Offset of the parsed item in the file: pest's positions are relative to it.
     base: usize,
     diags: RefCell<Vec<Diagnostic>>,
@@ -631,15 +629,22 @@ impl Builder<'_> {
     fn span(&self, p: &P<'_>) -> Span {
         let s = p.as_span();
         let (start, raw_end) = (self.base + s.start(), self.base + s.end());
-        let mut idx = self.tokens.partition_point(|t| t.end <= raw_end);
-        while idx > 0 {
-            let t = self.tokens[idx - 1];
-            if t.kind != TokKind::Comment {
-                return Span::new(start, t.end.max(start));
+        let bytes = self.text.as_bytes();
+        let mut end = raw_end;
+        loop {
+            while end > start && bytes.get(end - 1).is_some_and(|b| b.is_ascii_whitespace()) {
+                end -= 1;
             }
-            idx -= 1;
+            // A comment ending here was skipped by pest too: step over it.
+            let idx = self.comment_ends.partition_point(|&(e, _)| e < end);
+            match self.comment_ends.get(idx) {
+                Some(&(e, comment_start)) if e == end && comment_start >= start => {
+                    end = comment_start
+                }
+                _ => break,
+            }
         }
-        Span::new(start, raw_end)
+        Span::new(start, end)
     }
 
     fn error(&self, span: Span, msg: impl Into<String>, label: &str, help: Option<String>) {
@@ -1279,18 +1284,18 @@ impl Builder<'_> {
             })
             .map_postfix(|lhs, op| self.postfix(lhs, op))
             .map_infix(|(lhs, dl), op, (rhs, dr)| {
-                let op = match op.as_rule() {
-                    Rule::op_or => BinaryOp::Or,
-                    Rule::op_and => BinaryOp::And,
-                    Rule::op_eq => BinaryOp::Eq,
-                    Rule::op_ne => BinaryOp::Ne,
-                    Rule::op_lt => BinaryOp::Lt,
-                    Rule::op_le => BinaryOp::Le,
-                    Rule::op_gt => BinaryOp::Gt,
-                    Rule::op_ge => BinaryOp::Ge,
-                    Rule::op_add => BinaryOp::Add,
-                    Rule::op_sub => BinaryOp::Sub,
-                    Rule::op_mul => BinaryOp::Mul,
+                let op = match (op.as_rule(), op.as_str()) {
+                    (Rule::op_or, _) => BinaryOp::Or,
+                    (Rule::op_and, _) => BinaryOp::And,
+                    (_, "==") => BinaryOp::Eq,
+                    (_, "!=") => BinaryOp::Ne,
+                    (_, "<") => BinaryOp::Lt,
+                    (_, "<=") => BinaryOp::Le,
+                    (_, ">") => BinaryOp::Gt,
+                    (_, ">=") => BinaryOp::Ge,
+                    (_, "+") => BinaryOp::Add,
+                    (_, "-") => BinaryOp::Sub,
+                    (_, "*") => BinaryOp::Mul,
                     _ => BinaryOp::Div,
                 };
                 let span = lhs.span.to(rhs.span);
@@ -1363,6 +1368,13 @@ impl Builder<'_> {
         self.capped(Expr { kind, span }, depth + 1)
     }
 
+    /// An argument of a call, raising `depth` to the argument's.
+    fn arg(&self, p: P<'_>, depth: &mut usize) -> Expr {
+        let (e, d) = self.expr(p);
+        *depth = (*depth).max(d);
+        e
+    }
+
     fn primary(&self, p: P<'_>) -> (Expr, usize) {
         let span = self.span(&p);
         let Some(inner) = p.into_inner().next() else {
@@ -1384,35 +1396,50 @@ impl Builder<'_> {
                 }
                 None => ExprKind::Literal(Literal::Null),
             },
-            Rule::call | Rule::baseline_call => {
+            Rule::baseline_call | Rule::name_ref => {
                 let is_baseline = inner.as_rule() == Rule::baseline_call;
-                let mut name = None;
-                let mut args = Vec::new();
+                let mut ids = Vec::new();
+                let mut args = None;
                 for c in inner.into_inner() {
                     match c.as_rule() {
-                        Rule::ident => name = Some(self.ident(c)),
+                        Rule::ident => ids.push(self.ident(c)),
                         Rule::expr => {
-                            let (e, d) = self.expr(c);
-                            depth = depth.max(d);
-                            args.push(e);
+                            let e = self.arg(c, &mut depth);
+                            args.get_or_insert_with(Vec::new).push(e);
+                        }
+                        Rule::call_args => {
+                            let mut list = Vec::new();
+                            for e in c.into_inner().filter(|e| e.as_rule() == Rule::expr) {
+                                list.push(self.arg(e, &mut depth));
+                            }
+                            args = Some(list);
                         }
                         _ => {}
                     }
                 }
-                let name = name.unwrap_or(Ident {
+                let unnamed = || Ident {
                     name: String::new(),
                     span,
-                });
-                if is_baseline {
-                    ExprKind::BaselineCall { name, args }
-                } else {
-                    ExprKind::Call { name, args }
+                };
+                match (is_baseline, args) {
+                    (true, args) => ExprKind::BaselineCall {
+                        name: ids.pop().unwrap_or_else(unnamed),
+                        args: args.unwrap_or_default(),
+                    },
+                    (false, Some(args)) => ExprKind::Call {
+                        name: ids.pop().unwrap_or_else(unnamed),
+                        args,
+                    },
+                    (false, None) => match ids.pop() {
+                        Some(name) => ExprKind::Column(ColumnRef {
+                            qualifier: ids.pop(),
+                            name,
+                            span,
+                        }),
+                        None => ExprKind::Literal(Literal::Null),
+                    },
                 }
             }
-            Rule::column => match self.column(inner) {
-                Some(c) => ExprKind::Column(c),
-                None => ExprKind::Literal(Literal::Null),
-            },
             _ => ExprKind::Literal(self.literal(inner)),
         };
         self.capped(Expr { kind, span }, depth + 1)
@@ -1420,3 +1447,43 @@ impl Builder<'_> {
 }
 
 const MAX_EXPR_DEPTH: usize = 256;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::KEYWORDS;
+
+    fn is_grammar_keyword(word: &str) -> bool {
+        MlcParser::parse(Rule::keyword, word).is_ok_and(|p| p.as_str() == word)
+    }
+
+    #[test]
+    fn the_grammar_reserves_exactly_the_keywords() {
+        for k in KEYWORDS {
+            assert!(
+                is_grammar_keyword(k),
+                "`{k}` is in KEYWORDS but not reserved by the grammar"
+            );
+            let longer = format!("{k}x");
+            assert!(
+                !is_grammar_keyword(&longer),
+                "`{longer}` is reserved by the grammar"
+            );
+        }
+        // Every word the grammar uses as a keyword token, reserved or contextual.
+        let grammar = include_str!("mlc.pest");
+        for line in grammar.lines().filter(|l| l.starts_with("k_")) {
+            let word = line.split('"').nth(1).unwrap_or_default();
+            assert_eq!(
+                is_grammar_keyword(word),
+                KEYWORDS.contains(&word),
+                "`{word}`: grammar and KEYWORDS disagree"
+            );
+        }
+        for word in [
+            "o", "offsets", "ofx", "int", "info", "error", "numeric", "x", "_a",
+        ] {
+            assert!(!is_grammar_keyword(word), "`{word}` must not be reserved");
+        }
+    }
+}
