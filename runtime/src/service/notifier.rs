@@ -88,7 +88,7 @@ fn label_name(name: &str) -> String {
 }
 
 /// The alert as Alertmanager's v2 API (`postableAlert`) wants it; webhooks get the same
-/// object plus `status`.
+/// object plus `status` (`firing` or `resolved`).
 pub fn alert_object(n: &Notification, external_url: &str) -> Json {
     let a = &n.alert;
     let mut labels = Map::new();
@@ -122,13 +122,7 @@ pub fn alert_object(n: &Notification, external_url: &str) -> Json {
     if let Some(v) = &n.rules_version {
         annotations.insert("rules_version".into(), Json::String(v.clone()));
     }
-    let status = if a.state == State::Resolved {
-        "resolved"
-    } else {
-        "firing"
-    };
     json!({
-        "status": status,
         "labels": labels,
         "annotations": annotations,
         "startsAt": rfc3339(a.active_since_us),
@@ -225,7 +219,19 @@ async fn deliver_loop(
         }
         let alerts: Vec<Json> = batch
             .iter()
-            .map(|n| alert_object(n, &config.external_url))
+            .map(|n| {
+                let mut o = alert_object(n, &config.external_url);
+                // Alertmanager's postableAlert has no status (endsAt says it); webhooks do.
+                if let (Kind::Webhook, Json::Object(map)) = (kind, &mut o) {
+                    let status = if n.alert.state == State::Resolved {
+                        "resolved"
+                    } else {
+                        "firing"
+                    };
+                    map.insert("status".into(), Json::String(status.into()));
+                }
+                o
+            })
             .collect();
         let body = match kind {
             Kind::Alertmanager => Json::Array(alerts),

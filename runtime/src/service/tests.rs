@@ -137,7 +137,11 @@ fn alerts_with_status(r: &Receiver, status: &str) -> Vec<Json> {
         .unwrap()
         .iter()
         .flat_map(|b| b.as_array().cloned().unwrap_or_default())
-        .filter(|a| a["status"] == status)
+        // Alertmanager payloads say "resolved" by an endsAt that is not in the future.
+        .filter(|a| {
+            let ends: jiff::Timestamp = a["endsAt"].as_str().unwrap().parse().unwrap();
+            (status == "resolved") == (ends <= jiff::Timestamp::now())
+        })
         .collect()
 }
 
