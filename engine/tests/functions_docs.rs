@@ -2,6 +2,8 @@
 //! the docs and the checker rely on: names are unique, every example calls its function, and
 //! every aggregate has an accumulator. `MLC_UPDATE_DOCS=1` rewrites the file.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+
 use mlc_engine::functions::{self, FunctionKind, docs};
 
 #[test]

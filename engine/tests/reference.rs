@@ -3,6 +3,8 @@
 //! relative (1e-12 absolute near zero), fed whole, in small batches, and split in two
 //! accumulators that are then merged.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+
 use std::sync::Arc;
 
 use arrow_array::{
@@ -25,7 +27,13 @@ fn column(spec: &Json) -> ArrayRef {
     let values = spec["values"].as_array().unwrap();
     match spec["type"].as_str().unwrap() {
         "int" => Arc::new(values.iter().map(Json::as_i64).collect::<Int64Array>()),
-        "float" => Arc::new(values.iter().map(Json::as_f64).collect::<Float64Array>()),
+        // Floats are text so that they parse to exactly the f64 numpy used.
+        "float" => Arc::new(
+            values
+                .iter()
+                .map(|v| v.as_str().map(|s| s.parse::<f64>().unwrap()))
+                .collect::<Float64Array>(),
+        ),
         "bool" => Arc::new(values.iter().map(Json::as_bool).collect::<BooleanArray>()),
         "string" => Arc::new(values.iter().map(Json::as_str).collect::<StringArray>()),
         "timestamp" => Arc::new(

@@ -68,22 +68,22 @@ impl Accumulator for LatestAcc {
                 best = Some((ti, i));
             }
         }
-        if let Some((ti, i)) = best {
-            if self.time.is_none_or(|b| ti >= b) {
-                self.time = Some(ti);
-                self.value = x.value(i);
-            }
+        if let Some((ti, i)) = best
+            && self.time.is_none_or(|b| ti >= b)
+        {
+            self.time = Some(ti);
+            self.value = x.value(i);
         }
         Ok(())
     }
     fn merge(&mut self, other: &dyn Accumulator) -> Result<(), EvalError> {
         // The other state counts as given after this one: it wins ties.
         let o = same::<Self>("latest", other)?;
-        if let Some(t) = o.time {
-            if self.time.is_none_or(|b| t >= b) {
-                self.time = Some(t);
-                self.value = o.value.clone();
-            }
+        if let Some(t) = o.time
+            && self.time.is_none_or(|b| t >= b)
+        {
+            self.time = Some(t);
+            self.value = o.value.clone();
         }
         Ok(())
     }

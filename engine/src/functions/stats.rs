@@ -33,10 +33,10 @@ pub fn ks_2samp(a: &[f64], b: &[f64]) -> (f64, f64) {
     }
     let min_s = (-min_s).clamp(0.0, 1.0);
     let d = if min_s > max_s { min_s } else { max_s };
-    if n1.max(n2) <= 10_000 {
-        if let Some((d, p)) = ks_exact(n1 as u64, n2 as u64, d) {
-            return (d, p.clamp(0.0, 1.0));
-        }
+    if n1.max(n2) <= 10_000
+        && let Some((d, p)) = ks_exact(n1 as u64, n2 as u64, d)
+    {
+        return (d, p.clamp(0.0, 1.0));
     }
     let (m, n) = (n1.max(n2) as f64, n1.min(n2) as f64);
     let en = m * n / (m + n);
@@ -201,6 +201,8 @@ pub fn kstwo_sf(n: u64, x: f64) -> f64 {
 }
 
 fn log_nfactorial_div_n_pow_n(n: f64) -> f64 {
+    // scipy's Stirling coefficients, kept digit for digit.
+    #[allow(clippy::excessive_precision)]
     const C: [f64; 8] = [
         -2.955065359477124183e-2,
         6.4102564102564102564e-3,
@@ -540,20 +542,19 @@ pub fn smirnov_sf(n: u64, x: f64) -> f64 {
 /// `chi2_contingency(table, correction=False)` on the 2×k table of counts: (statistic,
 /// p-value, dof). Every column total and both row totals must be positive.
 pub fn chi2_contingency(rows: [&[f64]; 2]) -> (f64, f64, f64) {
-    let k = rows[0].len();
     let r0: f64 = rows[0].iter().sum();
     let r1: f64 = rows[1].iter().sum();
     let total = r0 + r1;
     let mut stat = 0.0;
-    for c in 0..k {
-        let col = rows[0][c] + rows[1][c];
-        for (r, rt) in [(0usize, r0), (1, r1)] {
-            let e = rt * col / total;
-            let d = rows[r][c] - e;
+    for (&a, &b) in rows[0].iter().zip(rows[1]) {
+        let col = a + b;
+        for (observed, row_total) in [(a, r0), (b, r1)] {
+            let e = row_total * col / total;
+            let d = observed - e;
             stat += d * d / e;
         }
     }
-    let dof = (k - 1) as f64;
+    let dof = (rows[0].len() - 1) as f64;
     (stat, chi2_sf(stat, dof), dof)
 }
 
