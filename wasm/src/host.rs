@@ -1,0 +1,755 @@
+//! The plugin host: loads and validates modules, and runs them in sandboxed sessions (one
+//! wasmtime `Store` each) with a memory cap, a time budget and an optional fuel budget.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mlc_engine::functions::{Accumulator, EvalError};
+use mlc_engine::plan::{PluginDecl, PluginSignature};
+use wasmtime::{
+    Engine, Instance, InstancePre, Linker, Memory, Module, ResourceLimiter, Store, Trap, TypedFunc,
+};
+
+use crate::abi::{self, ABI_VERSION, PluginMeta};
+use crate::cache::{CacheHit, ModuleCache, default_cache_dir, sha256_hex};
+use crate::engines;
+use crate::validate::check_module;
+
+/// The sandbox bounds of one plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Cap on the plugin's linear memory, in bytes.
+    pub memory_bytes: u64,
+    /// Wall-clock time the plugin may spend running per session (one evaluation), summed
+    /// over its calls.
+    pub timeout: Duration,
+    /// Instruction budget per session; `None` = unmetered.
+    pub fuel: Option<u64>,
+}
+
+impl Limits {
+    pub const DEFAULT_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// The limits a declaration asks for, with the host's defaults for what it leaves out.
+    pub fn from_decl(decl: &PluginDecl) -> Limits {
+        Limits {
+            memory_bytes: decl.memory_bytes.unwrap_or(Self::DEFAULT_MEMORY_BYTES),
+            timeout: decl
+                .timeout_secs
+                .map(Duration::from_secs)
+                .unwrap_or(Self::DEFAULT_TIMEOUT),
+            fuel: decl.fuel,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: Self::DEFAULT_MEMORY_BYTES,
+            timeout: Self::DEFAULT_TIMEOUT,
+            fuel: None,
+        }
+    }
+}
+
+/// Human form of a byte count for messages: `64 MiB`.
+pub(crate) fn bytes_text(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    for (unit, size) in UNITS {
+        if bytes >= size && bytes % size == 0 {
+            return format!("{} {unit}", bytes / size);
+        }
+    }
+    for (unit, size) in UNITS {
+        if bytes >= size {
+            return format!("{:.1} {unit}", bytes as f64 / size as f64);
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+fn duration_text(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{d:?}")
+    }
+}
+
+/// Store data: the memory limiter, which remembers why it refused so errors can say so.
+pub(crate) struct HostState {
+    memory_cap: usize,
+    refused: Option<usize>,
+}
+
+impl ResourceLimiter for HostState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_cap {
+            self.refused = Some(desired);
+            // An error (not `Ok(false)`) traps at once: a plugin that ignores a failed
+            // `memory.grow` would otherwise fail later with a confusing out-of-bounds trap.
+            return Err(wasmtime::format_err!("memory limit reached"));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+
+    fn instances(&self) -> usize {
+        1
+    }
+    fn memories(&self) -> usize {
+        1
+    }
+    fn tables(&self) -> usize {
+        4
+    }
+}
+
+/// The typed exports, looked up once per instance.
+struct Exports {
+    memory: Memory,
+    abi_version: TypedFunc<(), i32>,
+    meta: TypedFunc<(), i64>,
+    alloc: TypedFunc<i32, i32>,
+    free: TypedFunc<(i32, i32), ()>,
+    init: TypedFunc<(), i32>,
+    update: TypedFunc<(i32, i32, i32, i32), i32>,
+    merge: TypedFunc<(i32, i32), i32>,
+    finalize: TypedFunc<(i32, i32), i32>,
+    agg_free: TypedFunc<i32, ()>,
+    last_error: TypedFunc<(), i64>,
+}
+
+impl Exports {
+    fn new(store: &mut Store<HostState>, instance: &Instance) -> Result<Exports, String> {
+        fn f<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
+            store: &mut Store<HostState>,
+            instance: &Instance,
+            name: &str,
+        ) -> Result<TypedFunc<P, R>, String> {
+            instance
+                .get_typed_func::<P, R>(&mut *store, name)
+                .map_err(|e| format!("its export `{name}` is unusable: {e}"))
+        }
+        let memory = instance
+            .get_memory(&mut *store, abi::MEMORY_EXPORT)
+            .ok_or("it does not export its linear memory as `memory`")?;
+        Ok(Exports {
+            memory,
+            abi_version: f(store, instance, "mlc_abi_version")?,
+            meta: f(store, instance, "mlc_meta")?,
+            alloc: f(store, instance, "mlc_alloc")?,
+            free: f(store, instance, "mlc_free")?,
+            init: f(store, instance, "mlc_agg_init")?,
+            update: f(store, instance, "mlc_agg_update")?,
+            merge: f(store, instance, "mlc_agg_merge")?,
+            finalize: f(store, instance, "mlc_agg_finalize")?,
+            agg_free: f(store, instance, "mlc_agg_free")?,
+            last_error: f(store, instance, "mlc_last_error")?,
+        })
+    }
+}
+
+/// Rows per chunk copied into the plugin's memory: 64k rows of f64 is 512 KiB per column,
+/// so a 10M-row window never needs more than that at once.
+pub const CHUNK_ROWS: usize = 64 * 1024;
+
+/// A host-owned buffer inside the plugin's memory: a table of `n_cols` column pointers
+/// followed by `n_cols` columns of `rows` f64 values (plus 8 bytes for a finalize result).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scratch {
+    pub ptr: u32,
+    pub size: u32,
+    pub n_cols: usize,
+    pub rows: usize,
+}
+
+impl Scratch {
+    fn table_bytes(n_cols: usize) -> usize {
+        (n_cols * 4).div_ceil(8) * 8
+    }
+    pub fn bytes_for(n_cols: usize, rows: usize) -> usize {
+        8 + Self::table_bytes(n_cols) + n_cols * rows * 8
+    }
+    pub fn out_ptr(&self) -> u32 {
+        self.ptr
+    }
+    pub fn table_ptr(&self) -> u32 {
+        self.ptr + 8
+    }
+    pub fn column_ptr(&self, col: usize) -> u32 {
+        (self.ptr as usize + 8 + Self::table_bytes(self.n_cols) + col * self.rows * 8) as u32
+    }
+}
+
+/// One instance of a plugin in its own `Store`: the unit of isolation. After a trap or a
+/// limit hit the instance is poisoned (its state may be half-updated) and every later call
+/// reports the first failure.
+pub(crate) struct Sandbox {
+    pub name: String,
+    limits: Limits,
+    store: Store<HostState>,
+    exports: Exports,
+    spent: Duration,
+    poisoned: Option<String>,
+    pub scratch: Option<Scratch>,
+}
+
+impl Sandbox {
+    fn new(
+        name: &str,
+        engine: &Engine,
+        pre: &InstancePre<HostState>,
+        limits: Limits,
+    ) -> Result<Sandbox, String> {
+        let memory_cap = usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX);
+        let mut store = Store::new(
+            engine,
+            HostState {
+                memory_cap,
+                refused: None,
+            },
+        );
+        store.limiter(|s| s as &mut dyn ResourceLimiter);
+        if let Some(fuel) = limits.fuel {
+            store
+                .set_fuel(fuel)
+                .map_err(|e| format!("cannot set the fuel budget: {e}"))?;
+        }
+        store.set_epoch_deadline(engines::ticks_for(limits.timeout));
+        let started = Instant::now();
+        let instance = pre.instantiate(&mut store);
+        let spent = started.elapsed();
+        let instance = instance.map_err(|e| {
+            if let Some(desired) = store.data().refused {
+                format!(
+                    "it needs {} of memory to start, more than its limit of {}; raise it with \
+                     `memory` in the plugin declaration",
+                    bytes_text(desired as u64),
+                    bytes_text(limits.memory_bytes)
+                )
+            } else {
+                format!(
+                    "it cannot be started: {}",
+                    describe_error(&e, &limits, None)
+                )
+            }
+        })?;
+        let exports = Exports::new(&mut store, &instance)?;
+        Ok(Sandbox {
+            name: name.to_string(),
+            limits,
+            store,
+            exports,
+            spent,
+            poisoned: None,
+            scratch: None,
+        })
+    }
+
+    /// Runs one call into the plugin under the session's remaining time budget; any trap
+    /// or limit poisons the sandbox.
+    fn call<R>(
+        &mut self,
+        what: &str,
+        f: impl FnOnce(&Exports, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, String> {
+        if let Some(reason) = &self.poisoned {
+            return Err(reason.clone());
+        }
+        let remaining = self.limits.timeout.saturating_sub(self.spent);
+        if remaining.is_zero() {
+            let reason = format!(
+                "plugin `{}` exceeded its timeout of {} (raise it with `timeout` in the plugin \
+                 declaration)",
+                self.name,
+                duration_text(self.limits.timeout)
+            );
+            self.poisoned = Some(reason.clone());
+            return Err(reason);
+        }
+        self.store.set_epoch_deadline(engines::ticks_for(remaining));
+        let started = Instant::now();
+        let result = f(&self.exports, &mut self.store);
+        self.spent += started.elapsed();
+        result.map_err(|e| {
+            let reason = format!(
+                "plugin `{}` failed in {what}: {}",
+                self.name,
+                describe_error(&e, &self.limits, self.store.data().refused)
+            );
+            self.poisoned = Some(reason.clone());
+            reason
+        })
+    }
+
+    fn memory_len(&self) -> usize {
+        self.exports.memory.data_size(&self.store)
+    }
+
+    /// Copies `len` bytes at `ptr` out of the plugin's memory, if they lie inside it.
+    fn read_bytes(&self, ptr: u32, len: u32) -> Option<Vec<u8>> {
+        let start = ptr as usize;
+        let end = start.checked_add(len as usize)?;
+        self.exports
+            .memory
+            .data(&self.store)
+            .get(start..end)
+            .map(<[u8]>::to_vec)
+    }
+
+    /// The plugin's last error message, or a note that it gave none.
+    fn last_error(&mut self) -> String {
+        let packed = match self.call("mlc_last_error", |e, s| e.last_error.call(s, ())) {
+            Ok(packed) => packed,
+            Err(reason) => return reason,
+        };
+        let (ptr, len) = abi::unpack_ptr_len(packed);
+        if len == 0 {
+            return "(the plugin gave no message)".to_string();
+        }
+        match self.read_bytes(ptr, len.min(abi::MAX_ERROR_BYTES)) {
+            Some(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+            None => "(its mlc_last_error points outside its memory)".to_string(),
+        }
+    }
+
+    /// Reads and validates the ABI version and metadata.
+    fn read_meta(&mut self) -> Result<PluginMeta, String> {
+        let version = self.call("mlc_abi_version", |e, s| e.abi_version.call(s, ()))?;
+        if version != ABI_VERSION {
+            return Err(format!(
+                "it speaks plugin ABI version {version}, but this mlc speaks version \
+                 {ABI_VERSION}; rebuild it with a matching mlc-plugin-sdk (see docs/plugins.md)"
+            ));
+        }
+        let packed = self.call("mlc_meta", |e, s| e.meta.call(s, ()))?;
+        let (ptr, len) = abi::unpack_ptr_len(packed);
+        if len == 0 || len > abi::MAX_META_BYTES {
+            return Err(format!(
+                "its metadata (mlc_meta) is {len} bytes long; return (ptr << 32 | len) of a \
+                 JSON document of 1 to {} bytes",
+                abi::MAX_META_BYTES
+            ));
+        }
+        let bytes = self.read_bytes(ptr, len).ok_or_else(|| {
+            format!(
+                "its metadata (mlc_meta) points at bytes {ptr}..{} but its memory holds {} \
+                 bytes; return (ptr << 32 | len) of a JSON document inside its memory",
+                u64::from(ptr) + u64::from(len),
+                self.memory_len()
+            )
+        })?;
+        PluginMeta::parse(&bytes)
+    }
+
+    pub fn init(&mut self) -> Result<i32, String> {
+        let handle = self.call("mlc_agg_init", |e, s| e.init.call(s, ()))?;
+        if handle < 0 {
+            let message = self.last_error();
+            return Err(format!(
+                "plugin `{}` could not start an aggregate: {message}",
+                self.name
+            ));
+        }
+        Ok(handle)
+    }
+
+    pub fn free_state(&mut self, handle: i32) {
+        // Freeing after a failure is pointless and would report the failure again.
+        if self.poisoned.is_none() {
+            let _ = self.call("mlc_agg_free", |e, s| e.agg_free.call(s, handle));
+        }
+    }
+
+    /// A buffer for `n_cols` columns of up to `rows` rows, reusing the current one when it
+    /// is big enough.
+    pub fn ensure_scratch(&mut self, n_cols: usize, rows: usize) -> Result<Scratch, String> {
+        if let Some(s) = self.scratch
+            && s.n_cols == n_cols
+            && s.rows >= rows
+        {
+            return Ok(s);
+        }
+        if let Some(old) = self.scratch.take() {
+            let (ptr, size) = (old.ptr as i32, old.size as i32);
+            self.call("mlc_free", |e, s| e.free.call(s, (ptr, size)))?;
+        }
+        let size = Scratch::bytes_for(n_cols, rows);
+        let size_i32 = i32::try_from(size).map_err(|_| {
+            format!(
+                "plugin `{}`: a chunk of {rows} rows is too large",
+                self.name
+            )
+        })?;
+        let ptr = self.call("mlc_alloc", |e, s| e.alloc.call(s, size_i32))?;
+        let ptr = ptr as u32;
+        let end = ptr as usize + size;
+        if ptr == 0 || ptr % 8 != 0 || end > self.memory_len() {
+            let reason = format!(
+                "plugin `{}`: mlc_alloc({size}) returned {ptr}, which is not an 8-byte aligned \
+                 block inside its memory of {} bytes",
+                self.name,
+                self.memory_len()
+            );
+            self.poisoned = Some(reason.clone());
+            return Err(reason);
+        }
+        let scratch = Scratch {
+            ptr,
+            size: size as u32,
+            n_cols,
+            rows,
+        };
+        self.scratch = Some(scratch);
+        Ok(scratch)
+    }
+
+    /// Writes one chunk of columns into the scratch buffer and calls `mlc_agg_update`.
+    pub fn update(&mut self, handle: i32, columns: &[&[f64]]) -> Result<(), String> {
+        let rows = columns.first().map_or(0, |c| c.len());
+        let scratch = self.ensure_scratch(columns.len(), rows.max(1))?;
+        let memory = self.exports.memory.data_mut(&mut self.store);
+        for (i, column) in columns.iter().enumerate() {
+            let table = scratch.table_ptr() as usize + i * 4;
+            memory[table..table + 4].copy_from_slice(&scratch.column_ptr(i).to_le_bytes());
+            let start = scratch.column_ptr(i) as usize;
+            let target = &mut memory[start..start + column.len() * 8];
+            for (dst, value) in target.chunks_exact_mut(8).zip(column.iter()) {
+                dst.copy_from_slice(&value.to_le_bytes());
+            }
+        }
+        let args = (
+            handle,
+            scratch.table_ptr() as i32,
+            columns.len() as i32,
+            rows as i32,
+        );
+        let status = self.call("mlc_agg_update", |e, s| e.update.call(s, args))?;
+        if status != abi::STATUS_OK {
+            let message = self.last_error();
+            let reason = format!(
+                "plugin `{}` rejected the data in mlc_agg_update: {message}",
+                self.name
+            );
+            self.poisoned = Some(reason.clone());
+            return Err(reason);
+        }
+        Ok(())
+    }
+
+    pub fn merge(&mut self, dst: i32, src: i32) -> Result<(), String> {
+        let status = self.call("mlc_agg_merge", |e, s| e.merge.call(s, (dst, src)))?;
+        if status != abi::STATUS_OK {
+            let message = self.last_error();
+            return Err(format!(
+                "plugin `{}` failed in mlc_agg_merge: {message}",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+
+    /// `Ok(Ok(v))` a value, `Ok(Err(reason))` undefined on these rows.
+    pub fn finalize(&mut self, handle: i32) -> Result<Result<f64, String>, String> {
+        let scratch = match self.scratch {
+            Some(s) => s,
+            None => self.ensure_scratch(1, 1)?,
+        };
+        let out = scratch.out_ptr();
+        self.exports.memory.data_mut(&mut self.store)[out as usize..out as usize + 8]
+            .copy_from_slice(&f64::NAN.to_le_bytes());
+        let status = self.call("mlc_agg_finalize", |e, s| {
+            e.finalize.call(s, (handle, out as i32))
+        })?;
+        match status {
+            abi::STATUS_OK => {
+                let bytes = self.read_bytes(out, 8).unwrap_or_default();
+                let value = <[u8; 8]>::try_from(bytes.as_slice()).map(f64::from_le_bytes);
+                match value {
+                    Ok(v) if v.is_finite() => Ok(Ok(v)),
+                    Ok(v) => Err(format!(
+                        "plugin `{}` returned {v} from mlc_agg_finalize; a result must be a \
+                         finite number (a plugin reports an undefined metric with status 1 \
+                         and a reason)",
+                        self.name
+                    )),
+                    Err(_) => Err(format!("plugin `{}`: result unreadable", self.name)),
+                }
+            }
+            abi::STATUS_UNDEFINED => Ok(Err(self.last_error())),
+            other => {
+                let message = self.last_error();
+                Err(format!(
+                    "plugin `{}` failed in mlc_agg_finalize (status {other}): {message}",
+                    self.name
+                ))
+            }
+        }
+    }
+}
+
+/// Turns a wasmtime failure into the reason a user reads: which limit, or which trap.
+fn describe_error(e: &wasmtime::Error, limits: &Limits, refused: Option<usize>) -> String {
+    if let Some(desired) = refused {
+        return format!(
+            "it exceeded its memory limit of {} (it asked for {}); raise it with `memory` in \
+             the plugin declaration",
+            bytes_text(limits.memory_bytes),
+            bytes_text(desired as u64)
+        );
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => format!(
+            "it exceeded its timeout of {} and was stopped; raise it with `timeout` in the \
+             plugin declaration",
+            duration_text(limits.timeout)
+        ),
+        Some(Trap::OutOfFuel) => format!(
+            "it ran out of fuel (a budget of {} instructions); raise it with `fuel` in the \
+             plugin declaration",
+            limits.fuel.unwrap_or(0)
+        ),
+        Some(Trap::StackOverflow) => "it overflowed its stack (trap: stack overflow)".to_string(),
+        Some(trap) => {
+            let text = trap.to_string();
+            format!(
+                "trap: {}",
+                text.strip_prefix("wasm trap: ").unwrap_or(&text)
+            )
+        }
+        None => {
+            let text = e.to_string();
+            text.lines().next().unwrap_or(&text).to_string()
+        }
+    }
+}
+
+/// A shared sandbox: accumulators of one session live in one instance, so they can merge.
+pub(crate) type SharedSandbox = Arc<Mutex<Sandbox>>;
+
+/// Loads plugins: shared engines, the compiled-module cache, and validation.
+pub struct PluginHost {
+    cache: ModuleCache,
+}
+
+impl std::fmt::Debug for PluginHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginHost")
+            .field("cache_dir", &self.cache.dir())
+            .finish()
+    }
+}
+
+impl PluginHost {
+    /// A host caching compiled modules under `cache_dir` (`None`: `$MLC_CACHE_DIR`, else
+    /// `~/.cache/mlc`). A cache that cannot be written only costs time.
+    pub fn new(cache_dir: Option<PathBuf>) -> PluginHost {
+        PluginHost {
+            cache: ModuleCache::new(cache_dir.or_else(default_cache_dir)),
+        }
+    }
+
+    /// A host that keeps compiled modules in memory only.
+    pub fn without_disk_cache() -> PluginHost {
+        PluginHost {
+            cache: ModuleCache::new(None),
+        }
+    }
+
+    pub fn cache(&self) -> &ModuleCache {
+        &self.cache
+    }
+
+    /// Reads, compiles (or loads from the cache), validates and inspects the module a
+    /// declaration names. Errors are sentences about the file that name the fix.
+    pub fn load(&self, decl: &PluginDecl) -> Result<LoadedPlugin, String> {
+        let limits = Limits::from_decl(decl);
+        let plugin = self.load_path(&decl.name, &decl.path, limits)?;
+        if let Some(expected) = &decl.signature
+            && expected.args != plugin.meta.arg_types()
+        {
+            return Err(format!(
+                "plugin file {} changed since it was checked: its arguments are now ({}); \
+                 run `mlc lint` again",
+                decl.path.display(),
+                plugin
+                    .meta
+                    .args
+                    .iter()
+                    .map(|a| a.ty.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        Ok(plugin)
+    }
+
+    /// [`PluginHost::load`] from a path and explicit limits.
+    pub fn load_path(
+        &self,
+        name: &str,
+        path: &Path,
+        limits: Limits,
+    ) -> Result<LoadedPlugin, String> {
+        let in_file = |msg: String| format!("plugin file {}: {msg}", path.display());
+        let bytes = std::fs::read(path).map_err(|e| {
+            in_file(format!(
+                "cannot be read ({e}); check the path, which is relative to the .mlc file"
+            ))
+        })?;
+        let engine = engines::engine(limits.fuel.is_some()).map_err(in_file)?;
+        let (module, cache_hit) = self.cache.module(engine, &bytes).map_err(in_file)?;
+        check_module(&module).map_err(in_file)?;
+        let pre = Linker::<HostState>::new(engine)
+            .instantiate_pre(&module)
+            .map_err(|e| in_file(format!("it cannot be linked: {e}")))?;
+        // The metadata is read in a throwaway sandbox with the plugin's own limits, so a
+        // module that misbehaves at start-up is caught here and not at evaluation time.
+        let mut sandbox = Sandbox::new(name, engine, &pre, limits).map_err(in_file)?;
+        let meta = sandbox.read_meta().map_err(in_file)?;
+        Ok(LoadedPlugin {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            sha256: sha256_hex(&bytes),
+            engine: engine.clone(),
+            module,
+            pre,
+            limits,
+            meta,
+            cache_hit,
+        })
+    }
+}
+
+/// A validated plugin, ready to run; cheap to keep, cheap to start sessions from.
+pub struct LoadedPlugin {
+    pub name: String,
+    pub path: PathBuf,
+    /// SHA-256 of the module file: a changed file is a different plugin (hot reload).
+    pub sha256: String,
+    engine: Engine,
+    module: Module,
+    pre: InstancePre<HostState>,
+    pub limits: Limits,
+    pub meta: PluginMeta,
+    /// Where the compiled module came from (for logs and benchmarks).
+    pub cache_hit: CacheHit,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("limits", &self.limits)
+            .field("meta", &self.meta)
+            .finish()
+    }
+}
+
+impl LoadedPlugin {
+    /// The signature the checker uses for calls.
+    pub fn signature(&self) -> PluginSignature {
+        PluginSignature {
+            args: self.meta.arg_types(),
+        }
+    }
+
+    pub fn module(&self) -> &Module {
+        &self.module
+    }
+
+    /// A fresh sandbox (one `Store`, one instance) for one evaluation. Its time and fuel
+    /// budgets are shared by every accumulator made from it.
+    pub fn session(&self) -> Result<PluginSession, EvalError> {
+        let sandbox = Sandbox::new(&self.name, &self.engine, &self.pre, self.limits)
+            .map_err(|e| EvalError::Invalid(format!("plugin `{}`: {e}", self.name)))?;
+        Ok(PluginSession {
+            sandbox: Arc::new(Mutex::new(sandbox)),
+            n_args: self.meta.args.len(),
+        })
+    }
+
+    /// An accumulator in a session of its own: the simple path for one aggregate.
+    pub fn accumulator(&self) -> Result<Box<dyn Accumulator>, EvalError> {
+        self.session()?.accumulator()
+    }
+}
+
+/// One evaluation's sandbox; accumulators made from it share memory, time and fuel, and
+/// can be merged with each other.
+#[derive(Clone)]
+pub struct PluginSession {
+    sandbox: SharedSandbox,
+    n_args: usize,
+}
+
+impl std::fmt::Debug for PluginSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginSession")
+            .field("n_args", &self.n_args)
+            .finish()
+    }
+}
+
+impl PluginSession {
+    pub fn accumulator(&self) -> Result<Box<dyn Accumulator>, EvalError> {
+        let handle = {
+            let mut sandbox = self.sandbox.lock().map_err(|_| poisoned_lock())?;
+            sandbox.init().map_err(EvalError::Invalid)?
+        };
+        Ok(Box::new(crate::accumulator::PluginAccumulator::new(
+            self.sandbox.clone(),
+            handle,
+            self.n_args,
+        )))
+    }
+}
+
+pub(crate) fn poisoned_lock() -> EvalError {
+    EvalError::Invalid("a plugin sandbox was left broken by an earlier panic".to_string())
+}
+
+/// The signature of the plugin at `path`, read and validated as [`PluginHost::load`] does,
+/// with default limits; what `mlc lint` calls for every `plugin` declaration.
+pub fn inspect(path: &Path) -> Result<PluginSignature, String> {
+    inspect_meta(path).map(|meta| PluginSignature {
+        args: meta.arg_types(),
+    })
+}
+
+/// Like [`inspect`], with the whole metadata (names of arguments, description).
+pub fn inspect_meta(path: &Path) -> Result<PluginMeta, String> {
+    static HOST: std::sync::OnceLock<PluginHost> = std::sync::OnceLock::new();
+    let host = HOST.get_or_init(|| PluginHost::new(None));
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    host.load_path(
+        &name,
+        path,
+        Limits {
+            timeout: Duration::from_secs(2),
+            ..Limits::default()
+        },
+    )
+    .map(|p| p.meta)
+}
