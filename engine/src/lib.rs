@@ -3,8 +3,11 @@
 //!
 //! Pure: no I/O and no async. Files are read by the caller and handed in.
 
+pub mod check;
 pub mod eval;
+pub mod explain;
 pub mod functions;
+pub mod load;
 pub mod plan;
 pub mod schema;
 pub mod value;
