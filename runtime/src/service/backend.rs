@@ -166,4 +166,9 @@ pub trait Backend: Send + Sync + 'static {
     fn load_alert_state(&self) -> BoxFuture<'_, Result<Option<String>, String>>;
 
     fn save_alert_state(&self, json: String) -> BoxFuture<'_, Result<(), String>>;
+
+    /// Flushes and closes storage at shutdown.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }

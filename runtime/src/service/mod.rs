@@ -478,6 +478,7 @@ pub async fn serve_on(
     tracing::info!("HTTP server stopped; finishing evaluations and alert deliveries");
     reloader.abort();
     app.shutdown().await;
+    app.backend.close().await;
     tracing::info!("shutdown complete");
     served.map_err(|e| ServiceError::Other(format!("HTTP server failed: {e}")))
 }
