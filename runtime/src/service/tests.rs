@@ -112,19 +112,19 @@ async fn receiver(fail_first: usize) -> Receiver {
     let bodies = Arc::new(Mutex::new(Vec::new()));
     let hits = Arc::new(AtomicUsize::new(0));
     let (b, h) = (bodies.clone(), hits.clone());
-    let app = Router::new().route(
-        "/api/v2/alerts",
-        post(move |axum::Json(body): axum::Json<Json>| {
-            let (b, h) = (b.clone(), h.clone());
-            async move {
-                if h.fetch_add(1, Ordering::SeqCst) < fail_first {
-                    return StatusCode::INTERNAL_SERVER_ERROR;
-                }
-                b.lock().unwrap().push(body);
-                StatusCode::OK
+    let handler = post(move |axum::Json(body): axum::Json<Json>| {
+        let (b, h) = (b.clone(), h.clone());
+        async move {
+            if h.fetch_add(1, Ordering::SeqCst) < fail_first {
+                return StatusCode::INTERNAL_SERVER_ERROR;
             }
-        }),
-    );
+            b.lock().unwrap().push(body);
+            StatusCode::OK
+        }
+    });
+    let app = Router::new()
+        .route("/api/v2/alerts", handler.clone())
+        .route("/hook", handler);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -529,5 +529,36 @@ async fn evaluate_now_dashboard_and_json_errors() {
     assert_eq!(r.status(), 404);
     let body: Json = r.json().await.unwrap();
     assert!(body["error"].is_string());
+    svc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_get_transitions_only() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.mlc"), "check slo every 1 for 0\n").unwrap();
+    let backend = Arc::new(FakeBackend::default());
+    backend.set("slo", &[("DE", "fail", 0.5)]);
+    let hook = receiver(0).await;
+    let mut l = layer(dir.path());
+    l.webhook = Some(vec![format!("http://{}/hook", hook.addr)]);
+    let svc = start(l, backend.clone()).await;
+    eventually("firing webhook", 5, async || {
+        !hook.bodies.lock().unwrap().is_empty()
+    })
+    .await;
+    // Several more failing evaluations: no re-sends to webhooks.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    backend.set("slo", &[("DE", "pass", 0.9)]);
+    eventually("resolved webhook", 5, async || {
+        hook.bodies.lock().unwrap().len() >= 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let bodies = hook.bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert_eq!(bodies[0]["status"], "firing");
+    assert_eq!(bodies[0]["alerts"][0]["status"], "firing");
+    assert_eq!(bodies[0]["alerts"][0]["labels"]["country"], "DE");
+    assert_eq!(bodies[1]["status"], "resolved");
     svc.stop().await;
 }
