@@ -10,14 +10,14 @@ use arrow_schema::DataType as ArrowType;
 use mlc_engine::functions::{Accumulator, EvalError, Outcome, Side};
 use mlc_engine::value::Value;
 
-use crate::host::{CHUNK_ROWS, SharedSandbox, poisoned_lock};
+use crate::host::{SharedSandbox, chunk_rows, poisoned_lock};
 
 /// One aggregate state (a handle) inside a plugin's sandbox.
 pub struct PluginAccumulator {
     sandbox: SharedSandbox,
     handle: i32,
     n_args: usize,
-    /// Reused conversion buffers, one per argument, of at most [`CHUNK_ROWS`] values.
+    /// Reused conversion buffers, one per argument, of at most one chunk of values.
     buffers: Vec<Vec<f64>>,
 }
 
@@ -91,9 +91,10 @@ impl Accumulator for PluginAccumulator {
             ));
         }
         let mut sandbox = self.sandbox.lock().map_err(|_| poisoned_lock())?;
+        let chunk = chunk_rows(sandbox.limits.memory_bytes, self.n_args);
         let mut offset = 0;
         while offset < rows {
-            let len = CHUNK_ROWS.min(rows - offset);
+            let len = chunk.min(rows - offset);
             for (array, buffer) in args.iter().zip(self.buffers.iter_mut()) {
                 convert(array.as_ref(), offset, len, buffer)
                     .map_err(|e| EvalError::Invalid(format!("plugin `{}`: {e}", sandbox.name)))?;

@@ -170,6 +170,15 @@ impl Exports {
 /// so a 10M-row window never needs more than that at once.
 pub const CHUNK_ROWS: usize = 64 * 1024;
 
+/// Rows per chunk for a plugin with `n_cols` arguments under a memory cap: at most
+/// [`CHUNK_ROWS`], and a buffer of at most an eighth of the cap, so that a plugin declared
+/// with a small `memory` still has room for its own state.
+pub fn chunk_rows(memory_bytes: u64, n_cols: usize) -> usize {
+    let per_row = 8 * n_cols.max(1) as u64;
+    let fit = usize::try_from(memory_bytes / 8 / per_row).unwrap_or(CHUNK_ROWS);
+    fit.clamp(256, CHUNK_ROWS)
+}
+
 /// A host-owned buffer inside the plugin's memory: a table of `n_cols` column pointers
 /// followed by `n_cols` columns of `rows` f64 values (plus 8 bytes for a finalize result).
 #[derive(Debug, Clone, Copy)]
@@ -203,7 +212,7 @@ impl Scratch {
 /// reports the first failure.
 pub(crate) struct Sandbox {
     pub name: String,
-    limits: Limits,
+    pub limits: Limits,
     store: Store<HostState>,
     exports: Exports,
     spent: Duration,

@@ -16,5 +16,5 @@ pub use abi::PluginMeta;
 pub use accumulator::PluginAccumulator;
 pub use cache::{CacheHit, ModuleCache, default_cache_dir};
 pub use host::{
-    CHUNK_ROWS, Limits, LoadedPlugin, PluginHost, PluginSession, inspect, inspect_meta,
+    CHUNK_ROWS, Limits, LoadedPlugin, PluginHost, PluginSession, chunk_rows, inspect, inspect_meta,
 };
