@@ -63,3 +63,53 @@ fn registry_is_consistent() {
         assert!(functions::lookup(f.name()).is_some());
     }
 }
+
+/// Columns the examples use, so that each example is checked as a real check would be.
+const EXAMPLE_COMPONENT: &str = r#"
+component inference {
+  key request_id
+  time ts
+  fields {
+    age: int, income: float, country: string, score: float, prediction: int,
+    model_version: string, latency_ms: float, logit: float, status: string, failed_jobs: int,
+    predicted_eta: float, actual_eta: float, predicted_price: float, price: float,
+    forecast: float, demand: float
+  }
+}
+component feedback {
+  key request_id
+  time ts
+  fields { label: int }
+}
+"#;
+
+#[test]
+fn every_example_compiles_as_a_check() {
+    use std::path::PathBuf;
+
+    use mlc_engine::check::{NoPlugins, compile};
+    use mlc_engine::load::{MemoryFs, load};
+
+    let mut text = String::from(EXAMPLE_COMPONENT);
+    let mut n = 0;
+    for f in functions::all() {
+        for e in f.examples() {
+            n += 1;
+            // A join lets `coverage()` check, a baseline the two-sample and `baseline.` ones.
+            text.push_str(&format!(
+                "check example_{n}_{} {{\n  on inference join feedback using request_id\n  \
+                 baseline offset 7d\n  {}\n}}\n",
+                f.name(),
+                e.source
+            ));
+        }
+    }
+    let fs = MemoryFs::new().with("examples.mlc", text);
+    let loaded = load(&fs, &[PathBuf::from("examples.mlc")]);
+    let render = |d| mlc_grammar::render(d, &loaded.sources, false);
+    assert!(!loaded.has_errors(), "{}", render(&loaded.diagnostics));
+    let (program, diags) = compile(&loaded.files, &loaded.sources, &NoPlugins);
+    let errors: Vec<_> = diags.iter().filter(|d| d.is_error()).cloned().collect();
+    assert!(errors.is_empty(), "{}", render(&errors));
+    assert_eq!(program.checks.len(), n);
+}

@@ -12,6 +12,8 @@ mod extreme_acc;
 mod binning;
 pub mod docs;
 pub mod stats;
+#[cfg(test)]
+mod tests;
 
 mod abs;
 mod ln;
