@@ -47,6 +47,11 @@ pub(crate) fn tokenize(src: &str) -> Vec<Token> {
     while i < bytes.len() {
         let b = bytes[i];
         let start = i;
+        // A byte-order mark, which some editors write at the start of a file.
+        if i == 0 && src.starts_with('\u{feff}') {
+            i = '\u{feff}'.len_utf8();
+            continue;
+        }
         let kind = match b {
             b' ' | b'\t' | b'\r' | b'\n' => {
                 i += 1;
@@ -54,7 +59,18 @@ pub(crate) fn tokenize(src: &str) -> Vec<Token> {
             }
             b'#' => {
                 i = find_line_end(bytes, i);
-                TokKind::Comment
+                // With CRLF line ends the `\r` is not part of the comment.
+                let end = if i > start + 1 && bytes[i - 1] == b'\r' {
+                    i - 1
+                } else {
+                    i
+                };
+                out.push(Token {
+                    kind: TokKind::Comment,
+                    start,
+                    end,
+                });
+                continue;
             }
             b'"' => {
                 i += 1;

@@ -295,3 +295,14 @@ fn very_long_expressions_are_refused_with_a_clear_error() {
     assert_eq!(diags.len(), 1, "{diags:#?}");
     assert_eq!(diags[0].message, "this expression is too long");
 }
+
+#[test]
+fn a_byte_order_mark_and_crlf_line_ends_are_accepted() {
+    let text = "\u{feff}# c\r\ncheck t {\r\n  on x\r\n  expect a > 1  # why\r\n}\r\n";
+    let file = parse(FileId(0), text).unwrap();
+    assert_eq!(file.items.len(), 1);
+    assert_eq!(file.comments.len(), 2);
+    assert_eq!(file.comments[1].text, "# why");
+    let out = mlc_grammar::format(&file, text);
+    assert_eq!(out, "# c\ncheck t {\n  on x\n  expect a > 1  # why\n}\n");
+}
