@@ -17,8 +17,6 @@ pub struct PluginAccumulator {
     sandbox: SharedSandbox,
     handle: i32,
     n_args: usize,
-    /// Reused conversion buffers, one per argument, of at most one chunk of values.
-    buffers: Vec<Vec<f64>>,
 }
 
 impl std::fmt::Debug for PluginAccumulator {
@@ -35,40 +33,56 @@ impl PluginAccumulator {
             sandbox,
             handle,
             n_args,
-            buffers: vec![Vec::new(); n_args],
         }
     }
 }
 
-/// Appends `array[offset..offset + len]` to `out` as f64, NaN for null.
-fn convert(array: &dyn Array, offset: usize, len: usize, out: &mut Vec<f64>) -> Result<(), String> {
-    out.clear();
-    let nulls = array.logical_nulls();
-    let is_null = |i: usize| nulls.as_ref().is_some_and(|n| n.is_null(i));
+/// Writes `array[offset..offset + out.len() / 8]` into `out` as little-endian f64, NaN for
+/// null.
+fn convert(array: &dyn Array, offset: usize, out: &mut [u8]) -> Result<(), String> {
+    let len = out.len() / 8;
+    let slots = out.chunks_exact_mut(8);
     match array.data_type() {
         ArrowType::Float64 => {
-            let values = array.as_primitive::<Float64Type>().values();
-            out.extend_from_slice(&values[offset..offset + len]);
+            let values = &array.as_primitive::<Float64Type>().values()[offset..offset + len];
+            for (dst, v) in slots.zip(values) {
+                dst.copy_from_slice(&v.to_le_bytes());
+            }
         }
         ArrowType::Int64 => {
-            let values = array.as_primitive::<Int64Type>().values();
-            out.extend(values[offset..offset + len].iter().map(|&v| v as f64));
+            let values = &array.as_primitive::<Int64Type>().values()[offset..offset + len];
+            for (dst, v) in slots.zip(values) {
+                dst.copy_from_slice(&(*v as f64).to_le_bytes());
+            }
         }
         ArrowType::Boolean => {
             let values = array.as_boolean();
-            out.extend((offset..offset + len).map(|i| if values.value(i) { 1.0 } else { 0.0 }));
+            for (i, dst) in slots.enumerate() {
+                let v = if values.value(offset + i) {
+                    1.0f64
+                } else {
+                    0.0
+                };
+                dst.copy_from_slice(&v.to_le_bytes());
+            }
         }
-        ArrowType::Null => out.resize(len, f64::NAN),
+        ArrowType::Null => {
+            for dst in slots {
+                dst.copy_from_slice(&f64::NAN.to_le_bytes());
+            }
+        }
         other => {
             return Err(format!(
                 "plugin arguments must be int, float or bool columns, not {other}"
             ));
         }
     }
-    if nulls.is_some() {
-        for (i, v) in out.iter_mut().enumerate() {
-            if is_null(offset + i) {
-                *v = f64::NAN;
+    if let Some(nulls) = array.logical_nulls()
+        && nulls.null_count() > 0
+    {
+        for i in 0..len {
+            if nulls.is_null(offset + i) {
+                out[i * 8..i * 8 + 8].copy_from_slice(&f64::NAN.to_le_bytes());
             }
         }
     }
@@ -92,16 +106,14 @@ impl Accumulator for PluginAccumulator {
         }
         let mut sandbox = self.sandbox.lock().map_err(|_| poisoned_lock())?;
         let chunk = chunk_rows(sandbox.limits.memory_bytes, self.n_args);
+        let capacity = chunk.min(rows);
         let mut offset = 0;
         while offset < rows {
             let len = chunk.min(rows - offset);
-            for (array, buffer) in args.iter().zip(self.buffers.iter_mut()) {
-                convert(array.as_ref(), offset, len, buffer)
-                    .map_err(|e| EvalError::Invalid(format!("plugin `{}`: {e}", sandbox.name)))?;
-            }
-            let columns: Vec<&[f64]> = self.buffers.iter().map(Vec::as_slice).collect();
             sandbox
-                .update(self.handle, &columns)
+                .update_with(self.handle, self.n_args, len, capacity, |col, bytes| {
+                    convert(args[col].as_ref(), offset, bytes)
+                })
                 .map_err(EvalError::Invalid)?;
             offset += len;
         }

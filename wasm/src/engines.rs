@@ -65,10 +65,18 @@ fn start_ticker(engines: Vec<Engine>) {
     let spawned = std::thread::Builder::new()
         .name("mlc-wasm-epoch".into())
         .spawn(move || {
+            // Epochs follow the wall clock, not the number of wake-ups: on a loaded machine
+            // the thread wakes late and catches up, so a timeout does not stretch.
+            let start = std::time::Instant::now();
+            let mut ticks: u128 = 0;
             loop {
                 std::thread::sleep(TICK);
-                for engine in &engines {
-                    engine.increment_epoch();
+                let due = start.elapsed().as_nanos() / TICK.as_nanos().max(1);
+                while ticks < due {
+                    for engine in &engines {
+                        engine.increment_epoch();
+                    }
+                    ticks += 1;
                 }
             }
         });

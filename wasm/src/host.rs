@@ -59,7 +59,7 @@ impl Default for Limits {
 pub(crate) fn bytes_text(bytes: u64) -> String {
     const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
     for (unit, size) in UNITS {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{} {unit}", bytes / size);
         }
     }
@@ -410,7 +410,7 @@ impl Sandbox {
         let ptr = self.call("mlc_alloc", |e, s| e.alloc.call(s, size_i32))?;
         let ptr = ptr as u32;
         let end = ptr as usize + size;
-        if ptr == 0 || ptr % 8 != 0 || end > self.memory_len() {
+        if ptr == 0 || !ptr.is_multiple_of(8) || end > self.memory_len() {
             let reason = format!(
                 "plugin `{}`: mlc_alloc({size}) returned {ptr}, which is not an 8-byte aligned \
                  block inside its memory of {} bytes",
@@ -430,24 +430,31 @@ impl Sandbox {
         Ok(scratch)
     }
 
-    /// Writes one chunk of columns into the scratch buffer and calls `mlc_agg_update`.
-    pub fn update(&mut self, handle: i32, columns: &[&[f64]]) -> Result<(), String> {
-        let rows = columns.first().map_or(0, |c| c.len());
-        let scratch = self.ensure_scratch(columns.len(), rows.max(1))?;
+    /// Fills the scratch buffer with one chunk of `rows` rows (`fill(column, bytes)` writes
+    /// column `column` as little-endian f64 straight into the plugin's memory, with no
+    /// intermediate copy) and calls `mlc_agg_update`. `capacity` is the chunk size, so the
+    /// buffer is allocated once for all chunks.
+    pub fn update_with(
+        &mut self,
+        handle: i32,
+        n_cols: usize,
+        rows: usize,
+        capacity: usize,
+        mut fill: impl FnMut(usize, &mut [u8]) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let scratch = self.ensure_scratch(n_cols, capacity.max(rows).max(1))?;
         let memory = self.exports.memory.data_mut(&mut self.store);
-        for (i, column) in columns.iter().enumerate() {
-            let table = scratch.table_ptr() as usize + i * 4;
-            memory[table..table + 4].copy_from_slice(&scratch.column_ptr(i).to_le_bytes());
-            let start = scratch.column_ptr(i) as usize;
-            let target = &mut memory[start..start + column.len() * 8];
-            for (dst, value) in target.chunks_exact_mut(8).zip(column.iter()) {
-                dst.copy_from_slice(&value.to_le_bytes());
-            }
+        for col in 0..n_cols {
+            let table = scratch.table_ptr() as usize + col * 4;
+            memory[table..table + 4].copy_from_slice(&scratch.column_ptr(col).to_le_bytes());
+            let start = scratch.column_ptr(col) as usize;
+            fill(col, &mut memory[start..start + rows * 8])
+                .map_err(|e| format!("plugin `{}`: {e}", self.name))?;
         }
         let args = (
             handle,
             scratch.table_ptr() as i32,
-            columns.len() as i32,
+            n_cols as i32,
             rows as i32,
         );
         let status = self.call("mlc_agg_update", |e, s| e.update.call(s, args))?;

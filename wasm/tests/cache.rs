@@ -2,6 +2,9 @@
 //! host) loads from disk, a damaged cache file is recompiled, and a declaration's limits and
 //! checked signature are honoured.
 
+// Tests may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::PathBuf;

@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests: fixture assembly and column builders.
 
+// Tests may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
