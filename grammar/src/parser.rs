@@ -468,9 +468,12 @@ impl ErrorContext<'_> {
             .with_help(format!("to use it as a name, write it in backticks: `{w}`"));
         }
 
+        // A clause starts a line; a stray word in the middle of one is more likely a
+        // misspelling of what may follow there (`on a lft join b`).
         if let Some(w) = word
             && wants.contains(&Want::Clause)
             && !self.at_item_start(found_tok)
+            && found_tok.is_some_and(|t| scan::starts_line(self.text, t.start))
         {
             let mut help = String::new();
             let first = w.split_whitespace().next().unwrap_or(w);
@@ -522,6 +525,24 @@ impl ErrorContext<'_> {
             [one] => format!("expected {}", one.describe()),
             _ => format!("unexpected {found}"),
         });
+        let mut keywords: Vec<&str> = wants
+            .iter()
+            .filter_map(|w| match w {
+                Want::Keyword(k) => Some(*k),
+                _ => None,
+            })
+            .collect();
+        if keywords.contains(&"join") {
+            keywords.push("left");
+        }
+        if wants.contains(&Want::Clause) {
+            keywords.extend(CLAUSE_KEYWORDS);
+        }
+        if let Some(w) = word
+            && let Some(best) = did_you_mean(w, &keywords)
+        {
+            d = d.with_help(format!("did you mean `{best}`?"));
+        }
         if let Some(t) = found_tok
             && t.text(self.text) == "%"
         {
