@@ -6,7 +6,7 @@
 
 use codespan_reporting::diagnostic as cs;
 use codespan_reporting::files::SimpleFiles;
-use codespan_reporting::term::{self, Config, Styles, StylesWriter, termcolor::Ansi};
+use codespan_reporting::term::{self, Chars, Config, Styles, StylesWriter, termcolor::Ansi};
 
 use crate::diagnostic::{Diagnostic, Level, Sources};
 
@@ -16,7 +16,12 @@ pub fn render(diags: &[Diagnostic], sources: &Sources, color: bool) -> String {
     for f in &sources.files {
         files.add(f.name.as_str(), f.text.as_str());
     }
-    let config = Config::default();
+    // ASCII art (`-->`, `|`) as rustc prints it: it survives every terminal, log
+    // viewer and CI page, and snapshots stay plain text.
+    let config = Config {
+        chars: Chars::ascii(),
+        ..Config::default()
+    };
     let styles = Styles::default();
     let mut out = String::new();
     for d in diags {
