@@ -367,6 +367,8 @@ def s(values):
 countries = ["DE", "US", "FR", "IT", "ES"]
 two_sample("countries", s(rng.choice(countries, 300, p=[0.3, 0.3, 0.2, 0.1, 0.1])),
            s(rng.choice(countries, 400, p=[0.25, 0.35, 0.2, 0.15, 0.05])), categorical=True)
+two_sample("countries_shifted", s(rng.choice(countries, 3000, p=[0.1, 0.5, 0.2, 0.1, 0.1])),
+           s(rng.choice(countries, 4000, p=[0.3, 0.2, 0.2, 0.15, 0.15])), categorical=True)
 two_sample("new_category", s(["a", "b", "c", "c", "d"]), s(["a", "a", "b", "c"]), categorical=True)
 two_sample("one_category", s(["a", "a"]), s(["a"]), categorical=True)
 two_sample("two_by_two", s(["a"] * 30 + ["b"] * 10), s(["a"] * 20 + ["b"] * 25), categorical=True)

@@ -456,6 +456,15 @@ impl Counter {
         out
     }
 
+    /// How many values belong to a value that occurs more than once.
+    pub(crate) fn duplicated(&self) -> u64 {
+        let dup = |c: &u64| if *c > 1 { *c } else { 0 };
+        self.ints.values().map(dup).sum::<u64>()
+            + self.floats.values().map(dup).sum::<u64>()
+            + self.strs.values().map(dup).sum::<u64>()
+            + self.bools.iter().map(dup).sum::<u64>()
+    }
+
     pub(crate) fn distinct(&self) -> usize {
         self.ints.len()
             + self.floats.len()
@@ -677,9 +686,49 @@ pub(crate) fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
     }
 }
 
-/// Sorts floats ascending (NaN never occurs: readers drop it).
+/// Sorts floats ascending (NaN never occurs: readers drop it). Large inputs use a radix sort
+/// on order-preserving integer keys: several times faster than a comparison sort on the
+/// hundreds of thousands of values a drift check sorts per column.
 pub(crate) fn sort_floats(v: &mut [f64]) {
-    v.sort_unstable_by(f64::total_cmp);
+    if v.len() < 4096 {
+        v.sort_unstable_by(f64::total_cmp);
+        return;
+    }
+    // Flipping the sign bit of positives and every bit of negatives makes the unsigned order
+    // of the bits the numeric order (-0.0 sorts just before 0.0, as with total_cmp).
+    let key = |x: f64| {
+        let b = x.to_bits();
+        if b >> 63 == 1 { !b } else { b | (1 << 63) }
+    };
+    let unkey = |k: u64| f64::from_bits(if k >> 63 == 1 { k & !(1 << 63) } else { !k });
+    let mut keys: Vec<u64> = v.iter().map(|&x| key(x)).collect();
+    let mut buf = vec![0u64; keys.len()];
+    // LSD radix sort, 16 bits per pass; passes where every key has the same digit are skipped.
+    for pass in 0..4 {
+        let shift = pass * 16;
+        let mut counts = vec![0usize; 1 << 16];
+        for k in &keys {
+            counts[((k >> shift) & 0xffff) as usize] += 1;
+        }
+        if counts.contains(&keys.len()) {
+            continue;
+        }
+        let mut total = 0;
+        for c in counts.iter_mut() {
+            let n = *c;
+            *c = total;
+            total += n;
+        }
+        for &k in &keys {
+            let d = ((k >> shift) & 0xffff) as usize;
+            buf[counts[d]] = k;
+            counts[d] += 1;
+        }
+        std::mem::swap(&mut keys, &mut buf);
+    }
+    for (x, k) in v.iter_mut().zip(keys) {
+        *x = unkey(k);
+    }
 }
 
 /// A signature with every parameter required, no variadic tail and no time column; callers

@@ -43,6 +43,5 @@ fn finish(c: &Counter) -> Result<Outcome, EvalError> {
     if c.total == 0 {
         return undefined("no non-null values");
     }
-    let dup: u64 = c.entries().iter().map(|(_, n)| *n).filter(|n| *n > 1).sum();
-    value(dup as f64 / c.total as f64)
+    value(c.duplicated() as f64 / c.total as f64)
 }

@@ -565,24 +565,31 @@ pub fn chi2_sf(x: f64, dof: f64) -> f64 {
     }
 }
 
-/// scipy's `wasserstein_distance(u, v)` on ascending samples: the area between the ECDFs.
+/// scipy's `wasserstein_distance(u, v)` on ascending samples: the area between the ECDFs,
+/// walking the pooled values in order (a merge, as both sides are already sorted).
 pub fn wasserstein(u: &[f64], v: &[f64]) -> f64 {
-    let mut all: Vec<f64> = Vec::with_capacity(u.len() + v.len());
-    all.extend_from_slice(u);
-    all.extend_from_slice(v);
-    all.sort_unstable_by(f64::total_cmp);
     let (nu, nv) = (u.len() as f64, v.len() as f64);
     let (mut i, mut j) = (0usize, 0usize);
     let mut total = super::common::Sum::default();
-    for w in all.windows(2) {
-        let x = w[0];
+    let mut prev: Option<f64> = None;
+    while i < u.len() || j < v.len() {
+        let x = match (u.get(i), v.get(j)) {
+            (Some(&a), Some(&b)) => a.min(b),
+            (Some(&a), None) => a,
+            (None, Some(&b)) => b,
+            (None, None) => break,
+        };
+        if let Some(p) = prev {
+            // Between the previous pooled value and this one both ECDFs are constant.
+            total.add((i as f64 / nu - j as f64 / nv).abs() * (x - p));
+        }
         while i < u.len() && u[i] <= x {
             i += 1;
         }
         while j < v.len() && v[j] <= x {
             j += 1;
         }
-        total.add((i as f64 / nu - j as f64 / nv).abs() * (w[1] - w[0]));
+        prev = Some(x);
     }
     total.value()
 }
