@@ -198,9 +198,17 @@ impl Printer<'_> {
             }
             self.next += 1;
         }
+        // After a line that opens a block, they belong to the block.
+        let opens_block = line.ends_with(['{', '[']);
+        let inner_indent = if opens_block { indent + 1 } else { indent };
+        // After a one-line item they stand between items, where a blank line separates
+        // them from it (as formatting the output again would put one).
+        if indent == 0 && !opens_block && inner_to > inner_from {
+            self.push(0, String::new(), LineKind::Blank);
+        }
         for c in &self.comments[inner_from..inner_to] {
             self.lines.push(Line {
-                indent,
+                indent: inner_indent,
                 code: c.text.trim_end().to_string(),
                 kind: LineKind::Comment,
                 trailing: None,

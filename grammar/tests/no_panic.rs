@@ -4,22 +4,38 @@
 // Test helpers outside #[test] functions may unwrap too: a panic is a test failure.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{comment_texts, erase_spans};
 use mlc_grammar::{FileId, Sources, format, parse, render};
 use proptest::prelude::*;
 
 const VALID: &str = include_str!("cases/parse/check_clauses.mlc");
 const VALID_TEST: &str = include_str!("cases/parse/test_block.mlc");
 const VALID_EXPR: &str = include_str!("cases/parse/expressions.mlc");
+const MESSY: &str = include_str!("cases/fmt/messy.mlc");
 
 fn exercise(text: &str) {
     match parse(FileId(0), text) {
         Ok(ast) => {
             let out = format(&ast, text);
-            // What the formatter prints must parse again.
-            assert!(
-                parse(FileId(0), &out).is_ok(),
-                "formatted text does not parse:\n{out}"
+            // What the formatter prints must parse again, mean the same, keep every
+            // comment, and be a fixed point.
+            let again = match parse(FileId(0), &out) {
+                Ok(a) => a,
+                Err(d) => panic!("formatted text does not parse: {d:?}\n{out}"),
+            };
+            assert_eq!(
+                erase_spans(&again),
+                erase_spans(&ast),
+                "meaning changed:\n{text}\n---\n{out}"
             );
+            assert_eq!(
+                comment_texts(&again),
+                comment_texts(&ast),
+                "comments changed:\n{out}"
+            );
+            assert_eq!(format(&again, &out), out, "not idempotent:\n{text}");
         }
         Err(diags) => {
             assert!(!diags.is_empty());
@@ -147,6 +163,34 @@ proptest! {
     ) {
         let base = [VALID, VALID_TEST, VALID_EXPR][which];
         exercise(&mutate(base, at, len, &insert.join(" ")));
+    }
+}
+
+/// Inserts a comment (up to a line break) at each chosen whitespace position.
+fn with_comments(base: &str, picks: &[usize]) -> String {
+    let spaces: Vec<usize> = base.match_indices([' ', '\n']).map(|(i, _)| i).collect();
+    let mut at: Vec<usize> = picks.iter().map(|p| spaces[p % spaces.len()]).collect();
+    at.sort_unstable();
+    at.dedup();
+    let mut out = String::with_capacity(base.len() + at.len() * 12);
+    let mut last = 0;
+    for (n, i) in at.into_iter().enumerate() {
+        out.push_str(&base[last..i]);
+        out.push_str(&format!(" # note {n}\n"));
+        last = i;
+    }
+    out.push_str(&base[last..]);
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Comments anywhere between tokens survive formatting, which stays a fixed point.
+    #[test]
+    fn comments_anywhere(which in 0usize..4, picks in prop::collection::vec(any::<usize>(), 1..8)) {
+        let base = [VALID, VALID_TEST, VALID_EXPR, MESSY][which];
+        exercise(&with_comments(base, &picks));
     }
 }
 
