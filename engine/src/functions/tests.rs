@@ -278,27 +278,3 @@ fn undefined_metrics_say_why() {
         other => panic!("{other:?}"),
     }
 }
-
-#[test]
-fn radix_sort_orders_like_total_cmp() {
-    let mut s: u64 = 7;
-    let mut v: Vec<f64> = (0..20_000)
-        .map(|i| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            match i % 50 {
-                0 => -0.0,
-                1 => 0.0,
-                2 => f64::INFINITY,
-                3 => f64::NEG_INFINITY,
-                4 => f64::MIN_POSITIVE,
-                _ => (s as i64 as f64) / 1e12,
-            }
-        })
-        .collect();
-    let mut want = v.clone();
-    want.sort_by(f64::total_cmp);
-    super::common::sort_floats(&mut v);
-    assert!(v.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()));
-}
