@@ -460,15 +460,6 @@ impl Counter {
         out
     }
 
-    /// How many values belong to a value that occurs more than once.
-    pub(crate) fn duplicated(&self) -> u64 {
-        let dup = |c: &u64| if *c > 1 { *c } else { 0 };
-        self.ints.values().map(dup).sum::<u64>()
-            + self.floats.values().map(dup).sum::<u64>()
-            + self.strs.values().map(dup).sum::<u64>()
-            + self.bools.iter().map(dup).sum::<u64>()
-    }
-
     pub(crate) fn distinct(&self) -> usize {
         self.ints.len()
             + self.floats.len()

@@ -278,3 +278,29 @@ fn undefined_metrics_say_why() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn duplicate_rate_across_batches_and_signed_zero() {
+    let f = lookup("duplicate_rate").unwrap();
+    let mut a = f.accumulator().unwrap();
+    a.update(
+        Side::Current,
+        &[strs(&[Some("a"), Some("b"), Some("a"), None])],
+    )
+    .unwrap();
+    let mut b = f.accumulator().unwrap();
+    b.update(Side::Current, &[strs(&[Some("c"), Some("b")])])
+        .unwrap();
+    a.merge(b.as_ref()).unwrap();
+    assert_eq!(value(a.finalize().unwrap()), Value::Float(0.8));
+    let x = floats(&[Some(-0.0), Some(0.0), Some(1.0)]);
+    assert_eq!(
+        value(agg("duplicate_rate", &[x], &[])),
+        Value::Float(2.0 / 3.0)
+    );
+    let x = bools(&[Some(true), None, Some(false), Some(true)]);
+    assert_eq!(
+        value(agg("duplicate_rate", &[x], &[])),
+        Value::Float(2.0 / 3.0)
+    );
+}
