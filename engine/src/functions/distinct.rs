@@ -1,13 +1,8 @@
 //! `distinct(x)`: The number of distinct non-null values.
 
-use super::common::{Counter, sig};
-#[allow(unused_imports)]
-use super::common::{undefined, value};
-use super::counter_acc::CounterAcc;
-use super::{
-    Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
-    Signature,
-};
+use super::common::{sig, value};
+use super::hashed_acc::HashedAcc;
+use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
 
 pub struct Distinct;
 
@@ -35,10 +30,10 @@ impl Function for Distinct {
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
-        CounterAcc::boxed("distinct", finish)
+        Some(Box::new(HashedAcc {
+            name: "distinct",
+            batches: Vec::new(),
+            finish: |distinct, _, _| value(distinct as f64),
+        }))
     }
-}
-
-fn finish(c: &Counter) -> Result<Outcome, EvalError> {
-    value(c.distinct() as f64)
 }

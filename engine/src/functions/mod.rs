@@ -7,6 +7,7 @@ mod common;
 mod scalar_math;
 mod pred_acc;
 mod counter_acc;
+mod hashed_acc;
 mod moments_acc;
 mod extreme_acc;
 mod binning;

@@ -1,0 +1,116 @@
+//! The accumulator shared by `distinct` and `duplicate_rate`: keeps the batches and, at the
+//! end, hashes each value once and sorts the hashes.
+
+use std::any::Any;
+use std::hash::BuildHasher;
+
+use arrow_array::{Array, ArrayRef};
+
+use super::common::{Cat, arity, same};
+use super::{Accumulator, EvalError, Outcome, Side};
+
+/// Keeps the batches (cheap reference-counted arrays) rather than a map of every value: the
+/// typical column is mostly unique ids, where inserting a million owned keys into a hash map
+/// costs several times more than hashing each value once and sorting the hashes.
+pub(crate) struct HashedAcc {
+    pub(crate) name: &'static str,
+    pub(crate) batches: Vec<ArrayRef>,
+    /// Turns (distinct values, non-null values, values seen more than once) into the result.
+    pub(crate) finish: fn(u64, u64, u64) -> Result<Outcome, EvalError>,
+}
+
+impl Accumulator for HashedAcc {
+    fn update(&mut self, _side: Side, args: &[ArrayRef]) -> Result<(), EvalError> {
+        arity(self.name, args, 1)?;
+        Cat::new(self.name, &args[0])?;
+        if !args[0].is_empty() {
+            self.batches.push(args[0].clone());
+        }
+        Ok(())
+    }
+    fn merge(&mut self, other: &dyn Accumulator) -> Result<(), EvalError> {
+        self.batches
+            .extend(same::<Self>(self.name, other)?.batches.iter().cloned());
+        Ok(())
+    }
+    fn finalize(&self) -> Result<Outcome, EvalError> {
+        let cats = self
+            .batches
+            .iter()
+            .map(|b| Cat::new(self.name, b))
+            .collect::<Result<Vec<_>, _>>()?;
+        let hasher = foldhash::fast::FixedState::with_seed(0x6d6c_6321);
+        let mut rows: Vec<(u64, u32, u32)> = Vec::new();
+        for (b, (cat, arr)) in cats.iter().zip(&self.batches).enumerate() {
+            for i in 0..arr.len() {
+                if let Some(h) = hash_at(&hasher, cat, i) {
+                    rows.push((h, b as u32, i as u32));
+                }
+            }
+        }
+        rows.sort_unstable();
+        let (mut distinct, mut duplicated) = (0u64, 0u64);
+        let mut start = 0;
+        while start < rows.len() {
+            let mut end = start + 1;
+            while end < rows.len() && rows[end].0 == rows[start].0 {
+                end += 1;
+            }
+            let (groups, dup) = run_groups(&cats, &rows[start..end]);
+            distinct += groups;
+            duplicated += dup;
+            start = end;
+        }
+        (self.finish)(distinct, rows.len() as u64, duplicated)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+fn hash_at(h: &impl BuildHasher, cat: &Cat<'_>, i: usize) -> Option<u64> {
+    match cat {
+        Cat::Num(n) if n.is_int() => n.get_int(i).map(|v| h.hash_one(v)),
+        // -0.0 and 0.0 are the same value.
+        Cat::Num(n) => n
+            .get(i)
+            .map(|v| h.hash_one(if v == 0.0 { 0 } else { v.to_bits() })),
+        Cat::Bool(b) => b.is_valid(i).then(|| h.hash_one(b.value(i))),
+        Cat::Str(s) => s.get(i).map(|v| h.hash_one(v)),
+    }
+}
+
+fn equal(cats: &[Cat<'_>], a: (u32, u32), b: (u32, u32)) -> bool {
+    let (ca, cb) = (&cats[a.0 as usize], &cats[b.0 as usize]);
+    let (i, j) = (a.1 as usize, b.1 as usize);
+    match (ca, cb) {
+        (Cat::Num(x), Cat::Num(y)) if x.is_int() && y.is_int() => x.get_int(i) == y.get_int(j),
+        (Cat::Num(x), Cat::Num(y)) => x.get(i) == y.get(j),
+        (Cat::Str(x), Cat::Str(y)) => x.get(i) == y.get(j),
+        (Cat::Bool(x), Cat::Bool(y)) => (x.is_valid(i), x.value(i)) == (y.is_valid(j), y.value(j)),
+        _ => false,
+    }
+}
+
+/// The distinct values in a run of equal hashes, and how many of its rows have a value that
+/// occurs more than once. Equal hashes almost always mean equal values; genuine collisions
+/// are grouped exactly.
+fn run_groups(cats: &[Cat<'_>], run: &[(u64, u32, u32)]) -> (u64, u64) {
+    if run.len() == 1 {
+        return (1, 0);
+    }
+    let first = (run[0].1, run[0].2);
+    if run.iter().all(|r| equal(cats, first, (r.1, r.2))) {
+        return (1, run.len() as u64);
+    }
+    let mut groups: Vec<((u32, u32), u64)> = Vec::new();
+    for r in run {
+        let pos = (r.1, r.2);
+        match groups.iter_mut().find(|(g, _)| equal(cats, *g, pos)) {
+            Some((_, n)) => *n += 1,
+            None => groups.push((pos, 1)),
+        }
+    }
+    let dup = groups.iter().map(|(_, n)| *n).filter(|n| *n > 1).sum();
+    (groups.len() as u64, dup)
+}
