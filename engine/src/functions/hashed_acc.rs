@@ -1,17 +1,18 @@
 //! The accumulator shared by `distinct` and `duplicate_rate`: keeps the batches and, at the
-//! end, hashes each value once and sorts the hashes.
+//! end, counts rows per value hash, checking values for equality only against the first row
+//! of their hash.
 
 use std::any::Any;
+use std::collections::hash_map::Entry;
 use std::hash::BuildHasher;
 
 use arrow_array::{Array, ArrayRef};
 
-use super::common::{Cat, arity, same};
+use super::common::{Cat, FastMap, arity, same};
 use super::{Accumulator, EvalError, Outcome, Side};
 
-/// Keeps the batches (cheap reference-counted arrays) rather than a map of every value: the
-/// typical column is mostly unique ids, where inserting a million owned keys into a hash map
-/// costs several times more than hashing each value once and sorting the hashes.
+/// Keeps the batches (cheap reference-counted arrays) rather than a map of owned values: the
+/// typical column is mostly unique ids, where a million owned string keys cost seconds.
 pub(crate) struct HashedAcc {
     pub(crate) name: &'static str,
     pub(crate) batches: Vec<ArrayRef>,
@@ -40,28 +41,48 @@ impl Accumulator for HashedAcc {
             .map(|b| Cat::new(self.name, b))
             .collect::<Result<Vec<_>, _>>()?;
         let hasher = foldhash::fast::FixedState::with_seed(0x6d6c_6321);
-        let mut rows: Vec<(u64, u32, u32)> = Vec::new();
+        // One entry per distinct hash: the first row with it and how many rows share its
+        // value. Keys are plain u64s, so no value is copied; a row whose hash is taken by a
+        // different value (a genuine collision) is set aside and grouped exactly below.
+        let mut first: FastMap<u64, ((u32, u32), u64)> = FastMap::default();
+        let mut collided: Vec<(u64, u32, u32)> = Vec::new();
+        let mut total = 0u64;
         for (b, (cat, arr)) in cats.iter().zip(&self.batches).enumerate() {
             for i in 0..arr.len() {
-                if let Some(h) = hash_at(&hasher, cat, i) {
-                    rows.push((h, b as u32, i as u32));
+                let Some(h) = hash_at(&hasher, cat, i) else {
+                    continue;
+                };
+                total += 1;
+                let pos = (b as u32, i as u32);
+                match first.entry(h) {
+                    Entry::Vacant(e) => {
+                        e.insert((pos, 1));
+                    }
+                    Entry::Occupied(mut e) => {
+                        if equal(&cats, e.get().0, pos) {
+                            e.get_mut().1 += 1;
+                        } else {
+                            collided.push((h, pos.0, pos.1));
+                        }
+                    }
                 }
             }
         }
-        rows.sort_unstable();
-        let (mut distinct, mut duplicated) = (0u64, 0u64);
+        let mut distinct = first.len() as u64;
+        let mut duplicated: u64 = first.values().map(|(_, n)| *n).filter(|n| *n > 1).sum();
+        collided.sort_unstable();
         let mut start = 0;
-        while start < rows.len() {
+        while start < collided.len() {
             let mut end = start + 1;
-            while end < rows.len() && rows[end].0 == rows[start].0 {
+            while end < collided.len() && collided[end].0 == collided[start].0 {
                 end += 1;
             }
-            let (groups, dup) = run_groups(&cats, &rows[start..end]);
+            let (groups, dup) = run_groups(&cats, &collided[start..end]);
             distinct += groups;
             duplicated += dup;
             start = end;
         }
-        (self.finish)(distinct, rows.len() as u64, duplicated)
+        (self.finish)(distinct, total, duplicated)
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -113,4 +134,24 @@ fn run_groups(cats: &[Cat<'_>], run: &[(u64, u32, u32)]) -> (u64, u64) {
     }
     let dup = groups.iter().map(|(_, n)| *n).filter(|n| *n > 1).sum();
     (groups.len() as u64, dup)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, StringArray};
+
+    use super::{Cat, run_groups};
+
+    #[test]
+    fn colliding_hashes_are_grouped_by_value() {
+        let a: ArrayRef = Arc::new(StringArray::from(vec!["a", "b", "a", "c"]));
+        let cats = vec![Cat::new("t", &a).unwrap()];
+        // Pretend every value hashed to 5.
+        let run: Vec<(u64, u32, u32)> = (0..4).map(|i| (5, 0, i)).collect();
+        assert_eq!(run_groups(&cats, &run), (3, 2));
+        assert_eq!(run_groups(&cats, &[(5, 0, 0), (5, 0, 2)]), (1, 2));
+        assert_eq!(run_groups(&cats, &[(5, 0, 1)]), (1, 0));
+    }
 }
