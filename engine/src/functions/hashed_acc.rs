@@ -41,53 +41,97 @@ impl Accumulator for HashedAcc {
             .map(|b| Cat::new(self.name, b))
             .collect::<Result<Vec<_>, _>>()?;
         let hasher = foldhash::fast::FixedState::with_seed(0x6d6c_6321);
-        // One entry per distinct hash: the first row with it and how many rows share its
-        // value. Keys are plain u64s, so no value is copied; a row whose hash is taken by a
-        // different value (a genuine collision) is set aside and grouped exactly below.
-        let mut first: FastMap<u64, ((u32, u32), u64)> = FastMap::default();
-        let mut collided: Vec<(u64, u32, u32)> = Vec::new();
-        let mut total = 0u64;
-        for (b, (cat, arr)) in cats.iter().zip(&self.batches).enumerate() {
-            for i in 0..arr.len() {
-                let Some(h) = hash_at(&hasher, cat, i) else {
-                    continue;
-                };
-                total += 1;
-                let pos = (b as u32, i as u32);
-                match first.entry(h) {
-                    Entry::Vacant(e) => {
-                        e.insert((pos, 1));
-                    }
-                    Entry::Occupied(mut e) => {
-                        if equal(&cats, e.get().0, pos) {
-                            e.get_mut().1 += 1;
-                        } else {
-                            collided.push((h, pos.0, pos.1));
-                        }
-                    }
-                }
-            }
-        }
-        let mut distinct = first.len() as u64;
-        let mut duplicated: u64 = first.values().map(|(_, n)| *n).filter(|n| *n > 1).sum();
-        collided.sort_unstable();
-        let mut start = 0;
-        while start < collided.len() {
-            let mut end = start + 1;
-            while end < collided.len() && collided[end].0 == collided[start].0 {
-                end += 1;
-            }
-            let (groups, dup) = run_groups(&cats, &collided[start..end]);
-            distinct += groups;
-            duplicated += dup;
-            start = end;
-        }
+        let (distinct, total, duplicated) = match by_map(&cats, &self.batches, &hasher) {
+            Some(counts) => counts,
+            None => by_sort(&cats, &self.batches, &hasher),
+        };
         (self.finish)(distinct, total, duplicated)
     }
     fn as_any(&self) -> &dyn Any {
         self
     }
 }
+
+/// Few distinct values (categories): one map entry per distinct hash, holding the first row
+/// with it and how many rows share its value. Keys are plain u64s, so no value is copied; a
+/// row whose hash is taken by a different value (a genuine collision) is set aside and
+/// grouped exactly. Gives up (`None`) past [`MAP_LIMIT`] distinct hashes, where sorting wins.
+fn by_map(
+    cats: &[Cat<'_>],
+    batches: &[ArrayRef],
+    hasher: &impl BuildHasher,
+) -> Option<(u64, u64, u64)> {
+    let mut first: FastMap<u64, ((u32, u32), u64)> = FastMap::default();
+    let mut collided: Vec<(u64, u32, u32)> = Vec::new();
+    let mut total = 0u64;
+    for (b, (cat, arr)) in cats.iter().zip(batches).enumerate() {
+        for i in 0..arr.len() {
+            let Some(h) = hash_at(hasher, cat, i) else {
+                continue;
+            };
+            total += 1;
+            let pos = (b as u32, i as u32);
+            match first.entry(h) {
+                Entry::Vacant(e) => {
+                    e.insert((pos, 1));
+                }
+                Entry::Occupied(mut e) => {
+                    if equal(cats, e.get().0, pos) {
+                        e.get_mut().1 += 1;
+                    } else {
+                        collided.push((h, pos.0, pos.1));
+                    }
+                }
+            }
+            if first.len() > MAP_LIMIT {
+                return None;
+            }
+        }
+    }
+    let (groups, dup) = sorted_runs(cats, &mut collided);
+    let distinct = first.len() as u64 + groups;
+    let duplicated = dup
+        + first
+            .values()
+            .map(|(_, n)| *n)
+            .filter(|n| *n > 1)
+            .sum::<u64>();
+    Some((distinct, total, duplicated))
+}
+
+/// Mostly distinct values (ids): hash every row, sort the hashes, group equal runs.
+fn by_sort(cats: &[Cat<'_>], batches: &[ArrayRef], hasher: &impl BuildHasher) -> (u64, u64, u64) {
+    let mut rows: Vec<(u64, u32, u32)> = Vec::new();
+    for (b, (cat, arr)) in cats.iter().zip(batches).enumerate() {
+        for i in 0..arr.len() {
+            if let Some(h) = hash_at(hasher, cat, i) {
+                rows.push((h, b as u32, i as u32));
+            }
+        }
+    }
+    let (distinct, duplicated) = sorted_runs(cats, &mut rows);
+    (distinct, rows.len() as u64, duplicated)
+}
+
+/// Sorts rows by hash and sums [`run_groups`] over the runs of equal hashes.
+fn sorted_runs(cats: &[Cat<'_>], rows: &mut [(u64, u32, u32)]) -> (u64, u64) {
+    rows.sort_unstable();
+    let (mut distinct, mut duplicated) = (0u64, 0u64);
+    let mut start = 0;
+    while start < rows.len() {
+        let mut end = start + 1;
+        while end < rows.len() && rows[end].0 == rows[start].0 {
+            end += 1;
+        }
+        let (groups, dup) = run_groups(cats, &rows[start..end]);
+        distinct += groups;
+        duplicated += dup;
+        start = end;
+    }
+    (distinct, duplicated)
+}
+
+const MAP_LIMIT: usize = 1 << 16;
 
 fn hash_at(h: &impl BuildHasher, cat: &Cat<'_>, i: usize) -> Option<u64> {
     match cat {
@@ -142,7 +186,9 @@ mod tests {
 
     use arrow_array::{ArrayRef, StringArray};
 
-    use super::{Cat, run_groups};
+    use super::{Cat, by_map, by_sort, run_groups};
+    use crate::functions::{Outcome, Side, lookup};
+    use crate::value::Value;
 
     #[test]
     fn colliding_hashes_are_grouped_by_value() {
@@ -153,5 +199,43 @@ mod tests {
         assert_eq!(run_groups(&cats, &run), (3, 2));
         assert_eq!(run_groups(&cats, &[(5, 0, 0), (5, 0, 2)]), (1, 2));
         assert_eq!(run_groups(&cats, &[(5, 0, 1)]), (1, 0));
+    }
+
+    #[test]
+    fn map_and_sort_paths_agree() {
+        // 100k ints where every third value repeats: past the map's limit of distinct hashes.
+        let v: Vec<Option<i64>> = (0..100_000i64)
+            .map(|i| {
+                if i % 7 == 0 {
+                    None
+                } else {
+                    Some(if i % 3 == 0 { i / 3 } else { i * 10 })
+                }
+            })
+            .collect();
+        let a: ArrayRef = Arc::new(arrow_array::Int64Array::from(v.clone()));
+        let cats = vec![Cat::new("t", &a).unwrap()];
+        let h = foldhash::fast::FixedState::with_seed(1);
+        let sorted = by_sort(&cats, std::slice::from_ref(&a), &h);
+        assert_eq!(by_map(&cats, std::slice::from_ref(&a), &h), None);
+        let small = a.slice(0, 5000);
+        let small_cats = vec![Cat::new("t", &small).unwrap()];
+        assert_eq!(
+            by_map(&small_cats, std::slice::from_ref(&small), &h),
+            Some(by_sort(&small_cats, std::slice::from_ref(&small), &h))
+        );
+        let mut counts = std::collections::HashMap::new();
+        for x in v.iter().flatten() {
+            *counts.entry(*x).or_insert(0u64) += 1;
+        }
+        let total: u64 = counts.values().sum();
+        let dup: u64 = counts.values().filter(|c| **c > 1).sum();
+        assert_eq!(sorted, (counts.len() as u64, total, dup));
+        let mut acc = lookup("distinct").unwrap().accumulator().unwrap();
+        acc.update(Side::Current, &[a]).unwrap();
+        assert_eq!(
+            acc.finalize().unwrap(),
+            Outcome::Value(Value::Float(counts.len() as f64))
+        );
     }
 }
