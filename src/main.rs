@@ -26,6 +26,8 @@ enum Command {
     Ingest(cmd::ingest::Args),
     /// Delete old records in bounded batches.
     Prune(cmd::prune::Args),
+    /// Run the bundled example pipeline, with injected faults, on an embedded store.
+    Demo(cmd::demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => cmd::explain::run(args),
         Command::Ingest(args) => cmd::ingest::run(args),
         Command::Prune(args) => cmd::prune::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
     };
     match result {
         Ok(code) => code,

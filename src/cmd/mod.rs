@@ -5,3 +5,4 @@ pub mod fmt;
 pub mod ingest;
 pub mod lint;
 pub mod prune;
+pub mod demo;
