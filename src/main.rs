@@ -26,6 +26,12 @@ enum Command {
     Ingest(cmd::ingest::Args),
     /// Delete old records in bounded batches.
     Prune(cmd::prune::Args),
+    /// Evaluate the checks once (exit 1 on a fail or error of severity warning or critical).
+    Check(cmd::check::Args),
+    /// Evaluate the checks at every step of a past range and store the results.
+    Backfill(cmd::backfill::Args),
+    /// Run the `test` blocks of .mlc files on in-memory stores.
+    Test(cmd::test::Args),
     /// Run the bundled example pipeline, with injected faults, on an embedded store.
     Demo(cmd::demo::Args),
 }
@@ -38,6 +44,9 @@ fn main() -> ExitCode {
         Command::Explain(args) => cmd::explain::run(args),
         Command::Ingest(args) => cmd::ingest::run(args),
         Command::Prune(args) => cmd::prune::run(args),
+        Command::Check(args) => cmd::check::run(args),
+        Command::Backfill(args) => cmd::backfill::run(args),
+        Command::Test(args) => cmd::test::run(args),
         Command::Demo(args) => cmd::demo::run(args),
     };
     match result {

@@ -3,3 +3,7 @@
 
 pub mod service;
 pub mod demo;
+pub mod exec;
+pub mod results;
+pub mod rules;
+pub mod testing;

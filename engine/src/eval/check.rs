@@ -226,15 +226,15 @@ pub fn evaluate_check(
                 .map(|_| base_slice.map_or(0, |s| s.len) as u64);
             let short = if rows < plan.min_rows {
                 Some(format!(
-                    "only {} rows, fewer than min_rows {}",
-                    group_thousands(rows as i64),
+                    "only {}, fewer than min_rows {}",
+                    rows_text(rows),
                     group_thousands(plan.min_rows as i64)
                 ))
             } else {
                 match baseline_rows {
                     Some(b) if b < plan.min_rows => Some(format!(
-                        "only {} baseline rows, fewer than min_rows {}",
-                        group_thousands(b as i64),
+                        "only {} in the baseline, fewer than min_rows {}",
+                        rows_text(b),
                         group_thousands(plan.min_rows as i64)
                     )),
                     _ => None,
@@ -415,7 +415,11 @@ fn coverage_by_slice(
 
 /// `5,120 rows` style text for messages.
 pub fn rows_text(rows: u64) -> String {
-    format!("{} rows", group_thousands(rows as i64))
+    if rows == 1 {
+        "1 row".into()
+    } else {
+        format!("{} rows", group_thousands(rows as i64))
+    }
 }
 
 /// Formats any value for messages (re-exported for the runtime).

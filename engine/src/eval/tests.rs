@@ -380,7 +380,7 @@ fn min_rows_makes_small_slices_insufficient() {
     );
     assert_eq!(
         out[1].expects[0].explanation,
-        "only 1 rows, fewer than min_rows 2"
+        "only 1 row, fewer than min_rows 2"
     );
 }
 

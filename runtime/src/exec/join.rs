@@ -1,0 +1,213 @@
+//! Joins of a source (`A join B using k`): each row of the left side is paired with the
+//! latest row of the right component of the same key, read before `T` at any time (labels
+//! arrive late). Null keys never match; `left join` keeps the unmatched rows with nulls.
+
+use std::collections::HashMap;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use arrow_schema::DataType as ArrowType;
+use mlc_engine::eval::{Frame, SourceRows};
+use mlc_engine::functions::EvalError;
+use mlc_engine::plan::SourcePlan;
+
+/// Builds the rows of a source from the first component's rows and, per join, the latest
+/// row per key of the right component.
+pub fn join_source(
+    plan: &SourcePlan,
+    first: RecordBatch,
+    rights: &[RecordBatch],
+) -> Result<SourceRows, EvalError> {
+    if plan.joins.is_empty() {
+        return Ok(SourceRows::plain(Frame::new(vec![first])?));
+    }
+    let n = first.num_rows();
+    let mut sources = vec![first];
+    let mut kept = vec![true; n];
+    let mut matched = vec![true; n];
+    for (j, join) in plan.joins.iter().enumerate() {
+        let right = rights.get(j).ok_or_else(|| {
+            EvalError::Invalid(format!("the rows of join #{} were not fetched", j + 1))
+        })?;
+        let frame = Frame {
+            sources: sources.clone(),
+            rows: n,
+        };
+        let left_key = frame.column(&join.left_key).ok_or_else(|| {
+            EvalError::Invalid(format!("join key `{}` was not fetched", join.left_key.name))
+        })?;
+        let right_key = right.column_by_name(&join.right_key).ok_or_else(|| {
+            EvalError::Invalid(format!("join key `{}` was not fetched", join.right_key))
+        })?;
+        let indices = match_keys(left_key, right_key)?;
+        for (i, m) in matched.iter_mut().enumerate() {
+            let hit = indices.is_valid(i);
+            *m &= hit;
+            if !join.left {
+                kept[i] &= hit;
+            }
+        }
+        let taken = arrow_select::take::take_record_batch(right, &indices)
+            .map_err(|e| EvalError::Invalid(format!("join: {e}")))?;
+        // `components[right]` must land at its index: joins are listed in order.
+        if sources.len() != join.right {
+            return Err(EvalError::Invalid(format!(
+                "join #{} reads component #{}, expected #{}",
+                j + 1,
+                join.right,
+                sources.len()
+            )));
+        }
+        sources.push(taken);
+    }
+    let all_kept = kept.iter().all(|k| *k);
+    Ok(SourceRows {
+        frame: Frame::new(sources)?,
+        kept: (!all_kept).then(|| BooleanArray::from(kept)),
+        matched: Some(BooleanArray::from(matched)),
+    })
+}
+
+/// For each left key, the index of the right row with the same key (null when none, or when
+/// the left key is null).
+fn match_keys(left: &ArrayRef, right: &ArrayRef) -> Result<UInt32Array, EvalError> {
+    let strings = |a: &ArrayRef| -> Result<Vec<Option<String>>, EvalError> {
+        Ok(match a.data_type() {
+            ArrowType::Utf8 => a
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.map(str::to_string))
+                .collect(),
+            ArrowType::LargeUtf8 => a
+                .as_string::<i64>()
+                .iter()
+                .map(|v| v.map(str::to_string))
+                .collect(),
+            ArrowType::Utf8View => a
+                .as_string_view()
+                .iter()
+                .map(|v| v.map(str::to_string))
+                .collect(),
+            other => {
+                return Err(EvalError::Invalid(format!(
+                    "join keys must be strings, found a {other} column"
+                )));
+            }
+        })
+    };
+    // Borrowing the right side's strings keeps the map free of copies for the common case.
+    let r = strings(right)?;
+    let mut index: HashMap<&str, u32> = HashMap::with_capacity(r.len());
+    for (i, k) in r.iter().enumerate() {
+        if let Some(k) = k {
+            // The store returns one row per key; should it return more, the last one wins.
+            index.insert(k.as_str(), i as u32);
+        }
+    }
+    let l = left.as_string_opt::<i32>();
+    if let Some(l) = l {
+        return Ok(l
+            .iter()
+            .map(|k| k.and_then(|k| index.get(k).copied()))
+            .collect());
+    }
+    let l = strings(left)?;
+    Ok(l.iter()
+        .map(|k| k.as_deref().and_then(|k| index.get(k).copied()))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{Int64Array, StringArray};
+    use arrow_schema::{Field, Schema};
+    use mlc_engine::plan::{ColumnId, JoinPlan, SourceComponent};
+    use mlc_engine::schema::DataType;
+
+    use super::*;
+
+    fn batch(cols: Vec<(&str, ArrayRef)>) -> RecordBatch {
+        let fields: Vec<Field> = cols
+            .iter()
+            .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+            .collect();
+        RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            cols.into_iter().map(|(_, a)| a).collect(),
+        )
+        .unwrap()
+    }
+
+    fn plan(left: bool) -> SourcePlan {
+        SourcePlan {
+            components: vec![
+                SourceComponent {
+                    name: "inference".into(),
+                    columns: vec!["id".into()],
+                },
+                SourceComponent {
+                    name: "feedback".into(),
+                    columns: vec!["id".into()],
+                },
+            ],
+            joins: vec![JoinPlan {
+                left,
+                right: 1,
+                left_key: ColumnId {
+                    source: 0,
+                    name: "id".into(),
+                    ty: DataType::String,
+                },
+                right_key: "id".into(),
+            }],
+        }
+    }
+
+    fn inputs() -> (RecordBatch, RecordBatch) {
+        let first = batch(vec![(
+            "id",
+            Arc::new(StringArray::from(vec![
+                Some("a"),
+                None,
+                Some("b"),
+                Some("c"),
+            ])) as ArrayRef,
+        )]);
+        let right = batch(vec![
+            (
+                "id",
+                Arc::new(StringArray::from(vec![Some("c"), Some("a"), None])) as ArrayRef,
+            ),
+            ("label", Arc::new(Int64Array::from(vec![1, 0, 1]))),
+        ]);
+        (first, right)
+    }
+
+    #[test]
+    fn inner_join_drops_unmatched_and_null_keys() {
+        let (first, right) = inputs();
+        let rows = join_source(&plan(false), first, &[right]).unwrap();
+        let kept: Vec<_> = rows.kept.unwrap().iter().collect();
+        assert_eq!(kept, vec![Some(true), Some(false), Some(false), Some(true)]);
+        let labels = rows.frame.sources[1].column_by_name("label").unwrap();
+        let labels = labels.as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(
+            labels.iter().collect::<Vec<_>>(),
+            vec![Some(0), None, None, Some(1)]
+        );
+    }
+
+    #[test]
+    fn left_join_keeps_every_row_and_records_matches() {
+        let (first, right) = inputs();
+        let rows = join_source(&plan(true), first, &[right]).unwrap();
+        assert!(rows.kept.is_none());
+        let matched: Vec<_> = rows.matched.unwrap().iter().collect();
+        assert_eq!(
+            matched,
+            vec![Some(true), Some(false), Some(false), Some(true)]
+        );
+    }
+}

@@ -1,0 +1,561 @@
+//! The executor: runs checked plans at an evaluation time `T` against the store. It asks
+//! the store only for the columns and time ranges the plans need (checks reading the same
+//! component over the same range share one scan), joins late labels, then hands the rows to
+//! `mlc_engine::eval` on the blocking pool, off the async runtime.
+
+pub mod join;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch, new_empty_array};
+use arrow_schema::{DataType as ArrowType, Field, Schema};
+use mlc_engine::eval::check::builtin_accumulator;
+use mlc_engine::eval::{CheckInput, SourceRows, evaluate_check};
+use mlc_engine::functions::Accumulator;
+use mlc_engine::plan::{
+    AggTarget, AggregateCall, BaselinePlan, CheckPlan, ColumnId, Program, SourcePlan,
+};
+use mlc_engine::schema::DataType;
+use mlc_store::Store;
+use mlc_wasm::{LoadedPlugin, PluginHost};
+
+use crate::results::{CheckResult, Timing};
+
+const US: i64 = 1_000_000;
+
+fn secs_us(s: u64) -> i64 {
+    i64::try_from(s).unwrap_or(i64::MAX / US).saturating_mul(US)
+}
+
+/// The program's plugins by name, or why one could not be loaded.
+pub type Plugins = HashMap<String, Result<LoadedPlugin, String>>;
+
+/// Loads (and compiles, through the module cache) every plugin the program declares.
+pub fn load_plugins(program: &Program) -> Plugins {
+    if program.plugins.is_empty() {
+        return Plugins::new();
+    }
+    let host = PluginHost::new(mlc_wasm::default_cache_dir());
+    program
+        .plugins
+        .iter()
+        .map(|decl| (decl.name.clone(), host.load(decl)))
+        .collect()
+}
+
+/// Runs a program's checks against a store.
+pub struct Executor {
+    store: Store,
+    program: Arc<Program>,
+    plugins: Arc<Plugins>,
+    rules_version: String,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("rules_version", &self.rules_version)
+            .finish()
+    }
+}
+
+/// One read of a component's rows over `[start, end)`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ScanKey {
+    component: String,
+    start: Option<i64>,
+    end: i64,
+}
+
+/// One read of the latest row per key of a component before `before`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct LatestKey {
+    component: String,
+    before: i64,
+}
+
+/// The reads one source needs.
+#[derive(Debug, Clone)]
+struct SourceReads {
+    first: ScanKey,
+    joins: Vec<LatestKey>,
+}
+
+#[derive(Default)]
+struct Reads {
+    scans: HashMap<ScanKey, Vec<String>>,
+    latest: HashMap<LatestKey, Vec<String>>,
+    max_time: HashMap<String, i64>,
+}
+
+fn add_columns(into: &mut Vec<String>, cols: &[String]) {
+    for c in cols {
+        if !into.contains(c) {
+            into.push(c.clone());
+        }
+    }
+}
+
+/// Where a check reads its rows at `T`.
+#[derive(Debug, Clone)]
+struct CheckReads {
+    timing: Timing,
+    current: SourceReads,
+    baseline: Option<BaselineReads>,
+    freshness: bool,
+}
+
+#[derive(Debug, Clone)]
+enum BaselineReads {
+    Component { key: ScanKey },
+    Source(SourceReads),
+}
+
+impl Executor {
+    /// Loads the program's plugins; a plugin that fails to load makes only the expects that
+    /// call it `error`.
+    pub fn new(store: Store, program: Arc<Program>, rules_version: impl Into<String>) -> Executor {
+        let plugins = Arc::new(load_plugins(&program));
+        Executor::with_plugins(store, program, plugins, rules_version)
+    }
+
+    /// An executor sharing already loaded plugins (`mlc test` runs many stores, one program).
+    pub fn with_plugins(
+        store: Store,
+        program: Arc<Program>,
+        plugins: Arc<Plugins>,
+        rules_version: impl Into<String>,
+    ) -> Executor {
+        Executor {
+            store,
+            program,
+            plugins,
+            rules_version: rules_version.into(),
+        }
+    }
+
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn rules_version(&self) -> &str {
+        &self.rules_version
+    }
+
+    /// Evaluates every check of the program (or those named) at `at_us`.
+    pub async fn evaluate_all(&self, at_us: i64, only: Option<&[String]>) -> Vec<CheckResult> {
+        let checks: Vec<&CheckPlan> = self
+            .program
+            .checks
+            .iter()
+            .filter(|c| only.is_none_or(|names| names.iter().any(|n| *n == c.name)))
+            .collect();
+        self.evaluate(&checks, at_us).await
+    }
+
+    /// Evaluates the given checks at `at_us`, results in check order then slice order.
+    pub async fn evaluate(&self, checks: &[&CheckPlan], at_us: i64) -> Vec<CheckResult> {
+        let mut reads = Reads::default();
+        let plans: Vec<CheckReads> = checks
+            .iter()
+            .map(|c| self.plan_reads(c, at_us, &mut reads))
+            .collect();
+        let fetched = self.fetch(reads).await;
+        let fetched = Arc::new(fetched);
+
+        let mut tasks = Vec::with_capacity(checks.len());
+        for (plan, check_reads) in checks.iter().zip(plans) {
+            let plan = (*plan).clone();
+            let fetched = fetched.clone();
+            let plugins = self.plugins.clone();
+            let program = self.program.clone();
+            let version = self.rules_version.clone();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                run_check(&program, &plan, &check_reads, &fetched, &plugins, &version)
+            }));
+        }
+        let mut out = Vec::new();
+        for (task, plan) in futures::future::join_all(tasks)
+            .await
+            .into_iter()
+            .zip(checks)
+        {
+            match task {
+                Ok(results) => out.extend(results),
+                Err(e) => out.push(CheckResult::error(
+                    plan,
+                    &format!("the evaluation stopped unexpectedly: {e}"),
+                    Timing {
+                        at_us,
+                        window_start_us: None,
+                        window_end_us: at_us,
+                    },
+                    &self.rules_version,
+                )),
+            }
+        }
+        out
+    }
+
+    fn source_reads(
+        &self,
+        source: &SourcePlan,
+        start: Option<i64>,
+        end: i64,
+        at_us: i64,
+        reads: &mut Reads,
+    ) -> SourceReads {
+        let mut comps = source.components.iter();
+        let first = comps.next();
+        let key = ScanKey {
+            component: first.map(|c| c.name.clone()).unwrap_or_default(),
+            start,
+            end,
+        };
+        if let Some(first) = first {
+            let mut cols = first.columns.clone();
+            if let Some(schema) = self.program.component(&first.name) {
+                // The time is always read: `latest` and `count()` need it.
+                add_columns(&mut cols, std::slice::from_ref(&schema.time));
+            }
+            add_columns(reads.scans.entry(key.clone()).or_default(), &cols);
+        }
+        let mut joins = Vec::new();
+        for join in &source.joins {
+            let Some(right) = source.components.get(join.right) else {
+                continue;
+            };
+            let lk = LatestKey {
+                component: right.name.clone(),
+                before: at_us,
+            };
+            let mut cols = right.columns.clone();
+            add_columns(&mut cols, std::slice::from_ref(&join.right_key));
+            add_columns(reads.latest.entry(lk.clone()).or_default(), &cols);
+            joins.push(lk);
+        }
+        SourceReads { first: key, joins }
+    }
+
+    fn plan_reads(&self, check: &CheckPlan, at_us: i64, reads: &mut Reads) -> CheckReads {
+        let end = at_us.saturating_sub(secs_us(check.delay_secs));
+        let start = check.window_secs.map(|w| end.saturating_sub(secs_us(w)));
+        let current = self.source_reads(&check.source, start, end, at_us, reads);
+        let baseline = check.baseline.as_ref().map(|b| match b {
+            BaselinePlan::Component { name, columns } => {
+                let key = ScanKey {
+                    component: name.clone(),
+                    start: None,
+                    end,
+                };
+                let mut cols = columns.clone();
+                if let Some(schema) = self.program.component(name) {
+                    add_columns(&mut cols, std::slice::from_ref(&schema.time));
+                }
+                add_columns(reads.scans.entry(key.clone()).or_default(), &cols);
+                BaselineReads::Component { key }
+            }
+            BaselinePlan::Offset { offset_secs } => {
+                let b_end = end.saturating_sub(secs_us(*offset_secs));
+                let b_start = check.window_secs.map(|w| b_end.saturating_sub(secs_us(w)));
+                BaselineReads::Source(self.source_reads(
+                    &check.source,
+                    b_start,
+                    b_end,
+                    at_us,
+                    reads,
+                ))
+            }
+            BaselinePlan::Range { from_us, to_us } => BaselineReads::Source(self.source_reads(
+                &check.source,
+                Some(*from_us),
+                *to_us,
+                at_us,
+                reads,
+            )),
+        });
+        let freshness = check
+            .aggregates
+            .iter()
+            .any(|a| a.target == AggTarget::Builtin && a.function == "freshness");
+        if freshness {
+            reads
+                .max_time
+                .insert(current.first.component.clone(), at_us);
+        }
+        CheckReads {
+            timing: Timing {
+                at_us,
+                window_start_us: start,
+                window_end_us: end,
+            },
+            current,
+            baseline,
+            freshness,
+        }
+    }
+
+    async fn fetch(&self, reads: Reads) -> Fetched {
+        let scans = reads.scans.into_iter().map(|(key, cols)| async move {
+            let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+            let got = self
+                .store
+                .scan_batches(&key.component, &refs, key.start, key.end)
+                .await
+                .map_err(|e| format!("reading `{}`: {e}", key.component))
+                .and_then(|b| self.concat(&key.component, &cols, b));
+            (key, got)
+        });
+        let latest = reads.latest.into_iter().map(|(key, cols)| async move {
+            let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+            let got = self
+                .store
+                .latest_by_key(&key.component, &refs, key.before)
+                .await
+                .map_err(|e| format!("reading `{}`: {e}", key.component))
+                .and_then(|b| self.concat(&key.component, &cols, b));
+            (key, got)
+        });
+        let max_time = reads.max_time.into_iter().map(|(comp, before)| async move {
+            let got = self
+                .store
+                .max_time(&comp, before)
+                .await
+                .map_err(|e| format!("reading `{comp}`: {e}"));
+            (comp, got)
+        });
+        let (scans, latest, max_time) = futures::join!(
+            futures::future::join_all(scans),
+            futures::future::join_all(latest),
+            futures::future::join_all(max_time)
+        );
+        Fetched {
+            scans: scans.into_iter().collect(),
+            latest: latest.into_iter().collect(),
+            max_time: max_time.into_iter().collect(),
+        }
+    }
+
+    /// One batch from the store's bounded batches (an empty, typed one when no rows came).
+    fn concat(
+        &self,
+        component: &str,
+        cols: &[String],
+        batches: Vec<RecordBatch>,
+    ) -> Result<RecordBatch, String> {
+        if let Some(first) = batches.first() {
+            return arrow_select::concat::concat_batches(&first.schema(), &batches)
+                .map_err(|e| format!("reading `{component}`: {e}"));
+        }
+        let schema = self.program.component(component);
+        let fields: Vec<Field> = cols
+            .iter()
+            .map(|c| {
+                let ty = schema
+                    .and_then(|s| s.column_type(c))
+                    .unwrap_or(DataType::String);
+                Field::new(c, arrow_type(ty), true)
+            })
+            .collect();
+        let arrays: Vec<ArrayRef> = fields
+            .iter()
+            .map(|f| new_empty_array(f.data_type()))
+            .collect();
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| e.to_string())
+    }
+}
+
+/// The Arrow type the store reads a column type as.
+pub fn arrow_type(ty: DataType) -> ArrowType {
+    match ty {
+        DataType::Int | DataType::Timestamp => ArrowType::Int64,
+        DataType::Float => ArrowType::Float64,
+        DataType::Bool => ArrowType::Boolean,
+        DataType::String => ArrowType::Utf8,
+    }
+}
+
+struct Fetched {
+    scans: HashMap<ScanKey, Result<RecordBatch, String>>,
+    latest: HashMap<LatestKey, Result<RecordBatch, String>>,
+    max_time: HashMap<String, Result<Option<i64>, String>>,
+}
+
+impl Fetched {
+    fn source(&self, plan: &SourcePlan, reads: &SourceReads) -> Result<SourceRows, String> {
+        let first = self
+            .scans
+            .get(&reads.first)
+            .ok_or_else(|| "rows were not fetched".to_string())?
+            .clone()?;
+        let rights = reads
+            .joins
+            .iter()
+            .map(|k| {
+                self.latest
+                    .get(k)
+                    .cloned()
+                    .unwrap_or_else(|| Err("rows were not fetched".into()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        join::join_source(plan, first, &rights).map_err(|e| e.to_string())
+    }
+}
+
+fn run_check(
+    program: &Program,
+    plan: &CheckPlan,
+    reads: &CheckReads,
+    fetched: &Fetched,
+    plugins: &HashMap<String, Result<LoadedPlugin, String>>,
+    version: &str,
+) -> Vec<CheckResult> {
+    let timing = reads.timing;
+    let fail = |reason: String| vec![CheckResult::error(plan, &reason, timing, version)];
+    let current = match fetched.source(&plan.source, &reads.current) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let baseline = match &reads.baseline {
+        None => None,
+        Some(BaselineReads::Component { key }) => match fetched.scans.get(key) {
+            Some(Ok(b)) => match mlc_engine::eval::Frame::new(vec![b.clone()]) {
+                Ok(f) => Some(SourceRows::plain(f)),
+                Err(e) => return fail(e.to_string()),
+            },
+            Some(Err(e)) => return fail(e.clone()),
+            None => return fail("baseline rows were not fetched".into()),
+        },
+        Some(BaselineReads::Source(r)) => match fetched.source(&plan.source, r) {
+            Ok(b) => Some(b),
+            Err(e) => return fail(e),
+        },
+    };
+    let first = plan
+        .source
+        .components
+        .first()
+        .map(|c| c.name.as_str())
+        .unwrap_or_default();
+    let time_of = |component: &str| -> ColumnId {
+        ColumnId {
+            source: 0,
+            name: program
+                .component(component)
+                .map(|s| s.time.clone())
+                .unwrap_or_default(),
+            ty: DataType::Timestamp,
+        }
+    };
+    let baseline_time = match &plan.baseline {
+        Some(BaselinePlan::Component { name, .. }) => Some(time_of(name)),
+        Some(_) => Some(time_of(first)),
+        None => None,
+    };
+    let freshness_secs = if reads.freshness {
+        match fetched.max_time.get(first) {
+            Some(Ok(Some(t))) => Some((timing.at_us - t) as f64 / US as f64),
+            Some(Ok(None)) => None,
+            Some(Err(e)) => return fail(e.clone()),
+            None => None,
+        }
+    } else {
+        None
+    };
+    let input = CheckInput {
+        current: &current,
+        baseline: baseline.as_ref(),
+        time: time_of(first),
+        baseline_time,
+        freshness_secs,
+    };
+    let make = |call: &AggregateCall| -> Result<Box<dyn Accumulator>, String> {
+        match call.target {
+            AggTarget::Builtin => builtin_accumulator(call),
+            AggTarget::Plugin => match plugins.get(&call.function) {
+                Some(Ok(p)) => p.accumulator().map_err(|e| e.to_string()),
+                Some(Err(e)) => Err(format!(
+                    "plugin `{}` could not be loaded: {e}",
+                    call.function
+                )),
+                None => Err(format!("plugin `{}` is not declared", call.function)),
+            },
+        }
+    };
+    match evaluate_check(plan, &input, &make) {
+        Ok(outcomes) => outcomes
+            .iter()
+            .map(|o| CheckResult::from_outcome(plan, o, timing, version))
+            .collect(),
+        Err(e) => fail(e.to_string()),
+    }
+}
+
+/// `--at`/`--from`/`--to` on the command line: an RFC 3339 time, a date (`2026-03-01`,
+/// midnight UTC) or `now`.
+pub fn parse_time_arg(text: &str) -> Result<i64, String> {
+    if text == "now" {
+        return Ok(jiff::Timestamp::now().as_microsecond());
+    }
+    if let Ok(d) = text.parse::<jiff::civil::Date>() {
+        return d
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map(|z| z.timestamp().as_microsecond())
+            .map_err(|e| e.to_string());
+    }
+    mlc_engine::check::parse_time(text).map_err(|_| {
+        format!("`{text}` is not a time: write an RFC 3339 time such as 2026-03-01T00:00:00Z, a date such as 2026-03-01, or `now`")
+    })
+}
+
+/// `--step` on the command line: an integer and a unit `s m h d w`, as in `.mlc` files.
+pub fn parse_duration_arg(text: &str) -> Result<u64, String> {
+    let bad = || {
+        format!(
+            "`{text}` is not a duration: write an integer and a unit s, m, h, d or w, such as 1d"
+        )
+    };
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = text.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(bad()),
+    };
+    match n.checked_mul(unit) {
+        Some(0) | None => Err(bad()),
+        Some(s) => Ok(s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_times_and_durations() {
+        assert_eq!(parse_time_arg("2026-03-01").unwrap(), 1_772_323_200_000_000);
+        assert_eq!(
+            parse_time_arg("2026-03-01T00:00:00Z").unwrap(),
+            1_772_323_200_000_000
+        );
+        assert!(
+            parse_time_arg("yesterday")
+                .unwrap_err()
+                .contains("RFC 3339")
+        );
+        assert_eq!(parse_duration_arg("1d").unwrap(), 86_400);
+        assert_eq!(parse_duration_arg("90s").unwrap(), 90);
+        assert!(parse_duration_arg("0d").is_err());
+        assert!(parse_duration_arg("1y").is_err());
+    }
+}

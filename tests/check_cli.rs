@@ -1,0 +1,236 @@
+//! End-to-end tests of `mlc check` and `mlc backfill` on the real binary: exit codes, the
+//! result JSON's exact shape, and the table and JUnit formats.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const MLC: &str = env!("CARGO_BIN_EXE_mlc");
+
+fn cases() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases/check_cli")
+}
+
+fn mlc(args: &[&str]) -> Output {
+    Command::new(MLC)
+        .args(args)
+        .env_remove("MLC_DB")
+        .output()
+        .unwrap()
+}
+
+/// A store with the fixtures ingested through `mlc ingest`.
+fn store(dir: &Path) -> String {
+    let db = format!("sqlite://{}/store.db", dir.display());
+    let checks = cases().join("checks.mlc");
+    for (component, file) in [("inference", "inference.csv"), ("feedback", "feedback.csv")] {
+        let out = mlc(&[
+            "ingest",
+            "--checks",
+            checks.to_str().unwrap(),
+            "--db",
+            &db,
+            component,
+            cases().join(file).to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "ingest failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    db
+}
+
+fn check(db: &str, extra: &[&str]) -> Output {
+    let checks = cases().join("checks.mlc");
+    let mut args = vec![
+        "check",
+        checks.to_str().unwrap(),
+        "--db",
+        db,
+        "--at",
+        "2026-03-01T00:00:00Z",
+    ];
+    args.extend_from_slice(extra);
+    mlc(&args)
+}
+
+fn lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn json_results_have_the_spec_shape_and_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store(dir.path());
+    let out = check(&db, &["--format", "json"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    // recall in DE is 0.5 with severity critical: exit 1.
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = stdout.lines().next().unwrap();
+    let keys = [
+        "check",
+        "file",
+        "status",
+        "severity",
+        "at",
+        "window",
+        "slice",
+        "column",
+        "rows",
+        "baseline_rows",
+        "coverage",
+        "expects",
+        "message",
+        "rules_version",
+    ];
+    let positions: Vec<usize> = keys
+        .iter()
+        .map(|k| {
+            first
+                .find(&format!("\"{k}\":"))
+                .unwrap_or_else(|| panic!("no {k} in {first}"))
+        })
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "keys out of order: {first}"
+    );
+
+    let results = lines(&out);
+    let by = |check: &str, country: Option<&str>| {
+        results
+            .iter()
+            .find(|r| r["check"] == check && country.is_none_or(|c| r["slice"]["country"] == c))
+            .unwrap_or_else(|| panic!("no result for {check} {country:?} in {stdout}"))
+    };
+    let ages = by("ages_valid", None);
+    assert_eq!(ages["status"], "pass");
+    assert_eq!(ages["slice"], serde_json::json!({}));
+    assert_eq!(ages["rows"], 4);
+    assert_eq!(ages["coverage"], serde_json::Value::Null);
+    assert_eq!(ages["window"]["start"], "2026-02-28T00:00:00Z");
+    assert_eq!(ages["window"]["end"], "2026-03-01T00:00:00Z");
+    assert_eq!(ages["at"], "2026-03-01T00:00:00Z");
+    assert_eq!(ages["expects"][0]["values"]["all(age >= 0)"], true);
+
+    let de = by("recall_slo", Some("DE"));
+    assert_eq!(de["status"], "fail");
+    assert_eq!(de["severity"], "critical");
+    assert_eq!(de["rows"], 2);
+    assert_eq!(de["coverage"], 1.0);
+    assert_eq!(de["expects"][0]["expr"], "recall(prediction, label) >= 0.9");
+    assert_eq!(de["expects"][0]["values"]["recall(prediction, label)"], 0.5);
+    assert_eq!(
+        de["message"],
+        "recall(prediction, label) = 0.5, expected >= 0.9 over 2 rows, 100% labelled"
+    );
+    // In the US one request has no label yet: the inner join drops it, coverage says so.
+    let us = by("recall_slo", Some("US"));
+    assert_eq!(us["status"], "pass");
+    assert_eq!(us["rows"], 1);
+    assert_eq!(us["coverage"], 0.5);
+    assert!(de["rules_version"].as_str().unwrap().contains("sha256:"));
+
+    let volume = by("volume_info", None);
+    assert_eq!(volume["status"], "fail");
+    assert_eq!(volume["severity"], "info");
+}
+
+#[test]
+fn exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store(dir.path());
+    // A failing check of severity info alone does not fail the command.
+    assert_eq!(
+        check(&db, &["--check", "volume_info"]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        check(&db, &["--check", "ages_valid"]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        check(&db, &["--check", "recall_slo"]).status.code(),
+        Some(1)
+    );
+    // Usage errors: an unknown check, a bad time.
+    let unknown = check(&db, &["--check", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("ages_valid"));
+    let bad_time = check(&db, &["--at", "yesterday"]);
+    assert_eq!(bad_time.status.code(), Some(2));
+    // Invalid rules.
+    let bad = dir.path().join("bad.mlc");
+    std::fs::write(&bad, "check broken { on nowhere expect count() > 0 }\n").unwrap();
+    let out = mlc(&["check", bad.to_str().unwrap(), "--db", &db]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn table_and_junit_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store(dir.path());
+    let table = String::from_utf8_lossy(&check(&db, &[]).stdout).to_string();
+    assert!(table.contains("FAIL"), "{table}");
+    assert!(table.contains("country=DE"), "{table}");
+    assert!(
+        table.contains("4 results: 2 pass, 2 fail, 0 insufficient, 0 error"),
+        "{table}"
+    );
+    let junit = String::from_utf8_lossy(&check(&db, &["--format", "junit"]).stdout).to_string();
+    assert!(junit.starts_with("<?xml"), "{junit}");
+    assert!(
+        junit.contains("<testsuite name=\"recall_slo\" tests=\"2\" failures=\"1\""),
+        "{junit}"
+    );
+    assert!(
+        junit.contains("<failure message=\"recall(prediction, label) = 0.5"),
+        "{junit}"
+    );
+}
+
+#[test]
+fn backfill_stores_one_evaluation_per_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store(dir.path());
+    let checks = cases().join("checks.mlc");
+    let out = mlc(&[
+        "backfill",
+        checks.to_str().unwrap(),
+        "--db",
+        &db,
+        "--from",
+        "2026-02-28T00:00:00Z",
+        "--to",
+        "2026-03-02T00:00:00Z",
+        "--step",
+        "1d",
+        "--check",
+        "ages_valid",
+        "--format",
+        "json",
+    ]);
+    let results = lines(&out);
+    let statuses: Vec<_> = results
+        .iter()
+        .map(|r| r["status"].as_str().unwrap().to_string())
+        .collect();
+    // Nothing before the data, the data on 2026-03-01, nothing again a day later.
+    assert_eq!(statuses, vec!["insufficient", "pass", "insufficient"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stored 3 results"));
+}
