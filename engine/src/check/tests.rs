@@ -206,3 +206,35 @@ fn dump() {
     println!("{}", mlc_grammar::render(&diags, &loaded.sources, false));
     println!("{}", crate::explain::explain(&p, None).unwrap_or_default());
 }
+
+/// The lint benchmark: a generated file of 2,000 checks (about 20,000 lines), loaded,
+/// parsed and checked. Run with
+/// `cargo test -p mlc-engine --release --lib bench_lint -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_lint_2000_checks() {
+    let mut text = String::from(COMPONENTS);
+    for i in 0..2000 {
+        text.push_str(&format!(
+            "\n# check number {i}\ncheck c{i} {{\n  on inference join feedback using request_id\n  window {}d\n  delay 2d\n  \
+             group by inference.country\n  where age between 18 and 120\n  expect recall(prediction, label) >= 0.9\n  \
+             expect null_rate(income) < 5%\n  severity critical\n  labels {{ team: \"risk\" }}\n}}\n",
+            1 + i % 30
+        ));
+    }
+    let lines = text.lines().count();
+    let fs = MemoryFs::new().with("big.mlc", text);
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let start = std::time::Instant::now();
+        let loaded = load(&fs, &[PathBuf::from("big.mlc")]);
+        let (program, diags) = compile(&loaded.files, &loaded.sources, &NoPlugins);
+        let elapsed = start.elapsed().as_secs_f64();
+        assert!(diags.is_empty() && program.checks.len() == 2000);
+        best = best.min(elapsed);
+    }
+    println!(
+        "lint of 2,000 checks ({lines} lines): {:.1} ms (best of 5)",
+        best * 1000.0
+    );
+}
