@@ -1,10 +1,164 @@
-//! `mlc ingest`.
+//! `mlc ingest`: load records from files or stdin into a component, print the counts.
 
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use mlc_store::ingest::{Format, IngestOptions, IngestReport, Input, Progress, ingest};
+use mlc_store::{ComponentSchema, Store};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Checks (file or folder) declaring the component; default: the schema the store last knew.
+    #[arg(long)]
+    checks: Option<PathBuf>,
+    /// The store: `sqlite://PATH` or `postgres://...`.
+    #[arg(long, env = "MLC_DB", default_value = "sqlite://mlc.db")]
+    db: String,
+    /// Input format when the file extension does not tell (always needed for `-`).
+    #[arg(long, value_parser = parse_format)]
+    format: Option<Format>,
+    /// Records per transaction.
+    #[arg(long, default_value_t = 50_000, hide = true)]
+    batch_rows: usize,
+    /// The component the records belong to.
+    component: String,
+    /// CSV (header row), JSON lines or Parquet files; `-` reads standard input.
+    #[arg(required = true)]
+    files: Vec<String>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`mlc ingest` is not available in this build yet")
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse()
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run_async(args))
+}
+
+async fn schema_for(args: &Args, store: &Store) -> anyhow::Result<ComponentSchema> {
+    if let Some(path) = &args.checks {
+        bail!(
+            "`--checks {}`: loading rules is not in this build yet; declare the component once with a build that has it, then ingest without `--checks` (the store remembers the schema)",
+            path.display()
+        );
+    }
+    match store.component(&args.component).await {
+        Ok(s) => Ok(s),
+        Err(mlc_store::StoreError::UnknownComponent(_)) => {
+            let known: Vec<String> = store
+                .components()
+                .await?
+                .into_iter()
+                .map(|c| format!("`{}`", c.name))
+                .collect();
+            let known = if known.is_empty() {
+                "it knows none yet".to_string()
+            } else {
+                format!("it knows {}", known.join(", "))
+            };
+            bail!(
+                "the store at `{}` has no component `{}` ({known}); pass `--checks PATH` with its `component` declaration",
+                args.db,
+                args.component
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&args.db).await?;
+    let schema = schema_for(&args, &store).await?;
+    let opts = IngestOptions {
+        batch_rows: args.batch_rows.max(1),
+        ..IngestOptions::default()
+    };
+    let mut inputs = Vec::new();
+    for f in &args.files {
+        let input = Input::from_arg(f);
+        let format = match (args.format, &input) {
+            (Some(fmt), _) => fmt,
+            (None, Input::Path(p)) => Format::from_path(p).with_context(|| {
+                format!("cannot tell the format of `{f}` from its extension; pass `--format csv|jsonl|parquet`")
+            })?,
+            (None, _) => bail!("reading standard input needs `--format csv|jsonl|parquet`"),
+        };
+        inputs.push((f, input, format));
+    }
+    let mut total = IngestReport::default();
+    let mut all_complete = true;
+    for (name, input, format) in inputs {
+        let bar = progress_bar(&input);
+        let progress = bar.clone().map(|bar| {
+            Arc::new(move |p: Progress| {
+                if let Some(t) = p.total_bytes {
+                    bar.set_length(t);
+                }
+                bar.set_position(p.bytes_read);
+                bar.set_message(format!("{} records", p.records));
+            }) as mlc_store::ingest::ProgressFn
+        });
+        let report = ingest(&store, &schema, input, format, &opts, progress).await?;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        println!(
+            "{name}: {} accepted, {} duplicates, {} quarantined",
+            report.accepted, report.duplicates, report.quarantined
+        );
+        for r in &report.reasons {
+            println!("  quarantined: {r}");
+        }
+        if report.quarantined > report.reasons.len() as u64 {
+            println!(
+                "  … and {} more quarantined records (kept in the store's quarantine)",
+                report.quarantined - report.reasons.len() as u64
+            );
+        }
+        if let Some(e) = &report.error {
+            eprintln!("error: {e}");
+        }
+        all_complete &= report.complete();
+        total.add(&report, 0);
+    }
+    if args.files.len() > 1 {
+        println!(
+            "total: {} accepted, {} duplicates, {} quarantined",
+            total.accepted, total.duplicates, total.quarantined
+        );
+    }
+    store.close().await;
+    Ok(if all_complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// A byte-based progress bar on a terminal, for inputs large enough to wait for.
+fn progress_bar(input: &Input) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let len = match input {
+        Input::Path(p) => std::fs::metadata(p).ok()?.len(),
+        _ => 0,
+    };
+    if matches!(input, Input::Path(_)) && len < (8 << 20) {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    let style = indicatif::ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    Some(bar)
 }

@@ -347,3 +347,27 @@ impl Store {
         }
     }
 }
+
+/// Parses an age such as `90d`: an integer and a unit, `s m h d w` (the language's durations).
+pub fn parse_duration_secs(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let unit_at = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(unit_at);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration: write an integer and a unit, like `90d`"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => {
+            return Err(format!(
+                "`{s}` is not a duration: the unit must be one of s, m, h, d, w (like `90d`)"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too long a duration"))
+}

@@ -148,8 +148,11 @@ pub(crate) fn read(
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
+                // What was read before the bad spot is whole records: store it, so that the
+                // error can say exactly where the stored part ends.
+                ctx.flush(b);
                 return Err(format!(
-                    "{}: stopped at line {}: {}",
+                    "{}: stopped at line {}: {}; the records before it were stored",
                     b.source,
                     rdr.position().line(),
                     describe(&e)
