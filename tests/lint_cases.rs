@@ -26,8 +26,17 @@ fn lint(path: &Path) -> Rules {
 fn valid_cases_explain() {
     insta::glob!("cases/valid/*.mlc", |path| {
         let rules = lint(path);
-        assert!(!rules.has_errors(), "{} should lint clean:\n{}", path.display(), rules.render(false));
-        assert!(!rules.program.checks.is_empty(), "{} has no check to explain", path.display());
+        assert!(
+            !rules.has_errors(),
+            "{} should lint clean:\n{}",
+            path.display(),
+            rules.render(false)
+        );
+        assert!(
+            !rules.program.checks.is_empty(),
+            "{} has no check to explain",
+            path.display()
+        );
         let text = mlc_engine::explain::explain(&rules.program, None).unwrap_or_default();
         insta::assert_snapshot!("explain", text);
     });
@@ -71,15 +80,24 @@ fn every_code_has_an_invalid_case() {
         .map(|c| c.as_str())
         .filter(|c| !seen.contains(c))
         .collect();
-    assert!(missing.is_empty(), "no case in tests/cases/invalid produces {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "no case in tests/cases/invalid produces {missing:?}"
+    );
 }
 
 #[test]
 fn diagnostics_doc_lists_every_code() {
     let doc = std::fs::read_to_string(Path::new(ROOT).join("docs/diagnostics.md")).unwrap();
-    let headings: Vec<String> =
-        doc.lines().filter_map(|l| l.strip_prefix("## ")).map(str::to_string).collect();
-    let expected: Vec<String> = Code::ALL.iter().map(|c| format!("{}: {}", c.as_str(), c.title())).collect();
+    let headings: Vec<String> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .map(str::to_string)
+        .collect();
+    let expected: Vec<String> = Code::ALL
+        .iter()
+        .map(|c| format!("{}: {}", c.as_str(), c.title()))
+        .collect();
     assert_eq!(
         headings, expected,
         "docs/diagnostics.md must have one `## CODE: title` section per code of Code::ALL, in order"
@@ -105,7 +123,9 @@ impl FileSystem for Formatted {
 
 fn repo_mlc_files() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -131,7 +151,11 @@ fn meaning(diags: &[Diagnostic]) -> Vec<(Code, String)> {
 #[test]
 fn formatting_keeps_every_plan() {
     let files = repo_mlc_files();
-    assert!(files.len() >= 10, "expected the repository's .mlc files, found {}", files.len());
+    assert!(
+        files.len() >= 10,
+        "expected the repository's .mlc files, found {}",
+        files.len()
+    );
     for path in files {
         let rel = relative(&path);
         let before = load_rules_with(&DiskFs, &WasmPlugins, std::slice::from_ref(&rel));
@@ -142,17 +166,55 @@ fn formatting_keeps_every_plan() {
             "formatting {} changes its diagnostics",
             rel.display()
         );
-        let explain = |r: &Rules| mlc_engine::explain::explain(&r.program, None).unwrap_or_default();
-        assert_eq!(explain(&before), explain(&after), "formatting {} changes its plans", rel.display());
-        let tests = |r: &Rules| format!("{:?}", r.program.tests.iter().map(|t| (&t.name, &t.rows, &t.asserts.len())).collect::<Vec<_>>());
-        assert_eq!(tests(&before), tests(&after), "formatting {} changes its tests", rel.display());
+        let explain =
+            |r: &Rules| mlc_engine::explain::explain(&r.program, None).unwrap_or_default();
+        assert_eq!(
+            explain(&before),
+            explain(&after),
+            "formatting {} changes its plans",
+            rel.display()
+        );
+        let tests = |r: &Rules| {
+            format!(
+                "{:?}",
+                r.program
+                    .tests
+                    .iter()
+                    .map(|t| (&t.name, &t.rows, &t.asserts.len()))
+                    .collect::<Vec<_>>()
+            )
+        };
+        assert_eq!(
+            tests(&before),
+            tests(&after),
+            "formatting {} changes its tests",
+            rel.display()
+        );
     }
 }
 
+/// The ready-made checks and every example folder (each is its own program: examples may
+/// declare the same component names) lint clean.
 #[test]
 fn repository_rules_lint_clean() {
-    for dir in ["examples", "checks"] {
-        let rules = load_rules_with(&DiskFs, &WasmPlugins, &[PathBuf::from(dir)]);
-        assert!(!rules.has_errors(), "{dir}/ does not lint:\n{}", rules.render(false));
+    let mut dirs = vec![PathBuf::from("checks"), PathBuf::from("examples/pipeline")];
+    if let Ok(entries) = std::fs::read_dir(Path::new(ROOT).join("examples/plugins")) {
+        let mut plugins: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .map(|p| relative(&p))
+            .collect();
+        plugins.sort();
+        dirs.extend(plugins);
+    }
+    for dir in dirs {
+        let rules = load_rules_with(&DiskFs, &WasmPlugins, std::slice::from_ref(&dir));
+        assert!(
+            !rules.has_errors(),
+            "{} does not lint:\n{}",
+            dir.display(),
+            rules.render(false)
+        );
     }
 }
