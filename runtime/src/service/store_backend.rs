@@ -1,0 +1,282 @@
+//! The real [`Backend`]: rules from disk (`crate::rules`), records and results in
+//! `mlc_store`, evaluation by `crate::exec::Executor`. Alert state is a JSON file (written
+//! atomically by rename) because the store has no key-value table yet.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mlc_engine::plan::{CheckPlan, Program};
+use mlc_store::Store;
+use mlc_store::ingest::{Format, IngestOptions, Input};
+
+use super::backend::{
+    Backend, Body, BoxFuture, CheckInfo, Evaluation, IngestError, IngestReport, ResultDoc,
+    ResultsQuery, RuleSet, RulesError,
+};
+use super::config::ServiceConfig;
+use crate::exec::Executor;
+
+/// What [`RuleSet::compiled`] holds for this backend.
+struct Compiled {
+    program: Arc<Program>,
+    executor: Executor,
+}
+
+pub struct StoreBackend {
+    store: Store,
+    state_file: PathBuf,
+}
+
+impl std::fmt::Debug for StoreBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreBackend")
+            .field("store", &self.store)
+            .field("state_file", &self.state_file)
+            .finish()
+    }
+}
+
+/// Beside a SQLite file (`mlc.db` -> `mlc.db.alerts.json`); elsewhere in the working folder.
+fn default_state_file(db: &str) -> PathBuf {
+    match db.strip_prefix("sqlite://") {
+        Some(path) if !path.is_empty() && !path.contains(":memory:") => {
+            let path = path.split('?').next().unwrap_or(path);
+            PathBuf::from(format!("{path}.alerts.json"))
+        }
+        _ => PathBuf::from("mlc-alerts.json"),
+    }
+}
+
+fn severity_name(plan: &CheckPlan) -> String {
+    format!("{:?}", plan.severity).to_lowercase()
+}
+
+/// Everything that makes a check behave differently: its plan as `mlc explain` prints it,
+/// plus what only alerts and results carry.
+fn fingerprint(plan: &CheckPlan) -> String {
+    format!(
+        "{plan}\n{}\n{:?}\n{:?}\n{}\n{}",
+        plan.file, plan.labels, plan.description, plan.for_secs, plan.every_secs
+    )
+}
+
+fn check_info(plan: &CheckPlan) -> CheckInfo {
+    CheckInfo {
+        name: plan.name.clone(),
+        file: plan.file.clone(),
+        every_secs: plan.every_secs,
+        for_secs: plan.for_secs,
+        severity: severity_name(plan),
+        description: plan.description.clone(),
+        labels: plan.labels.clone(),
+        fingerprint: fingerprint(plan),
+    }
+}
+
+impl StoreBackend {
+    pub async fn open(config: &ServiceConfig) -> Result<StoreBackend, String> {
+        let store = Store::open(&config.db)
+            .await
+            .map_err(|e| format!("cannot open the store `{}`: {e}", config.db))?;
+        let state_file = config
+            .state_file
+            .clone()
+            .unwrap_or_else(|| default_state_file(&config.db));
+        Ok(StoreBackend { store, state_file })
+    }
+
+    pub fn with_store(store: Store, state_file: PathBuf) -> StoreBackend {
+        StoreBackend { store, state_file }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+fn compiled(rules: &RuleSet) -> Option<&Compiled> {
+    rules.compiled.downcast_ref::<Compiled>()
+}
+
+impl Backend for StoreBackend {
+    fn load_rules(&self, roots: &[PathBuf]) -> Result<RuleSet, RulesError> {
+        let loaded = crate::rules::load_rules(roots);
+        if loaded.has_errors() {
+            let diagnostics: Vec<String> = loaded
+                .diagnostics
+                .iter()
+                .filter(|d| d.is_error())
+                .map(|d| {
+                    mlc_grammar::render(std::slice::from_ref(d), &loaded.sources, false)
+                        .trim_end()
+                        .to_string()
+                })
+                .collect();
+            return Err(RulesError {
+                message: loaded.summary(),
+                diagnostics,
+            });
+        }
+        let mut files: Vec<PathBuf> = loaded.files.iter().map(|f| f.path.clone()).collect();
+        files.extend(loaded.program.plugins.iter().map(|p| p.path.clone()));
+        let version = loaded.rules_version;
+        let program = Arc::new(loaded.program);
+        let executor = Executor::new(self.store.clone(), program.clone(), version.clone());
+        Ok(RuleSet {
+            version,
+            checks: program.checks.iter().map(check_info).collect(),
+            components: program.components.iter().map(|c| c.name.clone()).collect(),
+            files,
+            compiled: Arc::new(Compiled { program, executor }),
+        })
+    }
+
+    fn ingest<'a>(
+        &'a self,
+        rules: &'a RuleSet,
+        component: &'a str,
+        body: Body,
+        records: usize,
+    ) -> BoxFuture<'a, Result<IngestReport, IngestError>> {
+        Box::pin(async move {
+            let schema = compiled(rules)
+                .and_then(|c| c.program.component(component))
+                .ok_or_else(|| IngestError::UnknownComponent(component.to_string()))?;
+            // One request is one batch and so one transaction: an acknowledged request is
+            // stored whole, a failed one not at all.
+            let opts = IngestOptions {
+                batch_rows: records.max(1),
+                max_reasons: records.max(1),
+                ..IngestOptions::default()
+            };
+            let report = mlc_store::ingest::ingest(
+                &self.store,
+                schema,
+                Input::Bytes(body),
+                Format::Jsonl,
+                &opts,
+                None,
+            )
+            .await
+            .map_err(|e| IngestError::Store(e.to_string()))?;
+            if let Some(e) = report.error {
+                return Err(IngestError::Store(e));
+            }
+            Ok(IngestReport {
+                accepted: report.accepted,
+                duplicates: report.duplicates,
+                quarantined: report.quarantined,
+                reasons: report.reasons,
+            })
+        })
+    }
+
+    fn evaluate(
+        &self,
+        rules: Arc<RuleSet>,
+        check: String,
+        at_us: i64,
+    ) -> BoxFuture<'_, Result<Evaluation, String>> {
+        Box::pin(async move {
+            let compiled = compiled(&rules).ok_or("rules were not loaded by this backend")?;
+            let plan = compiled
+                .program
+                .check(&check)
+                .ok_or_else(|| format!("no check named `{check}` in the loaded rules"))?;
+            let results = compiled.executor.evaluate(&[plan], at_us).await;
+            let stored: Vec<mlc_store::StoredResult> = results
+                .iter()
+                .map(|r| crate::results::stored(r, at_us))
+                .collect();
+            let outcome = self
+                .store
+                .insert_results(&stored)
+                .await
+                .map_err(|e| e.to_string());
+            let docs = stored
+                .into_iter()
+                .map(|s| ResultDoc::from_text(s.json))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Evaluation {
+                results: docs,
+                stored: outcome,
+            })
+        })
+    }
+
+    fn query_results(&self, query: ResultsQuery) -> BoxFuture<'_, Result<Vec<ResultDoc>, String>> {
+        Box::pin(async move {
+            let q = mlc_store::ResultQuery {
+                check: query.check,
+                since_us: query.since_us,
+                until_us: None,
+                status: query.status,
+                limit: Some(query.limit),
+                offset: query.offset,
+            };
+            let rows = self
+                .store
+                .query_results(&q)
+                .await
+                .map_err(|e| e.to_string())?;
+            rows.into_iter()
+                .map(|r| ResultDoc::from_text(r.json))
+                .collect()
+        })
+    }
+
+    fn load_alert_state(&self) -> BoxFuture<'_, Result<Option<String>, String>> {
+        let path = self.state_file.clone();
+        Box::pin(async move {
+            match tokio::fs::read_to_string(&path).await {
+                Ok(text) => Ok(Some(text)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(format!("cannot read `{}`: {e}", path.display())),
+            }
+        })
+    }
+
+    fn save_alert_state(&self, json: String) -> BoxFuture<'_, Result<(), String>> {
+        let path = self.state_file.clone();
+        Box::pin(async move { write_atomically(&path, json.as_bytes()).await })
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.store.close())
+    }
+}
+
+/// Writes to a temporary file beside `path`, then renames it over `path`, so a crash never
+/// leaves a half-written state file.
+async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    tokio::fs::write(&tmp, bytes)
+        .await
+        .map_err(|e| format!("cannot write `{}`: {e}", tmp.display()))?;
+    tokio::fs::rename(&tmp, path)
+        .await
+        .map_err(|e| format!("cannot replace `{}`: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_file_sits_beside_a_sqlite_store() {
+        assert_eq!(
+            default_state_file("sqlite://data/mlc.db"),
+            PathBuf::from("data/mlc.db.alerts.json")
+        );
+        assert_eq!(
+            default_state_file("sqlite::memory:"),
+            PathBuf::from("mlc-alerts.json")
+        );
+        assert_eq!(
+            default_state_file("postgres://u@h/db"),
+            PathBuf::from("mlc-alerts.json")
+        );
+    }
+}
