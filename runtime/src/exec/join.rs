@@ -47,8 +47,7 @@ pub fn join_source(
                 kept[i] &= hit;
             }
         }
-        let taken = arrow_select::take::take_record_batch(right, &indices)
-            .map_err(|e| EvalError::Invalid(format!("join: {e}")))?;
+        let taken = take_nullable(right, &indices)?;
         // `components[right]` must land at its index: joins are listed in order.
         if sources.len() != join.right {
             return Err(EvalError::Invalid(format!(
@@ -66,6 +65,28 @@ pub fn join_source(
         kept: (!all_kept).then(|| BooleanArray::from(kept)),
         matched: Some(BooleanArray::from(matched)),
     })
+}
+
+/// The rows of `batch` at `indices`, a null index giving a row of nulls. Every field becomes
+/// nullable: the store declares the time column non-null, but an unmatched row has none.
+fn take_nullable(batch: &RecordBatch, indices: &UInt32Array) -> Result<RecordBatch, EvalError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| arrow_select::take::take(c.as_ref(), indices, None))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| EvalError::Invalid(format!("join: {e}")))?;
+    let fields: Vec<arrow_schema::Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    RecordBatch::try_new(
+        std::sync::Arc::new(arrow_schema::Schema::new(fields)),
+        columns,
+    )
+    .map_err(|e| EvalError::Invalid(format!("join: {e}")))
 }
 
 /// For each left key, the index of the right row with the same key (null when none, or when
@@ -197,6 +218,26 @@ mod tests {
             labels.iter().collect::<Vec<_>>(),
             vec![Some(0), None, None, Some(1)]
         );
+    }
+
+    #[test]
+    fn unmatched_rows_get_nulls_even_in_columns_the_store_declares_non_null() {
+        let (first, _) = inputs();
+        let schema = Schema::new(vec![
+            Field::new("id", arrow_schema::DataType::Utf8, true),
+            Field::new("ts", arrow_schema::DataType::Int64, false),
+        ]);
+        let right = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(StringArray::from(vec![Some("a")])) as ArrayRef,
+                Arc::new(Int64Array::from(vec![7])),
+            ],
+        )
+        .unwrap();
+        let rows = join_source(&plan(true), first, &[right]).unwrap();
+        let ts = rows.frame.sources[1].column_by_name("ts").unwrap();
+        assert_eq!(ts.null_count(), 3);
     }
 
     #[test]
