@@ -234,8 +234,12 @@ impl BatchBuilder {
     }
 
     /// Puts a record in quarantine. `pos` locates it in the input (line or row number).
-    pub fn reject(&mut self, pos: u64, raw: String, reason: String) {
+    pub fn reject(&mut self, pos: u64, mut raw: String, reason: String) {
         self.records += 1;
+        // PostgreSQL text cannot hold NUL; a visible replacement keeps both backends alike.
+        if raw.contains('\0') {
+            raw = raw.replace('\0', "\u{fffd}");
+        }
         self.quarantine.push(QuarantinedRecord {
             component: self.component.clone(),
             received_at_us: self.received_at_us,
