@@ -26,6 +26,8 @@ enum Command {
     Ingest(cmd::ingest::Args),
     /// Delete old records in bounded batches.
     Prune(cmd::prune::Args),
+    /// Run the service: scheduled evaluation, HTTP API, Prometheus metrics, alerts, hot reload.
+    Serve(cmd::serve::Args),
     /// Evaluate the checks once (exit 1 on a fail or error of severity warning or critical).
     Check(cmd::check::Args),
     /// Evaluate the checks at every step of a past range and store the results.
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => cmd::explain::run(args),
         Command::Ingest(args) => cmd::ingest::run(args),
         Command::Prune(args) => cmd::prune::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::Backfill(args) => cmd::backfill::run(args),
         Command::Test(args) => cmd::test::run(args),

@@ -5,6 +5,7 @@ pub mod fmt;
 pub mod ingest;
 pub mod lint;
 pub mod prune;
+pub mod serve;
 pub mod backfill;
 pub mod check;
 pub mod test;

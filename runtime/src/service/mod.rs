@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod notifier;
 mod openapi;
 pub mod scheduler;
+pub mod store_backend;
 pub mod watch;
 
 use std::collections::HashMap;

@@ -1,0 +1,497 @@
+//! End-to-end tests of `mlc serve`: the real binary on an ephemeral loopback port, over a
+//! real SQLite store: ingest over HTTP then results via the API, `/metrics` parsed as
+//! Prometheus text, auth, reload of real rules, alerts to a local Alertmanager, SIGTERM.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value as Json, json};
+
+const RULES: &str = r#"
+component inference {
+  key request_id
+  time ts
+  fields {
+    age: int
+    country: string
+    score: float
+  }
+}
+
+check ages_valid {
+  on inference
+  window 1d
+  every 1h
+  expect all(age >= 0)
+  severity critical
+  description "Ages are never negative"
+  labels { team: "risk" }
+}
+
+check mean_score {
+  on inference
+  window 1d
+  every 1h
+  group by country
+  expect mean(score) < 0.5
+}
+"#;
+
+fn free_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    client: reqwest::blocking::Client,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    fn start(dir: &Path, extra: &[&str]) -> Server {
+        let addr = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_mlc"))
+            .arg("serve")
+            .arg("--checks")
+            .arg(dir.join("rules"))
+            .arg("--db")
+            .arg(format!("sqlite://{}", dir.join("mlc.db").display()))
+            .arg("--listen")
+            .arg(addr.to_string())
+            .args(["--debounce-ms", "200", "--notify-backoff-ms", "100"])
+            .args(extra)
+            .current_dir(dir)
+            .env_remove("MLC_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join("serve.log")).unwrap(),
+            ))
+            .spawn()
+            .unwrap();
+        let client = reqwest::blocking::Client::new();
+        let server = Server {
+            child,
+            addr,
+            client,
+            _dir: None,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while server
+            .client
+            .get(server.url("/healthz"))
+            .send()
+            .map(|r| r.status())
+            .ok()
+            != Some(reqwest::StatusCode::OK)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "mlc serve did not come up: {}",
+                std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn post(&self, path: &str, body: &str) -> (u16, Json) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .body(body.to_string())
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.json().unwrap())
+    }
+
+    fn get(&self, path: &str) -> Json {
+        self.client
+            .get(self.url(path))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+
+    fn metrics(&self) -> prometheus_parse::Scrape {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap()
+    }
+
+    fn sigterm(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "no exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn setup(rules: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/model.mlc"), rules).unwrap();
+    dir
+}
+
+fn gauge(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+}
+
+#[test]
+fn ingest_over_http_then_results_and_metrics() {
+    let dir = setup(RULES);
+    let server = Server::start(dir.path(), &[]);
+    let body = [
+        json!({"request_id": "a", "ts": "2026-03-01T10:00:00Z", "age": 30, "country": "DE", "score": 0.7}),
+        json!({"request_id": "b", "ts": "2026-03-01T11:00:00Z", "age": -1, "country": "DE", "score": 0.9}),
+        json!({"request_id": "c", "ts": "2026-03-01T12:00:00Z", "age": 40, "country": "US", "score": 0.1}),
+        json!({"request_id": "d", "ts": "not a time", "age": 1, "country": "US", "score": 0.1}),
+    ]
+    .iter()
+    .map(Json::to_string)
+    .collect::<Vec<_>>()
+    .join("\n");
+    let (status, report) = server.post("/v1/ingest/inference", &body);
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["accepted"], 3, "{report}");
+    assert_eq!(report["quarantined"], 1);
+    let reason = report["reasons"][0].as_str().unwrap();
+    assert!(
+        reason.contains("line 4") && reason.contains("ts"),
+        "{reason}"
+    );
+
+    // Re-sending is idempotent.
+    let (_, again) = server.post("/v1/ingest/inference", &body);
+    assert_eq!(again["accepted"], 0);
+    assert_eq!(again["duplicates"], 3);
+
+    let (status, eval) = server.post("/v1/evaluate?at=2026-03-02T00:00:00Z", "");
+    assert_eq!(status, 200, "{eval}");
+    let results = eval["results"].as_array().unwrap();
+    let ages = results.iter().find(|r| r["check"] == "ages_valid").unwrap();
+    assert_eq!(ages["status"], "fail");
+    assert_eq!(ages["rows"], 2 + 1);
+    assert!(ages["rules_version"].as_str().unwrap().contains("sha256:"));
+    let de = results
+        .iter()
+        .find(|r| r["check"] == "mean_score" && r["slice"]["country"] == "DE")
+        .unwrap();
+    assert_eq!(de["status"], "fail");
+
+    let page = server.get("/v1/results?check=mean_score&status=fail");
+    let stored = page["results"].as_array().unwrap();
+    assert_eq!(stored.len(), 1, "{page}");
+    assert_eq!(stored[0]["slice"], json!({"country": "DE"}));
+    let page = server.get("/v1/results?limit=1");
+    assert_eq!(page["results"].as_array().unwrap().len(), 1);
+    assert_eq!(page["next_offset"], 1);
+    let page = server.get("/v1/results?since=2026-03-03T00:00:00Z");
+    assert!(page["results"].as_array().unwrap().is_empty());
+
+    let m = server.metrics();
+    let slice_de = [
+        ("check", "mean_score"),
+        ("slice", "country=DE"),
+        ("status", "fail"),
+    ];
+    assert_eq!(gauge(&m, "mlc_check_status", &slice_de), Some(1.0));
+    let pass_us = [
+        ("check", "mean_score"),
+        ("slice", "country=US"),
+        ("status", "pass"),
+    ];
+    assert_eq!(gauge(&m, "mlc_check_status", &pass_us), Some(1.0));
+    let value = gauge(
+        &m,
+        "mlc_check_value",
+        &[
+            ("check", "mean_score"),
+            ("slice", "country=DE"),
+            ("value", "mean(score)"),
+        ],
+    )
+    .unwrap();
+    assert!((value - 0.8).abs() < 1e-9, "{value}");
+    assert_eq!(
+        gauge(
+            &m,
+            "mlc_ingested_records_total",
+            &[("component", "inference")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        gauge(
+            &m,
+            "mlc_quarantined_records_total",
+            &[("component", "inference")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        gauge(&m, "mlc_rules_last_reload_successful", &[]),
+        Some(1.0)
+    );
+    assert!(
+        m.samples
+            .iter()
+            .any(|s| s.metric.starts_with("mlc_evaluation_duration_seconds"))
+    );
+    for name in [
+        "mlc_check_status",
+        "mlc_check_value",
+        "mlc_evaluation_duration_seconds",
+    ] {
+        assert!(m.docs.contains_key(name), "HELP missing for {name}");
+    }
+
+    let checks = server.get("/v1/checks");
+    assert!(
+        checks["rules_version"]
+            .as_str()
+            .unwrap()
+            .contains("sha256:")
+    );
+    assert_eq!(checks["checks"].as_array().unwrap().len(), 2);
+
+    let html = server
+        .client
+        .get(server.url("/"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(html.contains("mean_score") && html.contains("<svg"));
+
+    let status = server.sigterm();
+    assert!(status.success(), "SIGTERM must exit 0, got {status}");
+}
+
+#[test]
+fn token_is_required_except_on_health_and_metrics() {
+    let dir = setup(RULES);
+    let server = Server::start(dir.path(), &["--token", "t0ken"]);
+    let r = server.client.get(server.url("/v1/checks")).send().unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Json = r.json().unwrap();
+    assert!(body["error"].as_str().unwrap().contains("Bearer"));
+    let r = server
+        .client
+        .post(server.url("/v1/ingest/inference"))
+        .body("[]")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = server
+        .client
+        .get(server.url("/v1/checks"))
+        .bearer_auth("t0ken")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        server
+            .client
+            .get(server.url("/metrics"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        server
+            .client
+            .get(server.url("/healthz"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[test]
+fn malformed_and_oversized_bodies_are_refused_with_json_errors() {
+    let dir = setup(RULES);
+    let server = Server::start(dir.path(), &["--max-body-bytes", "2048"]);
+    let (status, body) = server.post("/v1/ingest/inference", "{\"request_id\": \"a\"}\n{nope");
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("line 2"), "{body}");
+    let big = "x".repeat(4096);
+    let (status, body) = server.post("/v1/ingest/inference", &big);
+    assert_eq!(status, 413);
+    assert!(body["error"].as_str().unwrap().contains("2048"), "{body}");
+    let (status, body) = server.post("/v1/ingest/nope", "[]");
+    assert_eq!(status, 404);
+    assert!(
+        body["error"].as_str().unwrap().contains("inference"),
+        "{body}"
+    );
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn reload_picks_up_valid_edits_and_refuses_invalid_ones() {
+    let dir = setup(RULES);
+    let server = Server::start(dir.path(), &[]);
+    let file: PathBuf = dir.path().join("rules/model.mlc");
+    let names = |s: &Server| -> Vec<String> {
+        s.get("/v1/checks")["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&server), ["ages_valid", "mean_score"]);
+
+    // An invalid edit: the old rules keep running, the metric flips, the error is shown.
+    std::fs::write(
+        &file,
+        RULES.replace("mean(score) < 0.5", "mean(scor) < 0.5"),
+    )
+    .unwrap();
+    wait_for("refused reload", 15, || {
+        gauge(&server.metrics(), "mlc_rules_last_reload_successful", &[]) == Some(0.0)
+    });
+    let checks = server.get("/v1/checks");
+    assert_eq!(checks["reload"]["successful"], false);
+    let diags = checks["reload"]["error"]["diagnostics"].to_string();
+    assert!(diags.contains("scor"), "{diags}");
+    assert_eq!(names(&server), ["ages_valid", "mean_score"]);
+
+    // A valid edit removing a check and adding one is picked up without restart.
+    let edited = RULES.replace("check mean_score", "check mean_score_v2");
+    std::fs::write(&file, edited).unwrap();
+    wait_for("valid reload", 15, || {
+        names(&server) == ["ages_valid", "mean_score_v2"]
+    });
+    assert_eq!(
+        gauge(&server.metrics(), "mlc_rules_last_reload_successful", &[]),
+        Some(1.0)
+    );
+
+    // POST /-/reload answers with the version, or 422 with diagnostics.
+    let (status, body) = server.post("/-/reload", "");
+    assert_eq!(status, 200, "{body}");
+    std::fs::write(dir.path().join("rules/broken.mlc"), "check {").unwrap();
+    let (status, body) = server.post("/-/reload", "");
+    assert_eq!(status, 422, "{body}");
+    assert!(!body["diagnostics"].as_array().unwrap().is_empty());
+}
+
+/// A local Alertmanager stand-in that refuses the first `fail_first` posts.
+fn receiver(fail_first: usize) -> (SocketAddr, Arc<Mutex<Vec<Json>>>) {
+    use axum::http::StatusCode;
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let app = axum::Router::new().route(
+                "/api/v2/alerts",
+                axum::routing::post(move |axum::Json(body): axum::Json<Json>| {
+                    let (seen, hits) = (seen.clone(), hits.clone());
+                    async move {
+                        if hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < fail_first {
+                            return StatusCode::SERVICE_UNAVAILABLE;
+                        }
+                        seen.lock().unwrap().push(body);
+                        StatusCode::OK
+                    }
+                }),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    (rx.recv().unwrap(), bodies)
+}
+
+#[test]
+fn alerts_reach_alertmanager_after_retries_and_resolve() {
+    let dir = setup(RULES);
+    let (am, bodies) = receiver(2);
+    let server = Server::start(dir.path(), &["--alertmanager", &format!("http://{am}")]);
+    let bad = json!({"request_id": "x", "ts": "2026-03-01T10:00:00Z", "age": -5, "country": "DE", "score": 0.1});
+    server.post("/v1/ingest/inference", &bad.to_string());
+    server.post("/v1/evaluate?check=ages_valid&at=2026-03-02T00:00:00Z", "");
+    wait_for("firing alert", 15, || !bodies.lock().unwrap().is_empty());
+    let alert = bodies.lock().unwrap()[0][0].clone();
+    assert_eq!(alert["labels"]["alertname"], "ages_valid");
+    assert_eq!(alert["labels"]["severity"], "critical");
+    assert_eq!(alert["labels"]["team"], "risk");
+    assert_eq!(
+        alert["annotations"]["description"],
+        "Ages are never negative"
+    );
+    assert_eq!(alert["startsAt"], "2026-03-02T00:00:00Z");
+
+    // The window moves past the bad record: the check passes and the alert resolves.
+    let good = json!({"request_id": "y", "ts": "2026-03-05T10:00:00Z", "age": 5, "country": "DE", "score": 0.1});
+    server.post("/v1/ingest/inference", &good.to_string());
+    server.post("/v1/evaluate?check=ages_valid&at=2026-03-06T00:00:00Z", "");
+    wait_for("resolved alert", 15, || {
+        bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|b| b.as_array().cloned().unwrap_or_default())
+            .any(|a| {
+                a["labels"]["alertname"] == "ages_valid" && a["endsAt"] == "2026-03-06T00:00:00Z"
+            })
+    });
+}
