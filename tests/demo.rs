@@ -28,7 +28,10 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn examples() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pipeline").display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/pipeline")
+        .display()
+        .to_string()
 }
 
 /// Every expectation holds in the results of `mlc check --format json`.
@@ -51,7 +54,11 @@ fn assert_verdicts(json_lines: &str) {
             )
         })
         .collect();
-    assert!(wrong.is_empty(), "unexpected verdicts:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "unexpected verdicts:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]
@@ -59,12 +66,29 @@ fn demo_catches_every_fault_and_check_and_ingest_agree() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let out = mlc(
-        &["demo", "--at", AT, "--db", "demo.db", "--requests-per-day", REQUESTS_PER_DAY, "--export", "export"],
+        &[
+            "demo",
+            "--at",
+            AT,
+            "--db",
+            "demo.db",
+            "--requests-per-day",
+            REQUESTS_PER_DAY,
+            "--export",
+            "export",
+        ],
         d,
     );
     let stdout = text(&out.stdout);
-    assert!(out.status.success(), "mlc demo failed:\n{stdout}\n{}", text(&out.stderr));
-    assert!(stdout.contains("10 of 10 faults caught; 23 of 23 healthy results passed"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "mlc demo failed:\n{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("10 of 10 faults caught; 23 of 23 healthy results passed"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("MISSED"), "{stdout}");
     for next in ["mlc serve", "mlc explain", "mlc check"] {
         assert!(stdout.contains(next), "no hint about `{next}`:\n{stdout}");
@@ -72,17 +96,64 @@ fn demo_catches_every_fault_and_check_and_ingest_agree() {
 
     // The same store, through `mlc check`: exit 1 (there are failures), the same verdicts.
     let checks = examples();
-    let out = mlc(&["check", &checks, "--db", "sqlite://demo.db", "--at", AT, "--format", "json"], d);
+    let out = mlc(
+        &[
+            "check",
+            &checks,
+            "--db",
+            "sqlite://demo.db",
+            "--at",
+            AT,
+            "--format",
+            "json",
+        ],
+        d,
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert_verdicts(&text(&out.stdout));
 
     // The exported CSV files through `mlc ingest` into a new store: the same verdicts again.
-    for component in ["inference", "feedback", "offline_scores", "training", "batch_jobs", "features"] {
+    for component in [
+        "inference",
+        "feedback",
+        "offline_scores",
+        "training",
+        "batch_jobs",
+        "features",
+    ] {
         let file = format!("export/{component}.csv");
-        let out = mlc(&["ingest", "--checks", &checks, "--db", "sqlite://ingested.db", component, &file], d);
-        assert!(out.status.success(), "ingest {component}: {}{}", text(&out.stdout), text(&out.stderr));
+        let out = mlc(
+            &[
+                "ingest",
+                "--checks",
+                &checks,
+                "--db",
+                "sqlite://ingested.db",
+                component,
+                &file,
+            ],
+            d,
+        );
+        assert!(
+            out.status.success(),
+            "ingest {component}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
     }
-    let out = mlc(&["check", &checks, "--db", "sqlite://ingested.db", "--at", AT, "--format", "json"], d);
+    let out = mlc(
+        &[
+            "check",
+            &checks,
+            "--db",
+            "sqlite://ingested.db",
+            "--at",
+            AT,
+            "--format",
+            "json",
+        ],
+        d,
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert_verdicts(&text(&out.stdout));
 }
@@ -93,16 +164,36 @@ fn demo_is_deterministic_for_a_seed() {
     let d = dir.path();
     for name in ["a", "b"] {
         let out = mlc(
-            &["demo", "--at", AT, "--db", &format!("{name}.db"), "--requests-per-day", "200", "--export", name],
+            &[
+                "demo",
+                "--at",
+                AT,
+                "--db",
+                &format!("{name}.db"),
+                "--requests-per-day",
+                "200",
+                "--export",
+                name,
+            ],
             d,
         );
         assert!(out.status.code().is_some(), "{}", text(&out.stderr));
     }
-    for component in ["inference", "feedback", "offline_scores", "training", "batch_jobs", "features"] {
+    for component in [
+        "inference",
+        "feedback",
+        "offline_scores",
+        "training",
+        "batch_jobs",
+        "features",
+    ] {
         let a = std::fs::read(d.join(format!("a/{component}.csv"))).unwrap();
         let b = std::fs::read(d.join(format!("b/{component}.csv"))).unwrap();
         assert!(a.len() > 100, "{component}.csv is nearly empty");
-        assert!(a == b, "{component}.csv differs between two runs with the same seed");
+        assert!(
+            a == b,
+            "{component}.csv differs between two runs with the same seed"
+        );
     }
 }
 
@@ -111,8 +202,26 @@ fn demo_never_replaces_a_file_it_did_not_write() {
     let dir = tempfile::tempdir().unwrap();
     let precious = dir.path().join("precious.db");
     std::fs::write(&precious, b"SQLite format 3\0 someone's data").unwrap();
-    let out = mlc(&["demo", "--at", AT, "--db", "precious.db", "--requests-per-day", "200"], dir.path());
+    let out = mlc(
+        &[
+            "demo",
+            "--at",
+            AT,
+            "--db",
+            "precious.db",
+            "--requests-per-day",
+            "200",
+        ],
+        dir.path(),
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("refusing to replace"), "{}", text(&out.stderr));
-    assert_eq!(std::fs::read(&precious).unwrap(), b"SQLite format 3\0 someone's data");
+    assert!(
+        text(&out.stderr).contains("refusing to replace"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&precious).unwrap(),
+        b"SQLite format 3\0 someone's data"
+    );
 }

@@ -156,14 +156,40 @@ pub enum RowExprKind {
     /// The column of the current `each` iteration.
     EachVar,
     Literal(Value),
-    Unary { op: UnaryOp, operand: Box<RowExpr> },
-    Binary { op: BinaryOp, lhs: Box<RowExpr>, rhs: Box<RowExpr> },
-    IsNull { operand: Box<RowExpr>, negated: bool },
-    InList { operand: Box<RowExpr>, list: Vec<RowExpr>, negated: bool },
-    Between { operand: Box<RowExpr>, low: Box<RowExpr>, high: Box<RowExpr> },
+    Unary {
+        op: UnaryOp,
+        operand: Box<RowExpr>,
+    },
+    Binary {
+        op: BinaryOp,
+        lhs: Box<RowExpr>,
+        rhs: Box<RowExpr>,
+    },
+    IsNull {
+        operand: Box<RowExpr>,
+        negated: bool,
+    },
+    InList {
+        operand: Box<RowExpr>,
+        list: Vec<RowExpr>,
+        negated: bool,
+    },
+    Between {
+        operand: Box<RowExpr>,
+        low: Box<RowExpr>,
+        high: Box<RowExpr>,
+    },
     /// `abs(operand - target) <= tolerance` (times `abs(target)` when `relative`).
-    Within { operand: Box<RowExpr>, tolerance: Box<RowExpr>, target: Box<RowExpr>, relative: bool },
-    Scalar { function: String, args: Vec<RowExpr> },
+    Within {
+        operand: Box<RowExpr>,
+        tolerance: Box<RowExpr>,
+        target: Box<RowExpr>,
+        relative: bool,
+    },
+    Scalar {
+        function: String,
+        args: Vec<RowExpr>,
+    },
 }
 
 /// Which rows an aggregate runs over.
@@ -200,14 +226,43 @@ pub enum AggExpr {
     /// Index into `CheckPlan::aggregates`.
     Aggregate(usize),
     /// `ks(x).pvalue`
-    Field { base: Box<AggExpr>, field: String },
-    Unary { op: UnaryOp, operand: Box<AggExpr> },
-    Binary { op: BinaryOp, lhs: Box<AggExpr>, rhs: Box<AggExpr> },
-    IsNull { operand: Box<AggExpr>, negated: bool },
-    InList { operand: Box<AggExpr>, list: Vec<AggExpr>, negated: bool },
-    Between { operand: Box<AggExpr>, low: Box<AggExpr>, high: Box<AggExpr> },
-    Within { operand: Box<AggExpr>, tolerance: Box<AggExpr>, target: Box<AggExpr>, relative: bool },
-    Scalar { function: String, args: Vec<AggExpr> },
+    Field {
+        base: Box<AggExpr>,
+        field: String,
+    },
+    Unary {
+        op: UnaryOp,
+        operand: Box<AggExpr>,
+    },
+    Binary {
+        op: BinaryOp,
+        lhs: Box<AggExpr>,
+        rhs: Box<AggExpr>,
+    },
+    IsNull {
+        operand: Box<AggExpr>,
+        negated: bool,
+    },
+    InList {
+        operand: Box<AggExpr>,
+        list: Vec<AggExpr>,
+        negated: bool,
+    },
+    Between {
+        operand: Box<AggExpr>,
+        low: Box<AggExpr>,
+        high: Box<AggExpr>,
+    },
+    Within {
+        operand: Box<AggExpr>,
+        tolerance: Box<AggExpr>,
+        target: Box<AggExpr>,
+        relative: bool,
+    },
+    Scalar {
+        function: String,
+        args: Vec<AggExpr>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -16,14 +16,20 @@ pub struct Span {
 impl Span {
     pub fn new(start: usize, end: usize) -> Self {
         // Files larger than 4 GiB are refused by the loader, so the casts cannot truncate.
-        Span { start: start as u32, end: end as u32 }
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
     }
     pub fn range(self) -> std::ops::Range<usize> {
         self.start as usize..self.end as usize
     }
     /// The smallest span covering both.
     pub fn to(self, other: Span) -> Span {
-        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
+        Span {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
 }
 
@@ -144,7 +150,10 @@ pub struct PluginOption {
 pub enum OptionValue {
     Duration(Duration),
     /// A byte size written with a unit: `B`, `KiB`, `MiB`, `GiB`.
-    Size { bytes: u64, text: String },
+    Size {
+        bytes: u64,
+        text: String,
+    },
     Int(i64),
     Str(String),
 }
@@ -334,21 +343,52 @@ pub enum ExprKind {
     /// qualified column is decided by the checker (only `call(...).field` is a field access).
     Column(ColumnRef),
     /// `name(args)`; `count()` has no arguments.
-    Call { name: Ident, args: Vec<Expr> },
+    Call {
+        name: Ident,
+        args: Vec<Expr>,
+    },
     /// `baseline.name(args)`
-    BaselineCall { name: Ident, args: Vec<Expr> },
+    BaselineCall {
+        name: Ident,
+        args: Vec<Expr>,
+    },
     /// `expr.field`, e.g. `ks(x).pvalue`
-    Field { base: Box<Expr>, field: Ident },
-    Unary { op: UnaryOp, operand: Box<Expr> },
-    Binary { op: BinaryOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    Field {
+        base: Box<Expr>,
+        field: Ident,
+    },
+    Unary {
+        op: UnaryOp,
+        operand: Box<Expr>,
+    },
+    Binary {
+        op: BinaryOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     /// `x is null` / `x is not null`
-    IsNull { operand: Box<Expr>, negated: bool },
+    IsNull {
+        operand: Box<Expr>,
+        negated: bool,
+    },
     /// `x in [a, b]` / `x not in [a, b]`
-    InList { operand: Box<Expr>, list: Vec<Expr>, negated: bool },
+    InList {
+        operand: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+    },
     /// `x between a and b` (inclusive)
-    Between { operand: Box<Expr>, low: Box<Expr>, high: Box<Expr> },
+    Between {
+        operand: Box<Expr>,
+        low: Box<Expr>,
+        high: Box<Expr>,
+    },
     /// `x within tol of target`
-    Within { operand: Box<Expr>, tolerance: Box<Expr>, target: Box<Expr> },
+    Within {
+        operand: Box<Expr>,
+        tolerance: Box<Expr>,
+        target: Box<Expr>,
+    },
     /// Parentheses as written, kept so `mlc fmt` does not drop or add them.
     Paren(Box<Expr>),
 }
@@ -404,9 +444,15 @@ impl BinaryOp {
 pub enum Literal {
     Int(i64),
     /// A float as written (`3.5`, `1e-6`): `text` keeps the spelling for `mlc fmt`.
-    Float { value: f64, text: String },
+    Float {
+        value: f64,
+        text: String,
+    },
     /// `10%`: `value` is the fraction (0.1); `text` is the number as written ("10").
-    Percent { value: f64, text: String },
+    Percent {
+        value: f64,
+        text: String,
+    },
     Duration(Duration),
     Str(String),
     Bool(bool),

@@ -26,7 +26,10 @@ pub struct Sources {
 
 impl Sources {
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>) -> FileId {
-        self.files.push(SourceFile { name: name.into(), text: text.into() });
+        self.files.push(SourceFile {
+            name: name.into(),
+            text: text.into(),
+        });
         FileId((self.files.len() - 1) as u32)
     }
     pub fn get(&self, id: FileId) -> Option<&SourceFile> {
@@ -34,12 +37,18 @@ impl Sources {
     }
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, id: FileId, offset: u32) -> (usize, usize) {
-        let Some(file) = self.get(id) else { return (1, 1) };
+        let Some(file) = self.get(id) else {
+            return (1, 1);
+        };
         let offset = (offset as usize).min(file.text.len());
         let before = file.text.get(..offset).unwrap_or("");
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        let col = before.get(line_start..).map(|s| s.chars().count()).unwrap_or(0) + 1;
+        let col = before
+            .get(line_start..)
+            .map(|s| s.chars().count())
+            .unwrap_or(0)
+            + 1;
         (line, col)
     }
 }
@@ -74,13 +83,20 @@ impl Diagnostic {
             code,
             level: Level::Error,
             message: message.into(),
-            primary: Label { file, span, message: String::new() },
+            primary: Label {
+                file,
+                span,
+                message: String::new(),
+            },
             secondary: Vec::new(),
             help: None,
         }
     }
     pub fn warning(code: Code, file: FileId, span: Span, message: impl Into<String>) -> Self {
-        Diagnostic { level: Level::Warning, ..Diagnostic::error(code, file, span, message) }
+        Diagnostic {
+            level: Level::Warning,
+            ..Diagnostic::error(code, file, span, message)
+        }
     }
     /// The short text under the primary span.
     pub fn with_label(mut self, message: impl Into<String>) -> Self {
@@ -88,7 +104,11 @@ impl Diagnostic {
         self
     }
     pub fn with_secondary(mut self, file: FileId, span: Span, message: impl Into<String>) -> Self {
-        self.secondary.push(Label { file, span, message: message.into() });
+        self.secondary.push(Label {
+            file,
+            span,
+            message: message.into(),
+        });
         self
     }
     pub fn with_help(mut self, help: impl Into<String>) -> Self {

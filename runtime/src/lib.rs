@@ -1,9 +1,9 @@
 //! mlc-runtime: runs checked plans over the store (evaluation, results, tests of checks)
 //! and the long-running service.
 
-pub mod service;
 pub mod demo;
 pub mod exec;
 pub mod results;
 pub mod rules;
+pub mod service;
 pub mod testing;

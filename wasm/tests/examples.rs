@@ -296,7 +296,8 @@ fn c_trimmed_mean_matches_scipy_reference_and_native_implementation() {
     let col = common::floats(&(0..10_000).map(|i| Some(i as f64)).collect::<Vec<_>>());
     for _ in 0..200 {
         let mut acc = session.accumulator().unwrap();
-        acc.update(Side::Current, std::slice::from_ref(&col)).unwrap();
+        acc.update(Side::Current, std::slice::from_ref(&col))
+            .unwrap();
         assert_eq!(value(acc.finalize().unwrap()), 4999.5);
     }
 }

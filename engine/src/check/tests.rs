@@ -231,7 +231,11 @@ fn bench_lint_2000_checks() {
         let parsed = start.elapsed().as_secs_f64();
         let (program, diags) = compile(&loaded.files, &loaded.sources, &NoPlugins);
         let elapsed = start.elapsed().as_secs_f64();
-        println!("  load+parse {:.1} ms, check {:.1} ms", parsed * 1000.0, (elapsed - parsed) * 1000.0);
+        println!(
+            "  load+parse {:.1} ms, check {:.1} ms",
+            parsed * 1000.0,
+            (elapsed - parsed) * 1000.0
+        );
         assert!(diags.is_empty() && program.checks.len() == 2000);
         best = best.min(elapsed);
     }

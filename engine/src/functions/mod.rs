@@ -3,61 +3,61 @@
 //! executor runs aggregates through [`Function::accumulator`]; docs/functions.md is generated
 //! from [`Function::summary`] and [`Function::examples`], so the reference cannot drift.
 
+mod binning;
 mod common;
-mod scalar_math;
-mod pred_acc;
 mod counter_acc;
+pub mod docs;
+mod extreme_acc;
 mod hashed_acc;
 mod moments_acc;
-mod extreme_acc;
-mod binning;
-pub mod docs;
+mod pred_acc;
+mod scalar_math;
 pub mod stats;
 #[cfg(test)]
 mod tests;
 
 mod abs;
-mod ln;
-mod exp;
-mod sqrt;
-mod least;
-mod greatest;
-mod coalesce;
-mod count;
-mod rate;
+mod accuracy;
 mod all;
 mod any;
-mod null_rate;
+mod auc;
+mod brier;
+mod chi2;
+mod coalesce;
+mod count;
+mod coverage;
 mod distinct;
 mod duplicate_rate;
-mod freshness;
-mod coverage;
-mod sum;
-mod mean;
-mod min;
-mod max;
-mod stddev;
-mod variance;
-mod median;
-mod quantile;
-mod mode;
-mod latest;
-mod accuracy;
-mod precision;
-mod recall;
+mod exp;
 mod f1;
 mod fpr;
-mod auc;
-mod log_loss;
-mod brier;
-mod mae;
-mod rmse;
-mod mape;
-mod r2;
-mod ks;
-mod chi2;
-mod psi;
+mod freshness;
+mod greatest;
 mod js;
+mod ks;
+mod latest;
+mod least;
+mod ln;
+mod log_loss;
+mod mae;
+mod mape;
+mod max;
+mod mean;
+mod median;
+mod min;
+mod mode;
+mod null_rate;
+mod precision;
+mod psi;
+mod quantile;
+mod r2;
+mod rate;
+mod recall;
+mod rmse;
+mod sqrt;
+mod stddev;
+mod sum;
+mod variance;
 mod wasserstein;
 
 use std::any::Any;
@@ -184,7 +184,10 @@ pub trait Function: Sync + Send {
     }
     /// Evaluates a scalar function on one row's argument values (scalar functions only).
     fn call_scalar(&self, _args: &[Value]) -> Result<Value, EvalError> {
-        Err(EvalError::Invalid(format!("{} is not a scalar function", self.name())))
+        Err(EvalError::Invalid(format!(
+            "{} is not a scalar function",
+            self.name()
+        )))
     }
 }
 
