@@ -1,5 +1,6 @@
 //! End-to-end tests of `mlc check` and `mlc backfill` on the real binary: exit codes, the
 //! result JSON's exact shape, and the table and JUnit formats.
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly on purpose
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -2,6 +2,7 @@
 //! stores and evaluates it, and every injected fault is caught while the healthy results
 //! pass; the same verdicts come out of `mlc check --format json` on the demo's store and
 //! on a store filled from the exported CSV files through `mlc ingest`.
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly on purpose
 
 use std::path::Path;
 use std::process::{Command, Output};

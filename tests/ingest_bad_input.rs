@@ -1,6 +1,7 @@
 //! `mlc ingest` on bad input (binary garbage, ragged CSV, a huge single line, non-UTF-8):
 //! a clear error or quarantine, never a panic, never a partially written batch. SQLite and
 //! PostgreSQL alike.
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly on purpose
 
 use std::io::Write;
 use std::path::Path;

@@ -1,5 +1,6 @@
 //! End-to-end tests of `mlc ingest` and `mlc prune` on the real binary, against SQLite and
 //! PostgreSQL: the kill -9 crash test, bad input, counts and exit codes.
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly on purpose
 
 use std::io::Write;
 use std::path::Path;

@@ -2,6 +2,7 @@
 //! plan, every `tests/cases/invalid/*.mlc` with its rendered diagnostics (insta snapshots);
 //! every diagnostic code has a case and a section in docs/diagnostics.md; formatting any
 //! `.mlc` file of the repository does not change what it means.
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly on purpose
 
 use std::collections::BTreeSet;
 use std::io;
@@ -180,7 +181,7 @@ fn formatting_keeps_every_plan() {
                 r.program
                     .tests
                     .iter()
-                    .map(|t| (&t.name, &t.rows, &t.asserts.len()))
+                    .map(|t| (&t.name, &t.rows, t.asserts.len()))
                     .collect::<Vec<_>>()
             )
         };

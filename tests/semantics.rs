@@ -1,5 +1,6 @@
 //! Evaluation semantics as data: every `.mlc` file under `tests/cases/semantics/` holds
 //! components, checks and `test` blocks, run through `mlc test` itself.
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly on purpose
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -5,6 +5,7 @@
 //!
 //! Bounded: `MLC_LOAD_SECS` (default 5) seconds per phase, `MLC_LOAD_CLIENTS` (default 4)
 //! clients. Prints records/s and latency percentiles; run with `--nocapture` to see them.
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly on purpose
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;

@@ -6,6 +6,7 @@
 //! (about 10 lines each); `dense` gives every check long expressions in three clauses,
 //! the heavier case. CPU time is printed beside wall time because a machine busy with
 //! other work inflates the wall time.
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly on purpose
 
 use std::fmt::Write as _;
 use std::time::Instant;

@@ -1,5 +1,6 @@
 //! Prints the canonical form of each `.mlc` file given as an argument (what `mlc fmt`
 //! would write), or its diagnostics.
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly on purpose
 
 use mlc_grammar::{Sources, format_source, render};
 

@@ -1,5 +1,6 @@
 //! Parses the `.mlc` files given as arguments and prints their AST or their diagnostics;
 //! a quick way to see what the parser makes of a file.
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly on purpose
 
 use mlc_grammar::{Sources, parse, render};
 

@@ -1,5 +1,6 @@
 //! Rendering of diagnostics: the exact plain layout, color only when asked, and
 //! diagnostics from the later stages (warnings, labels in other files, stale spans).
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly on purpose
 
 use mlc_grammar::ast::Span;
 use mlc_grammar::{Code, Diagnostic, Sources, render};

@@ -44,10 +44,37 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 async fn schema_for(args: &Args, store: &Store) -> anyhow::Result<ComponentSchema> {
     if let Some(path) = &args.checks {
-        bail!(
-            "`--checks {}`: loading rules is not in this build yet; declare the component once with a build that has it, then ingest without `--checks` (the store remembers the schema)",
-            path.display()
-        );
+        // The declaration in the rules wins: it is (re)declared in the store, which adds new
+        // fields and refuses a changed type with the fix spelled out.
+        let rules = mlc_runtime::rules::load_rules(std::slice::from_ref(path));
+        if rules.has_errors() {
+            eprint!("{}", rules.render(false));
+            bail!(
+                "`--checks {}` does not lint; fix the rules first (`mlc lint {}`)",
+                path.display(),
+                path.display()
+            );
+        }
+        let Some(schema) = rules.program.component(&args.component).cloned() else {
+            let known: Vec<String> = rules
+                .program
+                .components
+                .iter()
+                .map(|c| format!("`{}`", c.name))
+                .collect();
+            bail!(
+                "`--checks {}` declares no component `{}` (it declares {})",
+                path.display(),
+                args.component,
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            );
+        };
+        store.ensure_component(&schema).await?;
+        return Ok(schema);
     }
     match store.component(&args.component).await {
         Ok(s) => Ok(s),

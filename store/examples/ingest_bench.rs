@@ -5,6 +5,7 @@
 //! ingest_bench ingest DB_URL FILE [BATCH_ROWS]
 //! ingest_bench read DB_URL START END REPS      (RFC 3339 bounds)
 //! ```
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly on purpose
 
 use std::time::Instant;
 

@@ -1,4 +1,5 @@
 //! The store's integrity cases, each run against SQLite and PostgreSQL.
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly on purpose
 
 mod common;
 

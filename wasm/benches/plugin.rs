@@ -1,6 +1,7 @@
 //! Plugin host benchmark: a plugin mean against a native mean over 1M rows with the sandbox
 //! limits on, module load from the disk cache, and per-evaluation instantiation overhead.
 //! Run: `cargo bench -p mlc-wasm --bench plugin`. Prints figures; asserts nothing.
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly on purpose
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

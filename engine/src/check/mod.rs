@@ -65,8 +65,10 @@ pub fn compile(
     sources: &Sources,
     plugins: &dyn PluginResolver,
 ) -> (Program, Vec<Diagnostic>) {
-    let mut cx = Globals::default();
-    cx.file_names = sources.files.iter().map(|f| f.name.clone()).collect();
+    let mut cx = Globals {
+        file_names: sources.files.iter().map(|f| f.name.clone()).collect(),
+        ..Globals::default()
+    };
     cx.collect_declarations(files, plugins);
 
     let mut program = Program {

@@ -32,10 +32,10 @@ pub fn check_names() -> Vec<&'static str> {
     for (_, text) in FILES {
         for line in text.lines() {
             let line = line.trim_start();
-            if let Some(rest) = line.strip_prefix("check ") {
-                if let Some(name) = rest.split_whitespace().next() {
-                    names.push(name);
-                }
+            if let Some(rest) = line.strip_prefix("check ")
+                && let Some(name) = rest.split_whitespace().next()
+            {
+                names.push(name);
             }
         }
     }

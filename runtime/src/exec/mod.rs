@@ -153,7 +153,7 @@ impl Executor {
             .program
             .checks
             .iter()
-            .filter(|c| only.is_none_or(|names| names.iter().any(|n| *n == c.name)))
+            .filter(|c| only.is_none_or(|names| names.contains(&c.name)))
             .collect();
         self.evaluate(&checks, at_us).await
     }

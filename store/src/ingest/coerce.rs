@@ -70,10 +70,9 @@ pub fn parse_timestamp_us(s: &str) -> Result<i64, String> {
     }
     if t.bytes()
         .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+        && let Ok(secs) = t.parse::<f64>()
     {
-        if let Ok(secs) = t.parse::<f64>() {
-            return epoch_float(secs);
-        }
+        return epoch_float(secs);
     }
     match t.parse::<jiff::Timestamp>() {
         Ok(ts) => Ok(ts.as_microsecond()),

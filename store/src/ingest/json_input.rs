@@ -11,6 +11,7 @@ use super::{BatchBuilder, Ctx, Raw};
 /// not be stored whole.
 const MAX_RAW_BYTES: usize = 64 << 10;
 
+#[allow(clippy::enum_variant_names)] // `Line::Line` reads as "a line was read".
 enum Line {
     Eof,
     Line,
