@@ -621,3 +621,50 @@ fn alerts_reach_alertmanager_after_retries_and_resolve() {
             })
     });
 }
+
+/// Replacing a plugin's `.wasm` with a broken file is refused like an invalid rule: the old
+/// rules, with the old plugin, keep running, and the failure is exposed.
+#[test]
+fn a_broken_plugin_file_keeps_the_old_plugin_running() {
+    let rules = format!(
+        "{RULES}\nplugin wat_mean from \"mean.wasm\" {{ memory 16MiB, timeout 1s }}\n\n\
+         check plugin_mean {{\n  on inference\n  window 1d\n  every 1h\n  expect wat_mean(score) < 0.5\n}}\n"
+    );
+    let dir = setup(&rules);
+    let wasm = dir.path().join("rules/mean.wasm");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/plugins/mean_wat/mean.wasm"),
+        &wasm,
+    )
+    .unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let body = [
+        json!({"request_id": "a", "ts": "2026-03-01T10:00:00Z", "age": 30, "country": "DE", "score": 0.2}),
+        json!({"request_id": "b", "ts": "2026-03-01T11:00:00Z", "age": 31, "country": "US", "score": 0.4}),
+    ]
+    .iter()
+    .map(Json::to_string)
+    .collect::<Vec<_>>()
+    .join("\n");
+    let (status, report) = server.post("/v1/ingest/inference", &body);
+    assert_eq!(status, 200, "{report}");
+
+    let evaluate = |s: &Server| -> String {
+        let (status, out) = s.post("/v1/evaluate?check=plugin_mean&at=2026-03-01T12:00:00Z", "");
+        assert_eq!(status, 200, "{out}");
+        let results = out["results"].as_array().cloned().unwrap_or_default();
+        assert_eq!(results.len(), 1, "{out}");
+        results[0]["status"].as_str().unwrap().to_string()
+    };
+    assert_eq!(evaluate(&server), "pass");
+
+    std::fs::write(&wasm, b"\0asm this is not a module").unwrap();
+    wait_for("refused reload", 15, || {
+        gauge(&server.metrics(), "mlc_rules_last_reload_successful", &[]) == Some(0.0)
+    });
+    let checks = server.get("/v1/checks");
+    assert_eq!(checks["reload"]["successful"], false, "{checks}");
+    assert!(checks.to_string().contains("mean.wasm"), "{checks}");
+    // The old plugin is still the one evaluated.
+    assert_eq!(evaluate(&server), "pass");
+}
