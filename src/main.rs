@@ -6,6 +6,9 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Monitoring for machine-learning pipelines: declarative checks over stored history.
 #[derive(Debug, Parser)]
 #[command(name = "mlc", version, about, propagate_version = true)]

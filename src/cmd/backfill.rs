@@ -85,10 +85,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             rules.rules_version.clone(),
         );
         let only = (!args.checks.is_empty()).then_some(args.checks.as_slice());
+        // One read of every component for all the times, when it fits in memory.
+        bar.set_message("reading history");
+        let prefetch = exec.prefetch(&times, only).await;
         let mut all: Vec<CheckResult> = Vec::new();
         for &t in &times {
             bar.set_message(mlc_runtime::results::time_text(t));
-            let results = exec.evaluate_all(t, only).await;
+            let results = exec.evaluate_all_with(t, only, prefetch.as_ref()).await;
             if !args.dry_run {
                 let rows: Vec<_> = results.iter().map(|r| stored(r, t)).collect();
                 store.insert_results(&rows).await?;

@@ -18,6 +18,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// An error of the SQLite read path (rusqlite connections to the same file).
+    #[error("database error: {0}")]
+    SqliteRead(#[from] rusqlite::Error),
     #[error(
         "unknown component `{0}`: the store has no schema for it; pass `--checks PATH` with its `component` declaration"
     )]

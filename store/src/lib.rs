@@ -27,6 +27,7 @@ mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
+mod sqlite_read;
 
 use std::pin::Pin;
 
@@ -227,10 +228,12 @@ impl Store {
         end_us: i64,
     ) -> Result<Vec<RecordBatch>> {
         use futures::TryStreamExt;
-        self.scan(component, columns, start_us, end_us)
-            .await?
-            .try_collect()
-            .await
+        let schema = self.component(component).await?;
+        let plan = sql::ReadPlan::new(&schema, columns)?;
+        match &self.backend {
+            Backend::Sqlite(s) => s.scan_collect(plan, start_us, end_us).await,
+            Backend::Postgres(s) => s.scan(plan, start_us, end_us).try_collect().await,
+        }
     }
 
     /// Per key, the latest row with `time < before_us` (one query, whatever the number of

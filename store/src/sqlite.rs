@@ -2,6 +2,7 @@
 //! prepared multi-row inserts inside one transaction per batch.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::TryStreamExt;
@@ -15,6 +16,7 @@ use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
 
 use crate::error::{Result, StoreError};
 use crate::rows::{Column, Rows};
+use crate::sqlite_read::Readers;
 use crate::sql::{
     self, ColumnBuilder, EXTRA_COLUMN, ReadPlan, StoredColumn, quote, stored_fields, table_name,
 };
@@ -26,6 +28,8 @@ const MAX_VARIABLES: usize = 32_766;
 #[derive(Clone)]
 pub(crate) struct SqliteStore {
     pool: SqlitePool,
+    /// The fast read path of a file database; `None` for `:memory:`, read through `pool`.
+    readers: Option<Arc<Readers>>,
 }
 
 fn migrator() -> Migrator {
@@ -53,6 +57,7 @@ impl SqliteStore {
             source,
         };
         let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let mut readers = None;
         let pool = if memory {
             // Every connection to `:memory:` is a database of its own, so the pool must keep
             // exactly one connection for the store's lifetime.
@@ -75,6 +80,7 @@ impl SqliteStore {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30))
                 .pragma("cache_size", "-65536");
+            readers = Some(Arc::new(Readers::new(options.get_filename().to_path_buf())));
             SqlitePoolOptions::new()
                 .max_connections(4)
                 .connect_with(options)
@@ -82,7 +88,7 @@ impl SqliteStore {
                 .map_err(open_err)?
         };
         migrator().run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, readers })
     }
 
     pub(crate) async fn close(&self) {
@@ -252,12 +258,81 @@ impl SqliteStore {
             quote(&plan.table),
             t = quote(&plan.time)
         );
-        stream_rows(
-            self.pool.clone(),
-            sql,
-            vec![start_us.unwrap_or(i64::MIN), end_us],
-            plan,
-        )
+        let binds = vec![start_us.unwrap_or(i64::MIN), end_us];
+        match &self.readers {
+            Some(r) => stream_blocking(r.clone(), sql, binds, plan),
+            None => stream_rows(self.pool.clone(), sql, binds, plan),
+        }
+    }
+
+    /// [`SqliteStore::scan`], collected. A file database is read by several threads at once,
+    /// each over its own part of the time range, and the parts are put back in time order.
+    pub(crate) async fn scan_collect(
+        &self,
+        plan: ReadPlan,
+        start_us: Option<i64>,
+        end_us: i64,
+    ) -> Result<Vec<arrow_array::RecordBatch>> {
+        let Some(readers) = self.readers.clone() else {
+            return self.scan(plan, start_us, end_us).try_collect().await;
+        };
+        let parts = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let start = start_us.unwrap_or(i64::MIN);
+        let bounds = {
+            let r = readers.clone();
+            // Two index seeks: SQLite answers a ranged min()/max() by scanning the range.
+            let sql = format!(
+                "SELECT (SELECT {t} FROM {tb} WHERE {t} >= ?1 AND {t} < ?2 ORDER BY {t} LIMIT 1),
+                        (SELECT {t} FROM {tb} WHERE {t} >= ?1 AND {t} < ?2 ORDER BY {t} DESC LIMIT 1)",
+                tb = quote(&plan.table),
+                t = quote(&plan.time)
+            );
+            tokio::task::spawn_blocking(move || r.bounds(&sql, start, end_us))
+                .await
+                .map_err(|e| StoreError::Ingest(format!("the read stopped unexpectedly: {e}")))??
+        };
+        let Some((lo, hi)) = bounds else {
+            return Ok(Vec::new());
+        };
+        let cuts = split_range(lo, hi, parts);
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {t} >= ?1 AND {t} < ?2 ORDER BY {t}",
+            plan.select_list(),
+            quote(&plan.table),
+            t = quote(&plan.time)
+        );
+        let count_sql = format!(
+            "SELECT count(*) FROM {} WHERE {t} >= ?1 AND {t} < ?2",
+            quote(&plan.table),
+            t = quote(&plan.time)
+        );
+        let tasks: Vec<_> = cuts
+            .windows(2)
+            .map(|w| {
+                let (r, sql, plan) = (readers.clone(), sql.clone(), plan.clone());
+                let count_sql = count_sql.clone();
+                let (a, b) = (w[0], w[1]);
+                tokio::task::spawn_blocking(move || {
+                    // One batch per part, sized from a count over the time index: the caller
+                    // wants all rows, and exact builders spare it the copies of growing them.
+                    let rows = r.count(&count_sql, &[a, b])?;
+                    let mut out = Vec::new();
+                    let capacity = usize::try_from(rows).unwrap_or(usize::MAX);
+                    r.read_sized(&sql, &[a, b], &plan, usize::MAX, capacity, &mut |batch| {
+                        out.push(batch);
+                        true
+                    })
+                    .map(|()| out)
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.extend(t.await.map_err(|e| {
+                StoreError::Ingest(format!("the read stopped unexpectedly: {e}"))
+            })??);
+        }
+        Ok(out)
     }
 
     pub(crate) async fn latest_by_key(
@@ -273,9 +348,12 @@ impl SqliteStore {
             t = quote(&plan.time),
             k = quote(&plan.key)
         );
-        stream_rows(self.pool.clone(), sql, vec![before_us], plan)
-            .try_collect()
-            .await
+        match &self.readers {
+            Some(r) => stream_blocking(r.clone(), sql, vec![before_us], plan),
+            None => stream_rows(self.pool.clone(), sql, vec![before_us], plan),
+        }
+        .try_collect()
+        .await
     }
 
     pub(crate) async fn max_time(
@@ -442,6 +520,35 @@ impl SqliteStore {
             .await?;
         Ok(res.rows_affected())
     }
+}
+
+/// `n` ranges covering `[lo, hi]`: `n + 1` increasing cut points, the last one past `hi`.
+fn split_range(lo: i64, hi: i64, n: usize) -> Vec<i64> {
+    let span = i128::from(hi) - i128::from(lo) + 1;
+    let n = i128::try_from(n.max(1)).unwrap_or(1).min(span.max(1));
+    (0..=n)
+        .map(|i| {
+            let cut = i128::from(lo) + span * i / n;
+            i64::try_from(cut).unwrap_or(i64::MAX)
+        })
+        .collect()
+}
+
+/// Runs `sql` on a blocking thread over the fast read path and yields bounded batches
+/// through a channel of two: the reader stays at most two batches ahead of the consumer.
+fn stream_blocking(readers: Arc<Readers>, sql: String, binds: Vec<i64>, plan: ReadPlan) -> BatchStream {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<arrow_array::RecordBatch>>(2);
+    tokio::task::spawn_blocking(move || {
+        let res = readers.read(&sql, &binds, &plan, crate::READ_BATCH_ROWS, |b| {
+            tx.blocking_send(Ok(b)).is_ok()
+        });
+        if let Err(e) = res {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
 }
 
 /// Runs `sql` with `binds` on a task of its own and yields bounded batches through a channel

@@ -65,7 +65,8 @@ pub struct Outcome {
 
 /// Makes a fresh accumulator for an aggregate call (builtins from the registry, plugins
 /// from the Wasm host).
-pub type AccFactory<'a> = dyn Fn(&AggregateCall) -> Result<Box<dyn Accumulator>, String> + 'a;
+pub type AccFactory<'a> =
+    dyn Fn(&AggregateCall) -> Result<Box<dyn Accumulator>, String> + Sync + 'a;
 
 /// The accumulator of a builtin aggregate from the registry.
 pub fn builtin_accumulator(call: &AggregateCall) -> Result<Box<dyn Accumulator>, String> {
@@ -148,120 +149,194 @@ pub fn evaluate_check(
         Some(each) => each.columns.iter().map(Some).collect(),
         None => vec![None],
     };
-    let mut out = Vec::with_capacity(cur_slices.len() * columns.len());
-    for column in columns {
-        let cur_each = column.and_then(|c| current.column(c)).cloned();
-        let base_each = match (column, &baseline) {
-            (Some(c), Some(b)) => b.column(c).cloned(),
-            _ => None,
-        };
-        if let Some(c) = column
-            && cur_each.is_none()
-        {
-            return Err(EvalError::Invalid(format!(
-                "column `{}` was not fetched",
-                c.name
-            )));
-        }
-        // Arguments are computed once over all rows and then cut per slice.
-        let cur_args = arguments(plan, &current, cur_each.as_ref(), &input.time, true)?;
-        let base_args = match &baseline {
-            Some(b) => Some(arguments(
-                plan,
-                b,
-                base_each.as_ref(),
-                input.baseline_time.as_ref().unwrap_or(&input.time),
-                false,
-            )?),
-            None => None,
-        };
-        for slice in &cur_slices {
-            let key = key_string(&slice.key);
-            let base_slice = base_slices.get(&key);
-            let slice_coverage = coverage_rows.as_ref().map(|_| coverage.get(&key).copied());
-            let results: Vec<AggResult> = plan
-                .aggregates
-                .iter()
-                .enumerate()
-                .map(|(i, call)| {
-                    if is_special(call, "freshness") {
-                        return match input.freshness_secs {
-                            Some(s) => AggResult::Value(Value::Duration(s)),
-                            None => AggResult::Undefined(
-                                "freshness() is undefined: no event before the evaluation time"
-                                    .into(),
-                            ),
-                        };
-                    }
-                    if is_special(call, "coverage") {
-                        return match slice_coverage.flatten() {
-                            Some(c) => AggResult::Value(Value::Float(c)),
-                            None if slice_coverage.is_none() => AggResult::Undefined(
-                                "coverage() needs a joined source (`on A join B using k`)".into(),
-                            ),
-                            None => AggResult::Undefined(
-                                "coverage() is undefined: no rows of the first component".into(),
-                            ),
-                        };
-                    }
-                    aggregate(
-                        call,
-                        make,
-                        &cur_args[i],
-                        Some(slice),
-                        base_args.as_ref().map(|b| &b[i]),
-                        base_slice,
-                        baseline.is_some(),
-                    )
+    let shared = Shared {
+        plan,
+        input,
+        make,
+        current: &current,
+        baseline: baseline.as_ref(),
+        cur_slices: &cur_slices,
+        base_slices: &base_slices,
+        coverage_rows: coverage_rows.as_ref(),
+        coverage: &coverage,
+    };
+    // `each` columns are independent: spread them over the cores, results in column order.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(columns.len());
+    let per_column: Vec<Result<Vec<Outcome>, EvalError>> = if threads <= 1 {
+        columns.iter().map(|c| evaluate_column(&shared, *c)).collect()
+    } else {
+        let chunk = columns.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = columns
+                .chunks(chunk)
+                .map(|cols| {
+                    let shared = &shared;
+                    scope.spawn(move || {
+                        cols.iter()
+                            .map(|c| evaluate_column(shared, *c))
+                            .collect::<Vec<_>>()
+                    })
                 })
                 .collect();
-            let mut expects: Vec<ExpectOutcome> = plan
-                .expects
-                .iter()
-                .map(|e| judge(&e.expr, &e.text, &plan.aggregates, &results))
-                .collect();
-            let rows = slice.len as u64;
-            let baseline_rows = baseline
-                .as_ref()
-                .map(|_| base_slice.map_or(0, |s| s.len) as u64);
-            let short = if rows < plan.min_rows {
-                Some(format!(
-                    "only {}, fewer than min_rows {}",
-                    rows_text(rows),
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        vec![Err(EvalError::Invalid(
+                            "the evaluation of a column stopped unexpectedly".into(),
+                        ))]
+                    })
+                })
+                .collect()
+        })
+    };
+    let mut out = Vec::with_capacity(cur_slices.len() * columns.len());
+    for r in per_column {
+        out.extend(r?);
+    }
+    Ok(out)
+}
+
+/// What every (slice, column) evaluation of one check reads.
+struct Shared<'s, 'i> {
+    plan: &'s CheckPlan,
+    input: &'s CheckInput<'i>,
+    make: &'s AccFactory<'s>,
+    current: &'s Frame,
+    baseline: Option<&'s Frame>,
+    cur_slices: &'s [Slice],
+    base_slices: &'s HashMap<String, Slice>,
+    coverage_rows: Option<&'s (Frame, BooleanArray)>,
+    coverage: &'s HashMap<String, f64>,
+}
+
+/// The outcomes of one `each` column (or of the check, without `each`), slice by slice.
+fn evaluate_column(sh: &Shared<'_, '_>, column: Option<&ColumnId>) -> Result<Vec<Outcome>, EvalError> {
+    let Shared {
+        plan,
+        input,
+        make,
+        current,
+        baseline,
+        cur_slices,
+        base_slices,
+        coverage_rows,
+        coverage,
+    } = *sh;
+    let mut out = Vec::with_capacity(cur_slices.len());
+    let cur_each = column.and_then(|c| current.column(c)).cloned();
+    let base_each = match (column, &baseline) {
+        (Some(c), Some(b)) => b.column(c).cloned(),
+        _ => None,
+    };
+    if let Some(c) = column
+        && cur_each.is_none()
+    {
+        return Err(EvalError::Invalid(format!(
+            "column `{}` was not fetched",
+            c.name
+        )));
+    }
+    // Arguments are computed once over all rows and then cut per slice.
+    let cur_args = arguments(plan, &current, cur_each.as_ref(), &input.time, true)?;
+    let base_args = match &baseline {
+        Some(b) => Some(arguments(
+            plan,
+            b,
+            base_each.as_ref(),
+            input.baseline_time.as_ref().unwrap_or(&input.time),
+            false,
+        )?),
+        None => None,
+    };
+    for slice in cur_slices {
+        let key = key_string(&slice.key);
+        let base_slice = base_slices.get(&key);
+        let slice_coverage = coverage_rows.as_ref().map(|_| coverage.get(&key).copied());
+        let results: Vec<AggResult> = plan
+            .aggregates
+            .iter()
+            .enumerate()
+            .map(|(i, call)| {
+                if is_special(call, "freshness") {
+                    return match input.freshness_secs {
+                        Some(s) => AggResult::Value(Value::Duration(s)),
+                        None => AggResult::Undefined(
+                            "freshness() is undefined: no event before the evaluation time"
+                                .into(),
+                        ),
+                    };
+                }
+                if is_special(call, "coverage") {
+                    return match slice_coverage.flatten() {
+                        Some(c) => AggResult::Value(Value::Float(c)),
+                        None if slice_coverage.is_none() => AggResult::Undefined(
+                            "coverage() needs a joined source (`on A join B using k`)".into(),
+                        ),
+                        None => AggResult::Undefined(
+                            "coverage() is undefined: no rows of the first component".into(),
+                        ),
+                    };
+                }
+                aggregate(
+                    call,
+                    make,
+                    &cur_args[i],
+                    Some(slice),
+                    base_args.as_ref().map(|b| &b[i]),
+                    base_slice,
+                    baseline.is_some(),
+                )
+            })
+            .collect();
+        let mut expects: Vec<ExpectOutcome> = plan
+            .expects
+            .iter()
+            .map(|e| judge(&e.expr, &e.text, &plan.aggregates, &results))
+            .collect();
+        let rows = slice.len as u64;
+        let baseline_rows = baseline
+            .as_ref()
+            .map(|_| base_slice.map_or(0, |s| s.len) as u64);
+        let short = if rows < plan.min_rows {
+            Some(format!(
+                "only {}, fewer than min_rows {}",
+                rows_text(rows),
+                group_thousands(plan.min_rows as i64)
+            ))
+        } else {
+            match baseline_rows {
+                Some(b) if b < plan.min_rows => Some(format!(
+                    "only {} in the baseline, fewer than min_rows {}",
+                    rows_text(b),
                     group_thousands(plan.min_rows as i64)
-                ))
-            } else {
-                match baseline_rows {
-                    Some(b) if b < plan.min_rows => Some(format!(
-                        "only {} in the baseline, fewer than min_rows {}",
-                        rows_text(b),
-                        group_thousands(plan.min_rows as i64)
-                    )),
-                    _ => None,
-                }
-            };
-            if let Some(reason) = short {
-                for e in &mut expects {
-                    e.status = Status::Insufficient;
-                    e.explanation = reason.clone();
-                }
+                )),
+                _ => None,
             }
-            let status = Status::combine(expects.iter().map(|e| e.status));
-            out.push(Outcome {
-                slice: plan
-                    .group_by
-                    .iter()
-                    .map(|c| c.name.clone())
-                    .zip(slice.key.iter().cloned())
-                    .collect(),
-                column: column.map(|c| c.name.clone()),
-                status,
-                rows,
-                baseline_rows,
-                coverage: slice_coverage.flatten(),
-                expects,
-            });
+        };
+        if let Some(reason) = short {
+            for e in &mut expects {
+                e.status = Status::Insufficient;
+                e.explanation = reason.clone();
+            }
         }
+        let status = Status::combine(expects.iter().map(|e| e.status));
+        out.push(Outcome {
+            slice: plan
+                .group_by
+                .iter()
+                .map(|c| c.name.clone())
+                .zip(slice.key.iter().cloned())
+                .collect(),
+            column: column.map(|c| c.name.clone()),
+            status,
+            rows,
+            baseline_rows,
+            coverage: slice_coverage.flatten(),
+            expects,
+        });
     }
     Ok(out)
 }

@@ -3,20 +3,112 @@
 //! arrive late). Null keys never match; `left join` keeps the unmatched rows with nulls.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
 use arrow_schema::DataType as ArrowType;
 use mlc_engine::eval::{Frame, SourceRows};
 use mlc_engine::functions::EvalError;
 use mlc_engine::plan::SourcePlan;
 
+/// The right side of one join at one evaluation time.
+#[derive(Debug, Clone)]
+pub enum Right {
+    /// The latest row per key before `T`, as the store returns it.
+    Latest(RecordBatch),
+    /// Every row of the component up to some horizon, read once for many evaluation times
+    /// (backfill): each key matches its latest row with `time < before`.
+    History {
+        history: Arc<KeyedHistory>,
+        before: i64,
+    },
+}
+
+/// A component's rows in time order with, per key, a chain from its latest row back to its
+/// earliest: "the latest row of key k before T" is a walk from the head, usually of one step.
+#[derive(Debug)]
+pub struct KeyedHistory {
+    batch: RecordBatch,
+    times: Vec<i64>,
+    head: HashMap<String, u32>,
+    prev: Vec<u32>,
+}
+
+const NONE: u32 = u32::MAX;
+
+impl KeyedHistory {
+    /// Indexes `batch` (rows in time order, as the store's scans return them) by its `key`
+    /// column; rows with a null key are never matched.
+    pub fn new(batch: RecordBatch, key: &str, time: &str) -> Result<KeyedHistory, EvalError> {
+        let n = batch.num_rows();
+        if u32::try_from(n).is_err() {
+            return Err(EvalError::Invalid(format!(
+                "{n} rows are too many to join in one read"
+            )));
+        }
+        let keys = batch
+            .column_by_name(key)
+            .and_then(|a| a.as_string_opt::<i32>())
+            .ok_or_else(|| EvalError::Invalid(format!("join key `{key}` was not fetched as strings")))?;
+        let times = batch
+            .column_by_name(time)
+            .and_then(|a| a.as_primitive_opt::<Int64Type>())
+            .ok_or_else(|| EvalError::Invalid(format!("event time `{time}` was not fetched")))?;
+        let mut head: HashMap<String, u32> = HashMap::with_capacity(n);
+        let mut prev = vec![NONE; n];
+        let mut last = i64::MIN;
+        for (i, k) in keys.iter().enumerate() {
+            let t = times.value(i);
+            if t < last {
+                return Err(EvalError::Invalid(format!(
+                    "the rows of `{key}` were not read in time order"
+                )));
+            }
+            last = t;
+            if let Some(k) = k {
+                let i = i as u32;
+                match head.get_mut(k) {
+                    Some(h) => prev[i as usize] = std::mem::replace(h, i),
+                    None => {
+                        head.insert(k.to_string(), i);
+                    }
+                }
+            }
+        }
+        Ok(KeyedHistory {
+            times: times.values().to_vec(),
+            batch,
+            head,
+            prev,
+        })
+    }
+
+    /// The row of `key` with the latest time before `before`.
+    fn lookup(&self, key: &str, before: i64) -> Option<u32> {
+        let mut i = *self.head.get(key)?;
+        while self.times[i as usize] >= before {
+            i = self.prev[i as usize];
+            if i == NONE {
+                return None;
+            }
+        }
+        Some(i)
+    }
+
+    /// The history's rows as one batch (the columns read for it).
+    pub fn batch(&self) -> &RecordBatch {
+        &self.batch
+    }
+}
+
 /// Builds the rows of a source from the first component's rows and, per join, the latest
 /// row per key of the right component.
 pub fn join_source(
     plan: &SourcePlan,
     first: RecordBatch,
-    rights: &[RecordBatch],
+    rights: &[Right],
 ) -> Result<SourceRows, EvalError> {
     if plan.joins.is_empty() {
         return Ok(SourceRows::plain(Frame::new(vec![first])?));
@@ -36,10 +128,17 @@ pub fn join_source(
         let left_key = frame.column(&join.left_key).ok_or_else(|| {
             EvalError::Invalid(format!("join key `{}` was not fetched", join.left_key.name))
         })?;
-        let right_key = right.column_by_name(&join.right_key).ok_or_else(|| {
-            EvalError::Invalid(format!("join key `{}` was not fetched", join.right_key))
-        })?;
-        let indices = match_keys(left_key, right_key)?;
+        let (right, indices) = match right {
+            Right::Latest(right) => {
+                let right_key = right.column_by_name(&join.right_key).ok_or_else(|| {
+                    EvalError::Invalid(format!("join key `{}` was not fetched", join.right_key))
+                })?;
+                (right, match_keys(left_key, right_key)?)
+            }
+            Right::History { history, before } => {
+                (&history.batch, match_history(left_key, history, *before)?)
+            }
+        };
         for (i, m) in matched.iter_mut().enumerate() {
             let hit = indices.is_valid(i);
             *m &= hit;
@@ -89,6 +188,23 @@ fn take_nullable(batch: &RecordBatch, indices: &UInt32Array) -> Result<RecordBat
     .map_err(|e| EvalError::Invalid(format!("join: {e}")))
 }
 
+/// For each left key, the index of its latest history row before `before`.
+fn match_history(
+    left: &ArrayRef,
+    history: &KeyedHistory,
+    before: i64,
+) -> Result<UInt32Array, EvalError> {
+    let l = left.as_string_opt::<i32>().ok_or_else(|| {
+        EvalError::Invalid(format!(
+            "join keys must be strings, found a {} column",
+            left.data_type()
+        ))
+    })?;
+    Ok(l.iter()
+        .map(|k| k.and_then(|k| history.lookup(k, before)))
+        .collect())
+}
+
 /// For each left key, the index of the right row with the same key (null when none, or when
 /// the left key is null).
 fn match_keys(left: &ArrayRef, right: &ArrayRef) -> Result<UInt32Array, EvalError> {
@@ -116,13 +232,21 @@ fn match_keys(left: &ArrayRef, right: &ArrayRef) -> Result<UInt32Array, EvalErro
             }
         })
     };
-    // Borrowing the right side's strings keeps the map free of copies for the common case.
-    let r = strings(right)?;
+    // Borrowing the right side's strings keeps the map free of copies (the store reads keys
+    // as Utf8); other string layouts are copied first.
+    let owned;
+    let r: Vec<Option<&str>> = match right.as_string_opt::<i32>() {
+        Some(r) => r.iter().collect(),
+        None => {
+            owned = strings(right)?;
+            owned.iter().map(|k| k.as_deref()).collect()
+        }
+    };
     let mut index: HashMap<&str, u32> = HashMap::with_capacity(r.len());
     for (i, k) in r.iter().enumerate() {
         if let Some(k) = k {
             // The store returns one row per key; should it return more, the last one wins.
-            index.insert(k.as_str(), i as u32);
+            index.insert(k, i as u32);
         }
     }
     let l = left.as_string_opt::<i32>();
@@ -209,7 +333,7 @@ mod tests {
     #[test]
     fn inner_join_drops_unmatched_and_null_keys() {
         let (first, right) = inputs();
-        let rows = join_source(&plan(false), first, &[right]).unwrap();
+        let rows = join_source(&plan(false), first, &[Right::Latest(right)]).unwrap();
         let kept: Vec<_> = rows.kept.unwrap().iter().collect();
         assert_eq!(kept, vec![Some(true), Some(false), Some(false), Some(true)]);
         let labels = rows.frame.sources[1].column_by_name("label").unwrap();
@@ -235,7 +359,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let rows = join_source(&plan(true), first, &[right]).unwrap();
+        let rows = join_source(&plan(true), first, &[Right::Latest(right)]).unwrap();
         let ts = rows.frame.sources[1].column_by_name("ts").unwrap();
         assert_eq!(ts.null_count(), 3);
     }
@@ -243,7 +367,7 @@ mod tests {
     #[test]
     fn left_join_keeps_every_row_and_records_matches() {
         let (first, right) = inputs();
-        let rows = join_source(&plan(true), first, &[right]).unwrap();
+        let rows = join_source(&plan(true), first, &[Right::Latest(right)]).unwrap();
         assert!(rows.kept.is_none());
         let matched: Vec<_> = rows.matched.unwrap().iter().collect();
         assert_eq!(

@@ -147,25 +147,148 @@ impl Executor {
         &self.rules_version
     }
 
-    /// Evaluates every check of the program (or those named) at `at_us`.
-    pub async fn evaluate_all(&self, at_us: i64, only: Option<&[String]>) -> Vec<CheckResult> {
-        let checks: Vec<&CheckPlan> = self
-            .program
+    fn selected<'p>(&'p self, only: Option<&[String]>) -> Vec<&'p CheckPlan> {
+        self.program
             .checks
             .iter()
             .filter(|c| only.is_none_or(|names| names.contains(&c.name)))
-            .collect();
-        self.evaluate(&checks, at_us).await
+            .collect()
+    }
+
+    /// Evaluates every check of the program (or those named) at `at_us`.
+    pub async fn evaluate_all(&self, at_us: i64, only: Option<&[String]>) -> Vec<CheckResult> {
+        self.evaluate(&self.selected(only), at_us).await
+    }
+
+    /// [`Executor::evaluate_all`] reading from rows prefetched for many evaluation times
+    /// (see [`Executor::prefetch`]); reads the prefetch does not cover go to the store.
+    pub async fn evaluate_all_with(
+        &self,
+        at_us: i64,
+        only: Option<&[String]>,
+        prefetch: Option<&Prefetch>,
+    ) -> Vec<CheckResult> {
+        self.evaluate_with(&self.selected(only), at_us, prefetch)
+            .await
+    }
+
+    /// Reads, once, every row the checks need at all of `times` (a backfill): per component
+    /// one scan over the union of the windows, and per joined component its rows up to the
+    /// last time, indexed by key. `None` when those rows would hold more than
+    /// [`PREFETCH_MAX_CELLS`] values (each time is then read on its own) or a read failed
+    /// (the per-time reads then report it).
+    pub async fn prefetch(&self, times: &[i64], only: Option<&[String]>) -> Option<Prefetch> {
+        let checks = self.selected(only);
+        let mut reads = Reads::default();
+        for &t in times {
+            for c in &checks {
+                self.plan_reads(c, t, &mut reads);
+            }
+        }
+        // Per component: the union of the scanned ranges and columns.
+        let mut scans: HashMap<String, (Option<i64>, i64, Vec<String>)> = HashMap::new();
+        for (key, cols) in &reads.scans {
+            let e = scans
+                .entry(key.component.clone())
+                .or_insert((key.start, key.end, Vec::new()));
+            e.0 = match (e.0, key.start) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                _ => None,
+            };
+            e.1 = e.1.max(key.end);
+            add_columns(&mut e.2, cols);
+        }
+        let mut latest: HashMap<String, (i64, Vec<String>)> = HashMap::new();
+        for (key, cols) in &reads.latest {
+            let e = latest
+                .entry(key.component.clone())
+                .or_insert((key.before, Vec::new()));
+            e.0 = e.0.max(key.before);
+            add_columns(&mut e.1, cols);
+            if let Some(schema) = self.program.component(&key.component) {
+                add_columns(&mut e.1, &[schema.key.clone(), schema.time.clone()]);
+            }
+        }
+        // The memory bound: at most every stored row of each component, times its columns.
+        let mut cells: u64 = 0;
+        for (comp, cols) in scans
+            .iter()
+            .map(|(c, (_, _, cols))| (c, cols.len()))
+            .chain(latest.iter().map(|(c, (_, cols))| (c, cols.len())))
+        {
+            let rows = self.store.count(comp).await.ok()?;
+            cells = cells.saturating_add(rows.saturating_mul(cols as u64));
+        }
+        if cells > PREFETCH_MAX_CELLS {
+            return None;
+        }
+        let scan_reads = scans.into_iter().map(|(comp, (start, end, cols))| async move {
+            let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+            let batches = self
+                .store
+                .scan_batches(&comp, &refs, start, end)
+                .await
+                .ok()?;
+            let batch = self.concat(&comp, &cols, batches).ok()?;
+            let time = self.program.component(&comp)?.time.clone();
+            Some((
+                comp,
+                PrefetchedScan {
+                    start,
+                    end,
+                    columns: cols,
+                    time,
+                    batch,
+                },
+            ))
+        });
+        let latest_reads = latest.into_iter().map(|(comp, (before, cols))| async move {
+            let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+            let batches = self
+                .store
+                .scan_batches(&comp, &refs, None, before)
+                .await
+                .ok()?;
+            let batch = self.concat(&comp, &cols, batches).ok()?;
+            let schema = self.program.component(&comp)?;
+            let history = join::KeyedHistory::new(batch, &schema.key, &schema.time).ok()?;
+            Some((
+                comp,
+                PrefetchedHistory {
+                    before,
+                    columns: cols,
+                    history: Arc::new(history),
+                },
+            ))
+        });
+        let (scans, latest) = futures::join!(
+            futures::future::join_all(scan_reads),
+            futures::future::join_all(latest_reads)
+        );
+        Some(Prefetch {
+            scans: scans.into_iter().collect::<Option<_>>()?,
+            latest: latest.into_iter().collect::<Option<_>>()?,
+        })
     }
 
     /// Evaluates the given checks at `at_us`, results in check order then slice order.
     pub async fn evaluate(&self, checks: &[&CheckPlan], at_us: i64) -> Vec<CheckResult> {
+        self.evaluate_with(checks, at_us, None).await
+    }
+
+    /// [`Executor::evaluate`], reading from `prefetch` what it covers.
+    pub async fn evaluate_with(
+        &self,
+        checks: &[&CheckPlan],
+        at_us: i64,
+        prefetch: Option<&Prefetch>,
+    ) -> Vec<CheckResult> {
         let mut reads = Reads::default();
         let plans: Vec<CheckReads> = checks
             .iter()
             .map(|c| self.plan_reads(c, at_us, &mut reads))
             .collect();
-        let fetched = self.fetch(reads).await;
+        let fetched = self.fetch(reads, prefetch).await;
         let fetched = Arc::new(fetched);
 
         let mut tasks = Vec::with_capacity(checks.len());
@@ -300,8 +423,11 @@ impl Executor {
         }
     }
 
-    async fn fetch(&self, reads: Reads) -> Fetched {
+    async fn fetch(&self, reads: Reads, prefetch: Option<&Prefetch>) -> Fetched {
         let scans = reads.scans.into_iter().map(|(key, cols)| async move {
+            if let Some(hit) = prefetch.and_then(|p| p.scan(&key, &cols)) {
+                return (key, Ok(hit));
+            }
             let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
             let got = self
                 .store
@@ -312,13 +438,17 @@ impl Executor {
             (key, got)
         });
         let latest = reads.latest.into_iter().map(|(key, cols)| async move {
+            if let Some(hit) = prefetch.and_then(|p| p.latest(&key, &cols)) {
+                return (key, Ok(hit));
+            }
             let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
             let got = self
                 .store
                 .latest_by_key(&key.component, &refs, key.before)
                 .await
                 .map_err(|e| format!("reading `{}`: {e}", key.component))
-                .and_then(|b| self.concat(&key.component, &cols, b));
+                .and_then(|b| self.concat(&key.component, &cols, b))
+                .map(join::Right::Latest);
             (key, got)
         });
         let max_time = reads.max_time.into_iter().map(|(comp, before)| async move {
@@ -380,9 +510,79 @@ pub fn arrow_type(ty: DataType) -> ArrowType {
     }
 }
 
+/// Backfills read at most this many values (rows times columns, all components together)
+/// up front; beyond it each evaluation time is read on its own, keeping memory bounded.
+pub const PREFETCH_MAX_CELLS: u64 = 64_000_000;
+
+/// Rows read once for many evaluation times: see [`Executor::prefetch`].
+pub struct Prefetch {
+    scans: HashMap<String, PrefetchedScan>,
+    latest: HashMap<String, PrefetchedHistory>,
+}
+
+impl std::fmt::Debug for Prefetch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prefetch")
+            .field("scans", &self.scans.keys().collect::<Vec<_>>())
+            .field("latest", &self.latest.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+struct PrefetchedScan {
+    start: Option<i64>,
+    end: i64,
+    columns: Vec<String>,
+    time: String,
+    /// In time order.
+    batch: RecordBatch,
+}
+
+struct PrefetchedHistory {
+    before: i64,
+    columns: Vec<String>,
+    history: Arc<join::KeyedHistory>,
+}
+
+impl Prefetch {
+    /// The rows of `key`, cut from the prefetched scan when it covers the range and columns.
+    fn scan(&self, key: &ScanKey, cols: &[String]) -> Option<RecordBatch> {
+        let p = self.scans.get(&key.component)?;
+        let covers_start = match (p.start, key.start) {
+            (None, _) => true,
+            (Some(a), Some(b)) => a <= b,
+            (Some(_), None) => false,
+        };
+        if !covers_start || key.end > p.end || !cols.iter().all(|c| p.columns.contains(c)) {
+            return None;
+        }
+        let times = p
+            .batch
+            .column_by_name(&p.time)?
+            .as_any()
+            .downcast_ref::<arrow_array::Int64Array>()?
+            .values();
+        let lo = key.start.map_or(0, |s| times.partition_point(|t| *t < s));
+        let hi = times.partition_point(|t| *t < key.end);
+        Some(p.batch.slice(lo, hi.saturating_sub(lo)))
+    }
+
+    /// The right side of a join at `key.before`, when the prefetched history covers it.
+    fn latest(&self, key: &LatestKey, cols: &[String]) -> Option<join::Right> {
+        let p = self.latest.get(&key.component)?;
+        if key.before > p.before || !cols.iter().all(|c| p.columns.contains(c)) {
+            return None;
+        }
+        Some(join::Right::History {
+            history: p.history.clone(),
+            before: key.before,
+        })
+    }
+}
+
 struct Fetched {
     scans: HashMap<ScanKey, Result<RecordBatch, String>>,
-    latest: HashMap<LatestKey, Result<RecordBatch, String>>,
+    latest: HashMap<LatestKey, Result<join::Right, String>>,
     max_time: HashMap<String, Result<Option<i64>, String>>,
 }
 
