@@ -39,13 +39,13 @@ NUMERIC = ["age", "income"] + [f"f{i}" for i in range(8)]
 
 # job id in run_bench.py -> (workload, role)
 PEER_JOBS = {
-    "W1.scipy.csv": ("W1", "best"),
+    "W1.scipy.csv": ("W1", "peer"),
     "W1.evidently.csv": ("W1", "evidently"),
-    "W2.duckdb-direct.csv": ("W2", "best"),
-    "W2.pandas.csv": ("W2", "reference"),
+    "W2.duckdb-direct.csv": ("W2", "peer"),
+    "W2.pandas.csv": ("W2", "peer"),
     "W2.evidently.csv": ("W2", "evidently"),
-    "W3.polars.csv": ("W3", "best"),
-    "W3.pandas.csv": ("W3", "reference"),
+    "W3.polars.csv": ("W3", "peer"),
+    "W3.pandas.csv": ("W3", "peer"),
     "W3.gx.csv": ("W3", "gx"),
 }
 

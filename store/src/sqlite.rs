@@ -278,47 +278,62 @@ impl SqliteStore {
         };
         let parts = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
         let start = start_us.unwrap_or(i64::MIN);
-        let bounds = {
+        let tb = quote(&plan.table);
+        let t = quote(&plan.time);
+        // The survey: rows in the range (from the time index), the table's rowid span (two
+        // O(1) lookups), and the first and last time in the range (two index seeks).
+        let survey = format!(
+            "SELECT (SELECT count(*) FROM {tb} WHERE {t} >= ?1 AND {t} < ?2),
+                    (SELECT min(rowid) FROM {tb}), (SELECT max(rowid) FROM {tb}),
+                    (SELECT {t} FROM {tb} WHERE {t} >= ?1 AND {t} < ?2 ORDER BY {t} LIMIT 1),
+                    (SELECT {t} FROM {tb} WHERE {t} >= ?1 AND {t} < ?2 ORDER BY {t} DESC LIMIT 1)"
+        );
+        let got = blocking({
             let r = readers.clone();
-            // Two index seeks: SQLite answers a ranged min()/max() by scanning the range.
-            let sql = format!(
-                "SELECT (SELECT {t} FROM {tb} WHERE {t} >= ?1 AND {t} < ?2 ORDER BY {t} LIMIT 1),
-                        (SELECT {t} FROM {tb} WHERE {t} >= ?1 AND {t} < ?2 ORDER BY {t} DESC LIMIT 1)",
-                tb = quote(&plan.table),
-                t = quote(&plan.time)
-            );
-            tokio::task::spawn_blocking(move || r.bounds(&sql, start, end_us))
-                .await
-                .map_err(|e| StoreError::Ingest(format!("the read stopped unexpectedly: {e}")))??
-        };
-        let Some((lo, hi)) = bounds else {
+            move || r.row_i64s(&survey, &[start, end_us])
+        })
+        .await?;
+        let [Some(rows), Some(lo_id), Some(hi_id), Some(lo_t), Some(hi_t)] = got[..] else {
             return Ok(Vec::new());
         };
-        let cuts = split_range(lo, hi, parts);
-        let sql = format!(
-            "SELECT {} FROM {} WHERE {t} >= ?1 AND {t} < ?2 ORDER BY {t}",
-            plan.select_list(),
-            quote(&plan.table),
-            t = quote(&plan.time)
-        );
-        let count_sql = format!(
-            "SELECT count(*) FROM {} WHERE {t} >= ?1 AND {t} < ?2",
-            quote(&plan.table),
-            t = quote(&plan.time)
-        );
+        let rows = usize::try_from(rows).unwrap_or(0);
+        let time_col = plan.columns.iter().position(|(n, _)| *n == plan.time);
+        // A range holding most of the table is read in storage order (a sequential scan of
+        // the table, then a check that it came in time order, sorting only when it did not);
+        // a narrow one through the time index. Each is cut into parts read side by side.
+        let span = usize::try_from(hi_id.saturating_sub(lo_id).saturating_add(1)).unwrap_or(0);
+        let dense = time_col.is_some() && rows.saturating_mul(3) >= span;
+        let (sql, cuts) = if dense {
+            (
+                format!(
+                    "SELECT {} FROM {tb} NOT INDEXED WHERE rowid >= ?1 AND rowid < ?2 AND {t} >= ?3 AND {t} < ?4 ORDER BY rowid",
+                    plan.select_list()
+                ),
+                split_range(lo_id, hi_id, parts),
+            )
+        } else {
+            (
+                format!(
+                    "SELECT {} FROM {tb} WHERE {t} >= ?1 AND {t} < ?2 ORDER BY {t}",
+                    plan.select_list()
+                ),
+                split_range(lo_t, hi_t, parts),
+            )
+        };
+        // Builders sized for each part's share (plus slack) spare the copies of growing them.
+        let capacity = rows / cuts.len().saturating_sub(1).max(1) + rows / 16 + 1024;
         let tasks: Vec<_> = cuts
             .windows(2)
             .map(|w| {
                 let (r, sql, plan) = (readers.clone(), sql.clone(), plan.clone());
-                let count_sql = count_sql.clone();
-                let (a, b) = (w[0], w[1]);
-                tokio::task::spawn_blocking(move || {
-                    // One batch per part, sized from a count over the time index: the caller
-                    // wants all rows, and exact builders spare it the copies of growing them.
-                    let rows = r.count(&count_sql, &[a, b])?;
+                let binds = if dense {
+                    vec![w[0], w[1], start, end_us]
+                } else {
+                    vec![w[0], w[1]]
+                };
+                blocking(move || {
                     let mut out = Vec::new();
-                    let capacity = usize::try_from(rows).unwrap_or(usize::MAX);
-                    r.read_sized(&sql, &[a, b], &plan, usize::MAX, capacity, &mut |batch| {
+                    r.read_sized(&sql, &binds, &plan, usize::MAX, capacity, &mut |batch| {
                         out.push(batch);
                         true
                     })
@@ -328,11 +343,12 @@ impl SqliteStore {
             .collect();
         let mut out = Vec::new();
         for t in tasks {
-            out.extend(t.await.map_err(|e| {
-                StoreError::Ingest(format!("the read stopped unexpectedly: {e}"))
-            })??);
+            out.extend(t.await?);
         }
-        Ok(out)
+        match (dense, time_col) {
+            (true, Some(tc)) => sort_by_time(out, tc),
+            _ => Ok(out),
+        }
     }
 
     pub(crate) async fn latest_by_key(
@@ -520,6 +536,73 @@ impl SqliteStore {
             .await?;
         Ok(res.rows_affected())
     }
+}
+
+/// Starts blocking work of the read path on tokio's blocking pool at once (not when the
+/// returned future is first polled, so that parts started together run side by side).
+fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> impl std::future::Future<Output = Result<T>> {
+    let handle = tokio::task::spawn_blocking(f);
+    async move {
+        handle
+            .await
+            .map_err(|e| StoreError::Ingest(format!("the read stopped unexpectedly: {e}")))?
+    }
+}
+
+/// Batches read in storage order, put in time order: unchanged when they already are (records
+/// are mostly ingested in time order), else one batch sorted by time, stably.
+fn sort_by_time(
+    batches: Vec<arrow_array::RecordBatch>,
+    time_col: usize,
+) -> Result<Vec<arrow_array::RecordBatch>> {
+    use arrow_array::Array;
+    let time_of = |b: &arrow_array::RecordBatch| {
+        b.column(time_col)
+            .as_any()
+            .downcast_ref::<arrow_array::Int64Array>()
+            .map(|a| a.values().clone())
+    };
+    let mut last = i64::MIN;
+    let mut sorted = true;
+    for b in &batches {
+        let Some(times) = time_of(b) else {
+            return Ok(batches);
+        };
+        for &t in times.iter() {
+            if t < last {
+                sorted = false;
+                break;
+            }
+            last = t;
+        }
+        if !sorted {
+            break;
+        }
+    }
+    if sorted || batches.is_empty() {
+        return Ok(batches);
+    }
+    let schema = batches[0].schema();
+    let all = arrow_select::concat::concat_batches(&schema, &batches)
+        .map_err(|e| StoreError::Ingest(format!("internal error ordering a read: {e}")))?;
+    let Some(times) = time_of(&all) else {
+        return Ok(vec![all]);
+    };
+    let mut idx: Vec<u32> = (0..all.num_rows() as u32).collect();
+    idx.sort_by_key(|&i| times[i as usize]);
+    let idx = arrow_array::UInt32Array::from(idx);
+    let columns = all
+        .columns()
+        .iter()
+        .map(|c| arrow_select::take::take(c.as_ref(), &idx, None))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| StoreError::Ingest(format!("internal error ordering a read: {e}")))?;
+    let sorted = arrow_array::RecordBatch::try_new(schema, columns)
+        .map_err(|e| StoreError::Ingest(format!("internal error ordering a read: {e}")))?;
+    debug_assert!(sorted.column(time_col).len() == all.num_rows());
+    Ok(vec![sorted])
 }
 
 /// `n` ranges covering `[lo, hi]`: `n + 1` increasing cut points, the last one past `hi`.

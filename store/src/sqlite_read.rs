@@ -64,22 +64,20 @@ impl Readers {
         }
     }
 
-    /// The smallest and largest of a two-column `min, max` query, `None` when it found no rows.
-    pub(crate) fn bounds(&self, sql: &str, start: i64, end: i64) -> Result<Option<(i64, i64)>> {
+    /// The integer columns of the one row a query gives (nulls as `None`).
+    pub(crate) fn row_i64s(&self, sql: &str, binds: &[i64]) -> Result<Vec<Option<i64>>> {
         let conn = self.take()?;
         let got = conn
             .prepare(sql)
             .and_then(|mut s| {
-                s.query_row([start, end], |r| {
-                    Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?))
+                let n = s.column_count();
+                s.query_row(rusqlite::params_from_iter(binds.iter()), |r| {
+                    (0..n).map(|i| r.get::<_, Option<i64>>(i)).collect()
                 })
             })
             .map_err(StoreError::from);
         self.give(conn);
-        Ok(match got? {
-            (Some(lo), Some(hi)) => Some((lo, hi)),
-            _ => None,
-        })
+        got
     }
 
     /// Runs `sql` with `binds` and hands the rows to `sink` as batches of at most `cap` rows
@@ -93,21 +91,6 @@ impl Readers {
         mut sink: impl FnMut(RecordBatch) -> bool,
     ) -> Result<()> {
         self.read_sized(sql, binds, plan, cap, cap.min(crate::READ_BATCH_ROWS), &mut sink)
-    }
-
-    /// The number of rows a `count(*)` query gives.
-    pub(crate) fn count(&self, sql: &str, binds: &[i64]) -> Result<u64> {
-        let conn = self.take()?;
-        let got = conn
-            .prepare(sql)
-            .and_then(|mut s| {
-                s.query_row(rusqlite::params_from_iter(binds.iter()), |r| {
-                    r.get::<_, i64>(0)
-                })
-            })
-            .map_err(StoreError::from);
-        self.give(conn);
-        Ok(u64::try_from(got?).unwrap_or(0))
     }
 
     /// [`Readers::read`] with builders sized for `capacity` rows up front: a caller that

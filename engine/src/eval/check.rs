@@ -150,6 +150,7 @@ pub fn evaluate_check(
         None => vec![None],
     };
     let shared = Shared {
+        spread_aggregates: columns.len() == 1,
         plan,
         input,
         make,
@@ -161,37 +162,7 @@ pub fn evaluate_check(
         coverage: &coverage,
     };
     // `each` columns are independent: spread them over the cores, results in column order.
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(columns.len());
-    let per_column: Vec<Result<Vec<Outcome>, EvalError>> = if threads <= 1 {
-        columns.iter().map(|c| evaluate_column(&shared, *c)).collect()
-    } else {
-        let chunk = columns.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = columns
-                .chunks(chunk)
-                .map(|cols| {
-                    let shared = &shared;
-                    scope.spawn(move || {
-                        cols.iter()
-                            .map(|c| evaluate_column(shared, *c))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        vec![Err(EvalError::Invalid(
-                            "the evaluation of a column stopped unexpectedly".into(),
-                        ))]
-                    })
-                })
-                .collect()
-        })
-    };
+    let per_column = par_map(&columns, columns.len() > 1, |c| evaluate_column(&shared, *c));
     let mut out = Vec::with_capacity(cur_slices.len() * columns.len());
     for r in per_column {
         out.extend(r?);
@@ -199,8 +170,51 @@ pub fn evaluate_check(
     Ok(out)
 }
 
+/// Below this many rows, aggregates are computed one after the other: threads would cost more
+/// than they save.
+const PARALLEL_MIN_ROWS: usize = 50_000;
+
+/// `f` over `items`, in order; on scoped threads (at most one per core, each taking the next
+/// item not yet taken, so that one slow item does not hold up a whole share) when `parallel`.
+fn par_map<T: Sync, R: Send>(items: &[T], parallel: bool, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len());
+    if !parallel || threads <= 1 {
+        return items.iter().map(&f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (f, next) = (&f, &next);
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else {
+                            return mine;
+                        };
+                        mine.push((i, f(item)));
+                    }
+                })
+            })
+            .collect();
+        // A panic in a worker is a bug; re-raise it on the caller's thread as it would have
+        // been without threads.
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
 /// What every (slice, column) evaluation of one check reads.
 struct Shared<'s, 'i> {
+    /// Whether the aggregates of a column may run side by side (not when the columns do).
+    spread_aggregates: bool,
     plan: &'s CheckPlan,
     input: &'s CheckInput<'i>,
     make: &'s AccFactory<'s>,
@@ -215,6 +229,7 @@ struct Shared<'s, 'i> {
 /// The outcomes of one `each` column (or of the check, without `each`), slice by slice.
 fn evaluate_column(sh: &Shared<'_, '_>, column: Option<&ColumnId>) -> Result<Vec<Outcome>, EvalError> {
     let Shared {
+        spread_aggregates: _,
         plan,
         input,
         make,
@@ -239,18 +254,46 @@ fn evaluate_column(sh: &Shared<'_, '_>, column: Option<&ColumnId>) -> Result<Vec
             c.name
         )));
     }
-    // Arguments are computed once over all rows and then cut per slice.
-    let cur_args = arguments(plan, &current, cur_each.as_ref(), &input.time, true)?;
-    let base_args = match &baseline {
-        Some(b) => Some(arguments(
-            plan,
-            b,
-            base_each.as_ref(),
-            input.baseline_time.as_ref().unwrap_or(&input.time),
-            false,
-        )?),
-        None => None,
+    // Per aggregate: its arguments, computed once over all rows and then cut per slice, and
+    // its value in every slice. Aggregates are independent: over many rows (and when the
+    // `each` columns are not already spread over the cores) they run side by side.
+    let per_agg = |(i, call): &(usize, &AggregateCall)| -> Vec<AggResult> {
+        let _ = i;
+        if is_special(call, "freshness") || is_special(call, "coverage") {
+            return Vec::new();
+        }
+        let cur_args = argument(call, current, cur_each.as_ref(), &input.time, true);
+        let base_args = baseline.map(|b| {
+            argument(
+                call,
+                b,
+                base_each.as_ref(),
+                input.baseline_time.as_ref().unwrap_or(&input.time),
+                false,
+            )
+        });
+        cur_slices
+            .iter()
+            .map(|slice| {
+                let base_slice = base_slices.get(&key_string(&slice.key));
+                aggregate(
+                    call,
+                    make,
+                    &cur_args,
+                    Some(slice),
+                    base_args.as_ref(),
+                    base_slice,
+                    baseline.is_some(),
+                )
+            })
+            .collect()
     };
+    let calls: Vec<(usize, &AggregateCall)> = plan.aggregates.iter().enumerate().collect();
+    let parallel = sh.spread_aggregates && current.rows >= PARALLEL_MIN_ROWS;
+    let mut by_agg: Vec<std::vec::IntoIter<AggResult>> = par_map(&calls, parallel, per_agg)
+        .into_iter()
+        .map(Vec::into_iter)
+        .collect();
     for slice in cur_slices {
         let key = key_string(&slice.key);
         let base_slice = base_slices.get(&key);
@@ -258,8 +301,8 @@ fn evaluate_column(sh: &Shared<'_, '_>, column: Option<&ColumnId>) -> Result<Vec
         let results: Vec<AggResult> = plan
             .aggregates
             .iter()
-            .enumerate()
-            .map(|(i, call)| {
+            .zip(by_agg.iter_mut())
+            .map(|(call, computed)| {
                 if is_special(call, "freshness") {
                     return match input.freshness_secs {
                         Some(s) => AggResult::Value(Value::Duration(s)),
@@ -280,15 +323,9 @@ fn evaluate_column(sh: &Shared<'_, '_>, column: Option<&ColumnId>) -> Result<Vec
                         ),
                     };
                 }
-                aggregate(
-                    call,
-                    make,
-                    &cur_args[i],
-                    Some(slice),
-                    base_args.as_ref().map(|b| &b[i]),
-                    base_slice,
-                    baseline.is_some(),
-                )
+                computed.next().unwrap_or_else(|| {
+                    AggResult::Undefined("internal error: the aggregate was not computed".into())
+                })
             })
             .collect();
         let mut expects: Vec<ExpectOutcome> = plan
@@ -341,49 +378,41 @@ fn evaluate_column(sh: &Shared<'_, '_>, column: Option<&ColumnId>) -> Result<Vec
     Ok(out)
 }
 
-/// Per aggregate, its argument arrays over all rows of a row set, or why they could not be
-/// computed. Aggregates that do not read this row set get an empty list.
-type Args = Vec<Result<Vec<ArrayRef>, String>>;
-
-fn arguments(
-    plan: &CheckPlan,
+/// An aggregate's argument arrays over all rows of a row set, or why they could not be
+/// computed. An aggregate that does not read this row set gets an empty list.
+fn argument(
+    call: &AggregateCall,
     frame: &Frame,
     each: Option<&ArrayRef>,
     time: &ColumnId,
     current: bool,
-) -> Result<Args, EvalError> {
-    Ok(plan
-        .aggregates
+) -> Result<Vec<ArrayRef>, String> {
+    let reads = match call.rows {
+        RowSet::Current => current,
+        RowSet::Baseline => !current,
+        RowSet::Both => true,
+    };
+    if !reads || is_special(call, "freshness") || is_special(call, "coverage") {
+        return Ok(Vec::new());
+    }
+    let mut args = call
+        .args
         .iter()
-        .map(|call| {
-            let reads = match call.rows {
-                RowSet::Current => current,
-                RowSet::Baseline => !current,
-                RowSet::Both => true,
-            };
-            if !reads || is_special(call, "freshness") || is_special(call, "coverage") {
-                return Ok(Vec::new());
-            }
-            let mut args = call
-                .args
-                .iter()
-                .map(|a| eval_row(a, frame, each))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("{}: {e}", call.text))?;
-            let wants_time = call.target == AggTarget::Builtin
-                && functions::lookup(&call.function).is_some_and(|f| f.signature().wants_time);
-            if wants_time {
-                let t = frame.column(time).cloned().ok_or_else(|| {
-                    format!(
-                        "{}: the event-time column `{}` was not fetched",
-                        call.text, time.name
-                    )
-                })?;
-                args.push(t);
-            }
-            Ok(args)
-        })
-        .collect())
+        .map(|a| eval_row(a, frame, each))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", call.text))?;
+    let wants_time = call.target == AggTarget::Builtin
+        && functions::lookup(&call.function).is_some_and(|f| f.signature().wants_time);
+    if wants_time {
+        let t = frame.column(time).cloned().ok_or_else(|| {
+            format!(
+                "{}: the event-time column `{}` was not fetched",
+                call.text, time.name
+            )
+        })?;
+        args.push(t);
+    }
+    Ok(args)
 }
 
 fn cut(args: &[ArrayRef], slice: &Slice) -> Result<Vec<ArrayRef>, EvalError> {

@@ -271,7 +271,33 @@ fn kleene(op: BinaryOp, a: &Col, b: &Col, n: usize) -> Result<Col, EvalError> {
     if let (Col::Lit(_), Col::Lit(_)) = (a, b) {
         return Ok(Col::Lit(f(0).map_or(Value::Null, Value::Bool)));
     }
+    if let (Col::Bool(x), Col::Bool(y)) = (a, b) {
+        return Ok(Col::Bool(kleene_columns(op, x, y)));
+    }
     Ok(Col::Bool((0..n).map(f).collect()))
+}
+
+/// `and`/`or` of two boolean columns a word at a time, with the same three-valued answers as
+/// the row-wise path: a side that is known false (and) or true (or) decides the row even when
+/// the other side is null.
+fn kleene_columns(op: BinaryOp, x: &BooleanArray, y: &BooleanArray) -> BooleanArray {
+    use arrow_buffer::{BooleanBuffer, NullBuffer};
+    let n = x.len();
+    let valid = |a: &BooleanArray| -> BooleanBuffer {
+        a.nulls()
+            .map_or_else(|| BooleanBuffer::new_set(n), |m| m.inner().clone())
+    };
+    let (xv, yv, xm, ym) = (x.values(), y.values(), valid(x), valid(y));
+    let both = &xm & &ym;
+    let (values, known) = match op {
+        BinaryOp::And => (
+            xv & yv,
+            &(&both | &(&xm & &!xv)) | &(&ym & &!yv),
+        ),
+        _ => (xv | yv, &(&both | &(&xm & xv)) | &(&ym & yv)),
+    };
+    let nulls = NullBuffer::new(known);
+    BooleanArray::new(values, (nulls.null_count() > 0).then_some(nulls))
 }
 
 fn binary(op: BinaryOp, a: &Col, b: &Col, n: usize) -> Result<Col, EvalError> {
@@ -307,17 +333,15 @@ fn coerce_time_literal(c: &Col, other: Kind) -> Result<Col, EvalError> {
 fn compare(op: BinaryOp, a: &Col, b: &Col, n: usize) -> Result<Col, EvalError> {
     let a = &coerce_time_literal(a, b.kind())?;
     let b = &coerce_time_literal(b, a.kind())?;
-    let ord = |o: std::cmp::Ordering| -> bool {
-        use std::cmp::Ordering::*;
-        match op {
-            BinaryOp::Eq => o == Equal,
-            BinaryOp::Ne => o != Equal,
-            BinaryOp::Lt => o == Less,
-            BinaryOp::Le => o != Greater,
-            BinaryOp::Gt => o == Greater,
-            _ => o != Less,
-        }
-    };
+    if let Some(out) = compare_column_literal(op, a, b) {
+        return Ok(Col::Bool(out));
+    }
+    compare_rows(op, a, b, n)
+}
+
+/// [`compare`] row by row, for every shape of operands.
+fn compare_rows(op: BinaryOp, a: &Col, b: &Col, n: usize) -> Result<Col, EvalError> {
+    let ord = |o: std::cmp::Ordering| ordering_holds(op, o);
     let (ka, kb) = (a.kind(), b.kind());
     let both_lit = matches!((a, b), (Col::Lit(_), Col::Lit(_)));
     let rows = if both_lit { 1 } else { n };
@@ -336,8 +360,7 @@ fn compare(op: BinaryOp, a: &Col, b: &Col, n: usize) -> Result<Col, EvalError> {
             (0..rows)
                 .map(|i| {
                     let (x, y) = (a.f64_at(i)?, b.f64_at(i)?);
-                    // NaN compares unequal to everything, as in IEEE arithmetic.
-                    Some(x.partial_cmp(&y).is_some_and(ord) || (op == BinaryOp::Ne && x.is_nan()))
+                    Some(float_cmp(op, x, y))
                 })
                 .collect()
         }
@@ -351,6 +374,66 @@ fn compare(op: BinaryOp, a: &Col, b: &Col, n: usize) -> Result<Col, EvalError> {
         }));
     }
     Ok(Col::Bool(out))
+}
+
+fn ordering_holds(op: BinaryOp, o: std::cmp::Ordering) -> bool {
+    use std::cmp::Ordering::*;
+    match op {
+        BinaryOp::Eq => o == Equal,
+        BinaryOp::Ne => o != Equal,
+        BinaryOp::Lt => o == Less,
+        BinaryOp::Le => o != Greater,
+        BinaryOp::Gt => o == Greater,
+        _ => o != Less,
+    }
+}
+
+/// `x OP y` on floats. NaN compares unequal to everything, itself included, as in IEEE
+/// arithmetic: only `!=` holds.
+fn float_cmp(op: BinaryOp, x: f64, y: f64) -> bool {
+    match x.partial_cmp(&y) {
+        Some(o) => ordering_holds(op, o),
+        None => op == BinaryOp::Ne,
+    }
+}
+
+/// `column OP literal` (or `literal OP column`) over a numeric column, a word at a time: the
+/// answers of the row-wise path, nulls staying null. `None` for any other shape.
+fn compare_column_literal(op: BinaryOp, a: &Col, b: &Col) -> Option<BooleanArray> {
+    use arrow_buffer::BooleanBuffer;
+    let (col, lit, op) = match (a, b) {
+        (Col::Lit(_), Col::Lit(_)) => return None,
+        (c, Col::Lit(v)) => (c, v, op),
+        (Col::Lit(v), c) => {
+            let mirrored = match op {
+                BinaryOp::Lt => BinaryOp::Gt,
+                BinaryOp::Le => BinaryOp::Ge,
+                BinaryOp::Gt => BinaryOp::Lt,
+                BinaryOp::Ge => BinaryOp::Le,
+                other => other,
+            };
+            (c, v, mirrored)
+        }
+        _ => return None,
+    };
+    match (col, lit) {
+        (Col::Int(x) | Col::Timestamp(x), Value::Int(y) | Value::Timestamp(y)) => {
+            let (v, y) = (x.values(), *y);
+            let bits = BooleanBuffer::collect_bool(v.len(), |i| ordering_holds(op, v[i].cmp(&y)));
+            Some(BooleanArray::new(bits, x.nulls().cloned()))
+        }
+        (Col::Float(x), Value::Int(_) | Value::Float(_)) => {
+            let (v, y) = (x.values(), lit.as_f64()?);
+            let bits = BooleanBuffer::collect_bool(v.len(), |i| float_cmp(op, v[i], y));
+            Some(BooleanArray::new(bits, x.nulls().cloned()))
+        }
+        (Col::Int(x) | Col::Timestamp(x), Value::Float(y)) => {
+            let (v, y) = (x.values(), *y);
+            let bits = BooleanBuffer::collect_bool(v.len(), |i| float_cmp(op, v[i] as f64, y));
+            Some(BooleanArray::new(bits, x.nulls().cloned()))
+        }
+        _ => None,
+    }
 }
 
 fn arithmetic(op: BinaryOp, a: &Col, b: &Col, n: usize) -> Result<Col, EvalError> {
@@ -417,4 +500,87 @@ fn arithmetic(op: BinaryOp, a: &Col, b: &Col, n: usize) -> Result<Col, EvalError
         }));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    fn same(a: &Col, b: &Col) -> bool {
+        match (a, b) {
+            (Col::Bool(x), Col::Bool(y)) => x == y,
+            _ => false,
+        }
+    }
+
+    /// The word-at-a-time paths give exactly the row-wise answers: nulls, NaN, both operand
+    /// orders, every comparison, mixed int and float.
+    #[test]
+    fn column_literal_comparisons_and_kleene_match_the_row_wise_path() {
+        let floats = Col::Float(Float64Array::from(vec![
+            Some(-1.5),
+            None,
+            Some(0.0),
+            Some(f64::NAN),
+            Some(2.0),
+            Some(1.0),
+        ]));
+        let ints = Col::Int(Int64Array::from(vec![
+            Some(-3),
+            Some(1),
+            None,
+            Some(0),
+            Some(i64::MAX),
+            Some(1),
+        ]));
+        let lits = [Value::Int(1), Value::Float(0.5), Value::Float(f64::NAN), Value::Int(0)];
+        let ops = [
+            BinaryOp::Eq,
+            BinaryOp::Ne,
+            BinaryOp::Lt,
+            BinaryOp::Le,
+            BinaryOp::Gt,
+            BinaryOp::Ge,
+        ];
+        let mut masks = Vec::new();
+        for col in [&floats, &ints] {
+            for lit in &lits {
+                let lit = Col::Lit(lit.clone());
+                for op in ops {
+                    for (a, b) in [(col, &lit), (&lit, col)] {
+                        let fast = compare(op, a, b, 6).unwrap();
+                        let rows = compare_rows(op, a, b, 6).unwrap();
+                        assert!(same(&fast, &rows), "{op:?} {a:?} {b:?}: {fast:?} vs {rows:?}");
+                        if let Col::Bool(m) = fast {
+                            masks.push(m);
+                        }
+                    }
+                }
+            }
+        }
+        for x in &masks {
+            for y in masks.iter().step_by(7) {
+                for op in [BinaryOp::And, BinaryOp::Or] {
+                    let (cx, cy) = (Col::Bool(x.clone()), Col::Bool(y.clone()));
+                    let fast = kleene(op, &cx, &cy, 6).unwrap();
+                    let f = |i: usize| -> Option<bool> {
+                        let (a, b) = (cx.bool_at(i), cy.bool_at(i));
+                        match (op, a, b) {
+                            (BinaryOp::And, Some(false), _) | (BinaryOp::And, _, Some(false)) => {
+                                Some(false)
+                            }
+                            (BinaryOp::And, Some(true), Some(true)) => Some(true),
+                            (BinaryOp::Or, Some(true), _) | (BinaryOp::Or, _, Some(true)) => {
+                                Some(true)
+                            }
+                            (BinaryOp::Or, Some(false), Some(false)) => Some(false),
+                            _ => None,
+                        }
+                    };
+                    let want: BooleanArray = (0..6).map(f).collect();
+                    assert!(same(&fast, &Col::Bool(want)), "{op:?}");
+                }
+            }
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //! arrive late). Null keys never match; `left join` keeps the unmatched rows with nulls.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -28,12 +29,24 @@ pub enum Right {
 
 /// A component's rows in time order with, per key, a chain from its latest row back to its
 /// earliest: "the latest row of key k before T" is a walk from the head, usually of one step.
-#[derive(Debug)]
+/// The heads live in a table of row numbers hashed by the key's text in the batch: no key
+/// is copied.
 pub struct KeyedHistory {
     batch: RecordBatch,
+    keys: arrow_array::StringArray,
     times: Vec<i64>,
-    head: HashMap<String, u32>,
+    hasher: foldhash::fast::FixedState,
+    head: hashbrown::HashTable<u32>,
     prev: Vec<u32>,
+}
+
+impl std::fmt::Debug for KeyedHistory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyedHistory")
+            .field("rows", &self.times.len())
+            .field("keys", &self.head.len())
+            .finish()
+    }
 }
 
 const NONE: u32 = u32::MAX;
@@ -56,7 +69,8 @@ impl KeyedHistory {
             .column_by_name(time)
             .and_then(|a| a.as_primitive_opt::<Int64Type>())
             .ok_or_else(|| EvalError::Invalid(format!("event time `{time}` was not fetched")))?;
-        let mut head: HashMap<String, u32> = HashMap::with_capacity(n);
+        let hasher = foldhash::fast::FixedState::with_seed(0x6d6c_6321);
+        let mut head: hashbrown::HashTable<u32> = hashbrown::HashTable::with_capacity(n);
         let mut prev = vec![NONE; n];
         let mut last = i64::MIN;
         for (i, k) in keys.iter().enumerate() {
@@ -69,17 +83,20 @@ impl KeyedHistory {
             last = t;
             if let Some(k) = k {
                 let i = i as u32;
-                match head.get_mut(k) {
-                    Some(h) => prev[i as usize] = std::mem::replace(h, i),
+                let h = hasher.hash_one(k);
+                match head.find_mut(h, |&j| keys.value(j as usize) == k) {
+                    Some(slot) => prev[i as usize] = std::mem::replace(slot, i),
                     None => {
-                        head.insert(k.to_string(), i);
+                        head.insert_unique(h, i, |&j| hasher.hash_one(keys.value(j as usize)));
                     }
                 }
             }
         }
         Ok(KeyedHistory {
+            keys: keys.clone(),
             times: times.values().to_vec(),
             batch,
+            hasher,
             head,
             prev,
         })
@@ -87,7 +104,10 @@ impl KeyedHistory {
 
     /// The row of `key` with the latest time before `before`.
     fn lookup(&self, key: &str, before: i64) -> Option<u32> {
-        let mut i = *self.head.get(key)?;
+        let h = self.hasher.hash_one(key);
+        let mut i = *self
+            .head
+            .find(h, |&j| self.keys.value(j as usize) == key)?;
         while self.times[i as usize] >= before {
             i = self.prev[i as usize];
             if i == NONE {
@@ -374,5 +394,63 @@ mod tests {
             matched,
             vec![Some(true), Some(false), Some(false), Some(true)]
         );
+    }
+
+    #[test]
+    fn keyed_history_finds_the_latest_row_before_each_time() {
+        // Time-ordered rows: a@1 (0), b@2 (1), a@5 (1), null@6, a@9 (0).
+        let history = batch(vec![
+            (
+                "id",
+                Arc::new(StringArray::from(vec![
+                    Some("a"),
+                    Some("b"),
+                    Some("a"),
+                    None,
+                    Some("a"),
+                ])) as ArrayRef,
+            ),
+            ("ts", Arc::new(Int64Array::from(vec![1, 2, 5, 6, 9]))),
+            ("label", Arc::new(Int64Array::from(vec![0, 1, 1, 1, 0]))),
+        ]);
+        let h = KeyedHistory::new(history, "id", "ts").unwrap();
+        assert_eq!(h.lookup("a", 1), None);
+        assert_eq!(h.lookup("a", 2), Some(0));
+        assert_eq!(h.lookup("a", 5), Some(0));
+        assert_eq!(h.lookup("a", 6), Some(2));
+        assert_eq!(h.lookup("a", 100), Some(4));
+        assert_eq!(h.lookup("b", 100), Some(1));
+        assert_eq!(h.lookup("c", 100), None);
+        // Joined at T = 6: a gets its label of time 5; the null left key matches nothing.
+        let (first, _) = inputs();
+        let h = Arc::new(h);
+        let rows = join_source(
+            &plan(true),
+            first,
+            &[Right::History {
+                history: h.clone(),
+                before: 6,
+            }],
+        )
+        .unwrap();
+        let labels = rows.frame.sources[1].column_by_name("label").unwrap();
+        let labels = labels.as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(
+            labels.iter().collect::<Vec<_>>(),
+            vec![Some(1), None, Some(1), None]
+        );
+    }
+
+    #[test]
+    fn keyed_history_refuses_rows_out_of_time_order() {
+        let history = batch(vec![
+            (
+                "id",
+                Arc::new(StringArray::from(vec![Some("a"), Some("b")])) as ArrayRef,
+            ),
+            ("ts", Arc::new(Int64Array::from(vec![5, 1]))),
+        ]);
+        let err = KeyedHistory::new(history, "id", "ts").unwrap_err();
+        assert!(err.to_string().contains("time order"), "{err}");
     }
 }
