@@ -292,20 +292,39 @@ check score_drift {
     let mut feedback = Vec::new();
     let mut x: u64 = 7;
     let mut next = || {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (x >> 33) as i64
     };
     for i in 0..600i64 {
         let hour = i * 6 * 24 / 600;
-        let ts = format!("2026-03-0{}T{:02}:{:02}:00Z", 1 + hour / 24, hour % 24, i % 60);
-        let id = if i % 97 == 0 { String::new() } else { format!("r{i}") };
+        let ts = format!(
+            "2026-03-0{}T{:02}:{:02}:00Z",
+            1 + hour / 24,
+            hour % 24,
+            i % 60
+        );
+        let id = if i % 97 == 0 {
+            String::new()
+        } else {
+            format!("r{i}")
+        };
         let country = ["DE", "US", "FR"][(next() % 3) as usize];
         let pred = next() % 2;
-        inference.push(format!("{id},{ts},{country},{:.3},{pred}", (next() % 1000) as f64 / 1000.0));
+        inference.push(format!(
+            "{id},{ts},{country},{:.3},{pred}",
+            (next() % 1000) as f64 / 1000.0
+        ));
         if next() % 5 != 0 {
             // Labels 0 to 71 hours later: some arrive after the steps that read their row.
             let late = hour + next() % 72;
-            let lts = format!("2026-03-{:02}T{:02}:{:02}:30Z", 1 + late / 24, late % 24, i % 60);
+            let lts = format!(
+                "2026-03-{:02}T{:02}:{:02}:30Z",
+                1 + late / 24,
+                late % 24,
+                i % 60
+            );
             feedback.push(format!("{id},{lts},{}", next() % 2));
             if next() % 7 == 0 {
                 // A corrected label, a day later.
@@ -327,25 +346,65 @@ check score_drift {
         std::fs::write(&path, format!("{header}\n{}\n", rows.join("\n"))).unwrap();
         path
     };
-    let inf = write("inference.csv", "request_id,ts,country,score,prediction", &inference);
+    let inf = write(
+        "inference.csv",
+        "request_id,ts,country,score,prediction",
+        &inference,
+    );
     let fb = write("feedback.csv", "request_id,ts,label", &feedback);
     let db = format!("sqlite://{}/store.db", dir.path().display());
     let c = checks.to_str().unwrap();
     for (component, file) in [("inference", &inf), ("feedback", &fb)] {
-        let out = mlc(&["ingest", "--checks", c, "--db", &db, component, file.to_str().unwrap()]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = mlc(&[
+            "ingest",
+            "--checks",
+            c,
+            "--db",
+            &db,
+            component,
+            file.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let back = mlc(&[
-        "backfill", c, "--db", &db, "--dry-run", "--format", "json", "--from",
-        "2026-03-02T00:00:00Z", "--to", "2026-03-07T12:00:00Z", "--step", "12h",
+        "backfill",
+        c,
+        "--db",
+        &db,
+        "--dry-run",
+        "--format",
+        "json",
+        "--from",
+        "2026-03-02T00:00:00Z",
+        "--to",
+        "2026-03-07T12:00:00Z",
+        "--step",
+        "12h",
     ]);
     let backfilled = lines(&back);
-    assert!(!backfilled.is_empty(), "{}", String::from_utf8_lossy(&back.stderr));
+    assert!(
+        !backfilled.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&back.stderr)
+    );
     let mut stepped = Vec::new();
     let mut at = jiff::Timestamp::from_second(1_772_409_600).unwrap(); // 2026-03-02
     let end: jiff::Timestamp = "2026-03-07T12:00:00Z".parse().unwrap();
     while at <= end {
-        let out = mlc(&["check", c, "--db", &db, "--format", "json", "--at", &at.to_string()]);
+        let out = mlc(&[
+            "check",
+            c,
+            "--db",
+            &db,
+            "--format",
+            "json",
+            "--at",
+            &at.to_string(),
+        ]);
         stepped.extend(lines(&out));
         at += jiff::SignedDuration::from_hours(12);
     }
@@ -354,5 +413,9 @@ check score_drift {
         assert_eq!(b, s);
     }
     // The data exercises what it should: late and corrected labels change the answers.
-    assert!(backfilled.iter().any(|r| r["coverage"].as_f64().is_some_and(|c| c < 1.0)));
+    assert!(
+        backfilled
+            .iter()
+            .any(|r| r["coverage"].as_f64().is_some_and(|c| c < 1.0))
+    );
 }

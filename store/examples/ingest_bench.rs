@@ -37,7 +37,8 @@ fn schema() -> ComponentSchema {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: ingest_bench ingest DB FILE [BATCH_ROWS] | read DB START END REPS [COLUMN,...]";
+    let usage =
+        "usage: ingest_bench ingest DB FILE [BATCH_ROWS] | read DB START END REPS [COLUMN,...]";
     match args.get(1).map(String::as_str) {
         Some("ingest") if args.len() >= 4 => {
             let store = Store::open(&args[2]).await?;

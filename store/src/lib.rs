@@ -342,6 +342,33 @@ impl Store {
         Ok(total)
     }
 
+    /// A named document of the service's state (`None` when never written).
+    pub async fn get_state(&self, name: &str) -> Result<Option<String>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.get_state(name).await,
+            Backend::Postgres(s) => s.get_state(name).await,
+        }
+    }
+
+    /// Writes a named document of the service's state, replacing the previous one.
+    pub async fn put_state(&self, name: &str, value: &str) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.put_state(name, value).await,
+            Backend::Postgres(s) => s.put_state(name, value).await,
+        }
+    }
+
+    /// Claims the evaluation of `check` at `slot_us` for `owner`: `true` for exactly one
+    /// caller per (check, slot), however many replicas share the store and whenever they
+    /// ask (a replica that comes late to a slot another has finished is refused too, which
+    /// a lock held only while evaluating would not do).
+    pub async fn claim_slot(&self, check: &str, slot_us: i64, owner: &str) -> Result<bool> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.claim_slot(check, slot_us, owner).await,
+            Backend::Postgres(s) => s.claim_slot(check, slot_us, owner).await,
+        }
+    }
+
     /// Closes the pool, waiting for connections to finish (flushes SQLite's WAL on exit).
     pub async fn close(&self) {
         match &self.backend {

@@ -25,13 +25,22 @@ pub(crate) struct PgStore {
 }
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "init".into(),
-        MigrationType::Simple,
-        include_str!("../migrations/postgres/0001_init.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "init".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0001_init.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "service_state".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0002_service_state.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 fn column_type(ty: DataType) -> &'static str {
@@ -388,6 +397,54 @@ impl PgStore {
                 })
             })
             .collect()
+    }
+
+    pub(crate) async fn get_state(&self, name: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT value FROM mlc_state WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| r.try_get::<String, _>(0))
+            .transpose()
+            .map_err(StoreError::from)
+    }
+
+    pub(crate) async fn put_state(&self, name: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO mlc_state (name, value, updated_at_us) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value,
+                 updated_at_us = excluded.updated_at_us",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(sql::now_us())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn claim_slot(&self, check: &str, slot_us: i64, owner: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let claimed = sqlx::query(
+            "INSERT INTO mlc_slots (check_name, slot_us, owner, claimed_at_us)
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(check)
+        .bind(slot_us)
+        .bind(owner)
+        .bind(sql::now_us())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        // Claims older than a week are of no further use.
+        sqlx::query("DELETE FROM mlc_slots WHERE check_name = $1 AND slot_us < $2")
+            .bind(check)
+            .bind(slot_us.saturating_sub(7 * 86_400 * 1_000_000))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(claimed)
     }
 
     pub(crate) async fn insert_results(&self, results: &[StoredResult]) -> Result<()> {

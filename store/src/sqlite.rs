@@ -16,10 +16,10 @@ use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
 
 use crate::error::{Result, StoreError};
 use crate::rows::{Column, Rows};
-use crate::sqlite_read::Readers;
 use crate::sql::{
     self, ColumnBuilder, EXTRA_COLUMN, ReadPlan, StoredColumn, quote, stored_fields, table_name,
 };
+use crate::sqlite_read::Readers;
 use crate::{BatchStream, QuarantinedRecord, ResultQuery, StoredResult, WriteOutcome};
 
 /// SQLite refuses statements with more bound variables than this (its compile-time default).
@@ -33,13 +33,22 @@ pub(crate) struct SqliteStore {
 }
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "init".into(),
-        MigrationType::Simple,
-        include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "init".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "service_state".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0002_service_state.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 fn column_type(ty: DataType) -> &'static str {
@@ -446,6 +455,54 @@ impl SqliteStore {
             .collect()
     }
 
+    pub(crate) async fn get_state(&self, name: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT value FROM mlc_state WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| r.try_get::<String, _>(0))
+            .transpose()
+            .map_err(StoreError::from)
+    }
+
+    pub(crate) async fn put_state(&self, name: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO mlc_state (name, value, updated_at_us) VALUES (?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value,
+                 updated_at_us = excluded.updated_at_us",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(sql::now_us())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn claim_slot(&self, check: &str, slot_us: i64, owner: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let claimed = sqlx::query(
+            "INSERT INTO mlc_slots (check_name, slot_us, owner, claimed_at_us)
+             VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(check)
+        .bind(slot_us)
+        .bind(owner)
+        .bind(sql::now_us())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        // Claims older than a week are of no further use.
+        sqlx::query("DELETE FROM mlc_slots WHERE check_name = ? AND slot_us < ?")
+            .bind(check)
+            .bind(slot_us.saturating_sub(7 * 86_400 * 1_000_000))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
     pub(crate) async fn insert_results(&self, results: &[StoredResult]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for r in results {
@@ -619,7 +676,12 @@ fn split_range(lo: i64, hi: i64, n: usize) -> Vec<i64> {
 
 /// Runs `sql` on a blocking thread over the fast read path and yields bounded batches
 /// through a channel of two: the reader stays at most two batches ahead of the consumer.
-fn stream_blocking(readers: Arc<Readers>, sql: String, binds: Vec<i64>, plan: ReadPlan) -> BatchStream {
+fn stream_blocking(
+    readers: Arc<Readers>,
+    sql: String,
+    binds: Vec<i64>,
+    plan: ReadPlan,
+) -> BatchStream {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<arrow_array::RecordBatch>>(2);
     tokio::task::spawn_blocking(move || {
         let res = readers.read(&sql, &binds, &plan, crate::READ_BATCH_ROWS, |b| {

@@ -90,7 +90,14 @@ impl Readers {
         cap: usize,
         mut sink: impl FnMut(RecordBatch) -> bool,
     ) -> Result<()> {
-        self.read_sized(sql, binds, plan, cap, cap.min(crate::READ_BATCH_ROWS), &mut sink)
+        self.read_sized(
+            sql,
+            binds,
+            plan,
+            cap,
+            cap.min(crate::READ_BATCH_ROWS),
+            &mut sink,
+        )
     }
 
     /// [`Readers::read`] with builders sized for `capacity` rows up front: a caller that

@@ -162,7 +162,9 @@ pub fn evaluate_check(
         coverage: &coverage,
     };
     // `each` columns are independent: spread them over the cores, results in column order.
-    let per_column = par_map(&columns, columns.len() > 1, |c| evaluate_column(&shared, *c));
+    let per_column = par_map(&columns, columns.len() > 1, |c| {
+        evaluate_column(&shared, *c)
+    });
     let mut out = Vec::with_capacity(cur_slices.len() * columns.len());
     for r in per_column {
         out.extend(r?);
@@ -227,7 +229,10 @@ struct Shared<'s, 'i> {
 }
 
 /// The outcomes of one `each` column (or of the check, without `each`), slice by slice.
-fn evaluate_column(sh: &Shared<'_, '_>, column: Option<&ColumnId>) -> Result<Vec<Outcome>, EvalError> {
+fn evaluate_column(
+    sh: &Shared<'_, '_>,
+    column: Option<&ColumnId>,
+) -> Result<Vec<Outcome>, EvalError> {
     let Shared {
         spread_aggregates: _,
         plan,
@@ -307,8 +312,7 @@ fn evaluate_column(sh: &Shared<'_, '_>, column: Option<&ColumnId>) -> Result<Vec
                     return match input.freshness_secs {
                         Some(s) => AggResult::Value(Value::Duration(s)),
                         None => AggResult::Undefined(
-                            "freshness() is undefined: no event before the evaluation time"
-                                .into(),
+                            "freshness() is undefined: no event before the evaluation time".into(),
                         ),
                     };
                 }

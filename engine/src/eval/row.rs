@@ -290,10 +290,7 @@ fn kleene_columns(op: BinaryOp, x: &BooleanArray, y: &BooleanArray) -> BooleanAr
     let (xv, yv, xm, ym) = (x.values(), y.values(), valid(x), valid(y));
     let both = &xm & &ym;
     let (values, known) = match op {
-        BinaryOp::And => (
-            xv & yv,
-            &(&both | &(&xm & &!xv)) | &(&ym & &!yv),
-        ),
+        BinaryOp::And => (xv & yv, &(&both | &(&xm & &!xv)) | &(&ym & &!yv)),
         _ => (xv | yv, &(&both | &(&xm & xv)) | &(&ym & yv)),
     };
     let nulls = NullBuffer::new(known);
@@ -533,7 +530,12 @@ mod fast_path_tests {
             Some(i64::MAX),
             Some(1),
         ]));
-        let lits = [Value::Int(1), Value::Float(0.5), Value::Float(f64::NAN), Value::Int(0)];
+        let lits = [
+            Value::Int(1),
+            Value::Float(0.5),
+            Value::Float(f64::NAN),
+            Value::Int(0),
+        ];
         let ops = [
             BinaryOp::Eq,
             BinaryOp::Ne,
@@ -550,7 +552,10 @@ mod fast_path_tests {
                     for (a, b) in [(col, &lit), (&lit, col)] {
                         let fast = compare(op, a, b, 6).unwrap();
                         let rows = compare_rows(op, a, b, 6).unwrap();
-                        assert!(same(&fast, &rows), "{op:?} {a:?} {b:?}: {fast:?} vs {rows:?}");
+                        assert!(
+                            same(&fast, &rows),
+                            "{op:?} {a:?} {b:?}: {fast:?} vs {rows:?}"
+                        );
                         if let Col::Bool(m) = fast {
                             masks.push(m);
                         }

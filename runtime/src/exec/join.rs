@@ -64,7 +64,9 @@ impl KeyedHistory {
         let keys = batch
             .column_by_name(key)
             .and_then(|a| a.as_string_opt::<i32>())
-            .ok_or_else(|| EvalError::Invalid(format!("join key `{key}` was not fetched as strings")))?;
+            .ok_or_else(|| {
+                EvalError::Invalid(format!("join key `{key}` was not fetched as strings"))
+            })?;
         let times = batch
             .column_by_name(time)
             .and_then(|a| a.as_primitive_opt::<Int64Type>())
@@ -105,9 +107,7 @@ impl KeyedHistory {
     /// The row of `key` with the latest time before `before`.
     fn lookup(&self, key: &str, before: i64) -> Option<u32> {
         let h = self.hasher.hash_one(key);
-        let mut i = *self
-            .head
-            .find(h, |&j| self.keys.value(j as usize) == key)?;
+        let mut i = *self.head.find(h, |&j| self.keys.value(j as usize) == key)?;
         while self.times[i as usize] >= before {
             i = self.prev[i as usize];
             if i == NONE {

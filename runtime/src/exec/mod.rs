@@ -222,26 +222,28 @@ impl Executor {
         if cells > PREFETCH_MAX_CELLS {
             return None;
         }
-        let scan_reads = scans.into_iter().map(|(comp, (start, end, cols))| async move {
-            let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
-            let batches = self
-                .store
-                .scan_batches(&comp, &refs, start, end)
-                .await
-                .ok()?;
-            let batch = self.concat(&comp, &cols, batches).ok()?;
-            let time = self.program.component(&comp)?.time.clone();
-            Some((
-                comp,
-                PrefetchedScan {
-                    start,
-                    end,
-                    columns: cols,
-                    time,
-                    batch,
-                },
-            ))
-        });
+        let scan_reads = scans
+            .into_iter()
+            .map(|(comp, (start, end, cols))| async move {
+                let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+                let batches = self
+                    .store
+                    .scan_batches(&comp, &refs, start, end)
+                    .await
+                    .ok()?;
+                let batch = self.concat(&comp, &cols, batches).ok()?;
+                let time = self.program.component(&comp)?.time.clone();
+                Some((
+                    comp,
+                    PrefetchedScan {
+                        start,
+                        end,
+                        columns: cols,
+                        time,
+                        batch,
+                    },
+                ))
+            });
         let latest_reads = latest.into_iter().map(|(comp, (before, cols))| async move {
             let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
             let batches = self

@@ -167,6 +167,14 @@ pub trait Backend: Send + Sync + 'static {
 
     fn save_alert_state(&self, json: String) -> BoxFuture<'_, Result<(), String>>;
 
+    /// Claims the scheduled evaluation of `check` at `slot_us` for this process: `true` for
+    /// exactly one of the replicas sharing the store. A backend without shared storage
+    /// always says yes.
+    fn claim_slot(&self, check: String, slot_us: i64) -> BoxFuture<'_, Result<bool, String>> {
+        let _ = (check, slot_us);
+        Box::pin(async { Ok(true) })
+    }
+
     /// Flushes and closes storage at shutdown.
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})

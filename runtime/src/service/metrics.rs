@@ -81,6 +81,7 @@ pub struct Metrics {
     pub reload_timestamp: Gauge<f64, AtomicU64>,
     pub evaluation_duration: Family<CheckLabels, Histogram>,
     pub evaluations_skipped: Family<CheckLabels, Counter>,
+    pub evaluations_claimed_elsewhere: Family<CheckLabels, Counter>,
     pub evaluation_errors: Family<CheckLabels, Counter>,
     series_capped: Family<CheckLabels, Gauge>,
     pub notifications: Family<NotifyLabels, Counter>,
@@ -131,6 +132,7 @@ impl Metrics {
             evaluation_histogram as fn() -> Histogram,
         );
         let evaluations_skipped = Family::<CheckLabels, Counter>::default();
+        let evaluations_claimed_elsewhere = Family::<CheckLabels, Counter>::default();
         let evaluation_errors = Family::<CheckLabels, Counter>::default();
         let series_capped = Family::<CheckLabels, Gauge>::default();
         let notifications = Family::<NotifyLabels, Counter>::default();
@@ -182,6 +184,11 @@ impl Metrics {
             evaluations_skipped.clone(),
         );
         registry.register(
+            "mlc_evaluations_claimed_elsewhere",
+            "Scheduled evaluations left to another replica that claimed the slot first (shared store)",
+            evaluations_claimed_elsewhere.clone(),
+        );
+        registry.register(
             "mlc_evaluation_errors",
             "Evaluations of a check that failed as a whole (store unreachable, ...)",
             evaluation_errors.clone(),
@@ -208,6 +215,7 @@ impl Metrics {
             reload_timestamp,
             evaluation_duration,
             evaluations_skipped,
+            evaluations_claimed_elsewhere,
             evaluation_errors,
             series_capped,
             notifications,

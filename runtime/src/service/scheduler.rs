@@ -2,7 +2,8 @@
 //! Unix epoch, so that results of all checks (and of replicas) line up in time.
 //!
 //! One timer task per check; the evaluation itself is spawned, so a slow check delays no
-//! other. A check whose previous evaluation is still running skips its slot (counted in
+//! other. Before evaluating, a replica claims the (check, slot) in the store: with several
+//! replicas on one store, each slot is evaluated once. A check whose previous evaluation is still running skips its slot (counted in
 //! `mlc_evaluations_skipped_total`) instead of piling up work.
 
 use std::collections::HashMap;
@@ -160,7 +161,27 @@ async fn run_loop(
         let check = name.clone();
         let inflight = app.inflight_guard();
         tokio::spawn(async move {
-            let _ = app.run_evaluation(&check, slot).await;
+            // Replicas sharing a store each see the slot; the one that claims it evaluates.
+            match app.backend.claim_slot(check.clone(), slot).await {
+                Ok(true) => {
+                    let _ = app.run_evaluation(&check, slot).await;
+                }
+                Ok(false) => {
+                    app.metrics
+                        .evaluations_claimed_elsewhere
+                        .get_or_create(&super::metrics::CheckLabels {
+                            check: check.clone(),
+                        })
+                        .inc();
+                    tracing::debug!(check = %check, slot, "slot claimed by another replica");
+                }
+                Err(e) => {
+                    // Evaluating anyway may duplicate a replica's work; skipping could lose
+                    // the slot altogether. The store error will show in the evaluation too.
+                    tracing::warn!(check = %check, error = %e, "cannot claim the slot; evaluating");
+                    let _ = app.run_evaluation(&check, slot).await;
+                }
+            }
             guard.store(false, Ordering::Release);
             drop(inflight);
         });

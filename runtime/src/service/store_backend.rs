@@ -2,7 +2,7 @@
 //! `mlc_store`, evaluation by `crate::exec::Executor`. Alert state is a JSON file (written
 //! atomically by rename) because the store has no key-value table yet.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use mlc_engine::plan::{CheckPlan, Program};
@@ -24,8 +24,24 @@ struct Compiled {
 
 pub struct StoreBackend {
     store: Store,
+    /// Where alert state was kept before it moved into the store: read once, when the store
+    /// has none yet.
     state_file: PathBuf,
+    /// This process, as recorded on the evaluation slots it claims.
+    owner: String,
 }
+
+fn owner_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "mlc".to_string());
+    format!(
+        "{host}/{}/{}",
+        std::process::id(),
+        jiff::Timestamp::now().as_millisecond()
+    )
+}
+
+/// The name of the alert book in the store's state table.
+const ALERT_STATE: &str = "alerts";
 
 impl std::fmt::Debug for StoreBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -82,11 +98,15 @@ impl StoreBackend {
             .state_file
             .clone()
             .unwrap_or_else(|| default_state_file(&config.db));
-        Ok(StoreBackend { store, state_file })
+        Ok(StoreBackend::with_store(store, state_file))
     }
 
     pub fn with_store(store: Store, state_file: PathBuf) -> StoreBackend {
-        StoreBackend { store, state_file }
+        StoreBackend {
+            store,
+            state_file,
+            owner: owner_id(),
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -228,6 +248,15 @@ impl Backend for StoreBackend {
     fn load_alert_state(&self) -> BoxFuture<'_, Result<Option<String>, String>> {
         let path = self.state_file.clone();
         Box::pin(async move {
+            if let Some(saved) = self
+                .store
+                .get_state(ALERT_STATE)
+                .await
+                .map_err(|e| format!("cannot read the alert state from the store: {e}"))?
+            {
+                return Ok(Some(saved));
+            }
+            // Earlier versions kept the state in a file: take it over once.
             match tokio::fs::read_to_string(&path).await {
                 Ok(text) => Ok(Some(text)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -237,27 +266,26 @@ impl Backend for StoreBackend {
     }
 
     fn save_alert_state(&self, json: String) -> BoxFuture<'_, Result<(), String>> {
-        let path = self.state_file.clone();
-        Box::pin(async move { write_atomically(&path, json.as_bytes()).await })
+        Box::pin(async move {
+            self.store
+                .put_state(ALERT_STATE, &json)
+                .await
+                .map_err(|e| format!("cannot save the alert state in the store: {e}"))
+        })
+    }
+
+    fn claim_slot(&self, check: String, slot_us: i64) -> BoxFuture<'_, Result<bool, String>> {
+        Box::pin(async move {
+            self.store
+                .claim_slot(&check, slot_us, &self.owner)
+                .await
+                .map_err(|e| format!("cannot claim the evaluation slot: {e}"))
+        })
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(self.store.close())
     }
-}
-
-/// Writes to a temporary file beside `path`, then renames it over `path`, so a crash never
-/// leaves a half-written state file.
-async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    tokio::fs::write(&tmp, bytes)
-        .await
-        .map_err(|e| format!("cannot write `{}`: {e}", tmp.display()))?;
-    tokio::fs::rename(&tmp, path)
-        .await
-        .map_err(|e| format!("cannot replace `{}`: {e}", path.display()))
 }
 
 #[cfg(test)]
