@@ -77,6 +77,20 @@ pub struct QuarantinedRecord {
     pub reason: String,
 }
 
+impl QuarantinedRecord {
+    /// What makes a quarantined record the same one when it is sent again: a SHA-256 of its
+    /// component, source (file and position), raw text and reason, in hex.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        for part in [&self.component, &self.source, &self.raw, &self.reason] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 /// What one [`Store::write_batch`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct WriteOutcome {

@@ -5,9 +5,9 @@ use std::str::FromStr;
 
 use futures::TryStreamExt;
 use mlc_engine::schema::{ComponentSchema, DataType};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Connection, Row, SqlSafeStr};
+use sqlx::{AssertSqlSafe, Connection, Row};
 
 use crate::error::{Result, StoreError};
 use crate::rows::{Column, Rows};
@@ -25,20 +25,21 @@ pub(crate) struct PgStore {
 }
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![
-        Migration::new(
+    sql::migrator(&[
+        (
             1,
-            "init".into(),
-            MigrationType::Simple,
-            include_str!("../migrations/postgres/0001_init.sql").into_sql_str(),
-            false,
+            "init",
+            include_str!("../migrations/postgres/0001_init.sql"),
         ),
-        Migration::new(
+        (
             2,
-            "service_state".into(),
-            MigrationType::Simple,
-            include_str!("../migrations/postgres/0002_service_state.sql").into_sql_str(),
-            false,
+            "service_state",
+            include_str!("../migrations/postgres/0002_service_state.sql"),
+        ),
+        (
+            3,
+            "quarantine_once",
+            include_str!("../migrations/postgres/0003_quarantine_once.sql"),
         ),
     ])
 }
@@ -262,22 +263,24 @@ impl PgStore {
         out.duplicates = rows.len() as u64 - out.accepted;
         for chunk in quarantine.chunks(1000) {
             let mut stmt = String::from(
-                "INSERT INTO mlc_quarantine (component, received_at_us, source, raw, reason) VALUES ",
+                "INSERT INTO mlc_quarantine (component, received_at_us, source, raw, reason, fingerprint) VALUES ",
             );
             let tuples: Vec<String> = (0..chunk.len())
                 .map(|i| {
-                    let b = i * 5;
+                    let b = i * 6;
                     format!(
-                        "(${}, ${}, ${}, ${}, ${})",
+                        "(${}, ${}, ${}, ${}, ${}, ${})",
                         b + 1,
                         b + 2,
                         b + 3,
                         b + 4,
-                        b + 5
+                        b + 5,
+                        b + 6
                     )
                 })
                 .collect();
             stmt.push_str(&tuples.join(", "));
+            stmt.push_str(" ON CONFLICT DO NOTHING");
             let mut q = sqlx::query(AssertSqlSafe(stmt));
             for r in chunk {
                 q = q
@@ -285,7 +288,8 @@ impl PgStore {
                     .bind(r.received_at_us)
                     .bind(&r.source)
                     .bind(&r.raw)
-                    .bind(&r.reason);
+                    .bind(&r.reason)
+                    .bind(r.fingerprint());
             }
             q.execute(&mut *tx).await?;
         }

@@ -280,3 +280,23 @@ pub(crate) fn encode_json<T: Serialize>(v: &T) -> Result<String> {
 pub(crate) fn now_us() -> i64 {
     jiff::Timestamp::now().as_microsecond()
 }
+
+/// The store's migrations, `(version, name, sql)` in order, as sqlx applies them on open.
+pub(crate) fn migrator(migrations: &[(i64, &str, &'static str)]) -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|&(version, name, sql)| {
+                Migration::new(
+                    version,
+                    name.to_string().into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}

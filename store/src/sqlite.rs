@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use mlc_engine::schema::{ComponentSchema, DataType};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
+use sqlx::{AssertSqlSafe, Row};
 
 use crate::error::{Result, StoreError};
 use crate::rows::{Column, Rows};
@@ -33,20 +33,21 @@ pub(crate) struct SqliteStore {
 }
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![
-        Migration::new(
+    sql::migrator(&[
+        (
             1,
-            "init".into(),
-            MigrationType::Simple,
-            include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
-            false,
+            "init",
+            include_str!("../migrations/sqlite/0001_init.sql"),
         ),
-        Migration::new(
+        (
             2,
-            "service_state".into(),
-            MigrationType::Simple,
-            include_str!("../migrations/sqlite/0002_service_state.sql").into_sql_str(),
-            false,
+            "service_state",
+            include_str!("../migrations/sqlite/0002_service_state.sql"),
+        ),
+        (
+            3,
+            "quarantine_once",
+            include_str!("../migrations/sqlite/0003_quarantine_once.sql"),
         ),
     ])
 }
@@ -242,9 +243,10 @@ impl SqliteStore {
         out.duplicates = rows.len() as u64 - out.accepted;
         for chunk in quarantine.chunks(1000) {
             let mut stmt = String::from(
-                "INSERT INTO mlc_quarantine (component, received_at_us, source, raw, reason) VALUES ",
+                "INSERT INTO mlc_quarantine (component, received_at_us, source, raw, reason, fingerprint) VALUES ",
             );
-            stmt.push_str(&vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", "));
+            stmt.push_str(&vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", "));
+            stmt.push_str(" ON CONFLICT DO NOTHING");
             let mut q = sqlx::query(AssertSqlSafe(stmt));
             for r in chunk {
                 q = q
@@ -252,7 +254,8 @@ impl SqliteStore {
                     .bind(r.received_at_us)
                     .bind(&r.source)
                     .bind(&r.raw)
-                    .bind(&r.reason);
+                    .bind(&r.reason)
+                    .bind(r.fingerprint());
             }
             q.execute(&mut *tx).await?;
         }

@@ -209,6 +209,11 @@ async fn records_that_do_not_fit_are_quarantined_with_reasons() {
         assert!(stored[9].reason.contains("not valid JSON"));
         assert_eq!(stored[9].raw, "{not json");
         assert_eq!(store.quarantined("inference", 3).await.unwrap().len(), 3);
+        // The same file again (a re-run after a crash): its bad records are reported again
+        // but stored once.
+        let again = ingest_file(&store, &schema, &q).await;
+        assert_eq!((again.accepted, again.quarantined), (0, 5), "{again:?}");
+        assert_eq!(store.quarantined("inference", 100).await.unwrap().len(), 10);
     })
     .await;
 }

@@ -178,7 +178,11 @@ const PARALLEL_MIN_ROWS: usize = 50_000;
 
 /// `f` over `items`, in order; on scoped threads (at most one per core, each taking the next
 /// item not yet taken, so that one slow item does not hold up a whole share) when `parallel`.
-fn par_map<T: Sync, R: Send>(items: &[T], parallel: bool, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+pub fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    parallel: bool,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(items.len());

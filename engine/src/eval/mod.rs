@@ -14,7 +14,7 @@ pub mod slice;
 use arrow_array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
 
 pub use agg::{AggResult, ExpectOutcome, Status};
-pub use check::{CheckInput, Outcome, SourceRows, evaluate_check};
+pub use check::{CheckInput, Outcome, SourceRows, evaluate_check, par_map};
 pub use row::{eval_row, parse_time, predicate_mask};
 pub use slice::{Slice, slices};
 

@@ -512,39 +512,14 @@ fn concat_columns(
     batches: &[RecordBatch],
     schema: arrow_schema::SchemaRef,
 ) -> Result<RecordBatch, arrow_schema::ArrowError> {
-    let ncols = schema.fields().len();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(ncols.max(1));
-    let column = |i: usize| {
+    let indices: Vec<usize> = (0..schema.fields().len()).collect();
+    let columns: Vec<ArrayRef> = mlc_engine::eval::par_map(&indices, true, |&i| {
         let parts: Vec<&dyn arrow_array::Array> =
             batches.iter().map(|b| b.column(i).as_ref()).collect();
         arrow_select::concat::concat(&parts)
-    };
-    let columns: Vec<ArrayRef> = if threads <= 1 {
-        (0..ncols).map(column).collect::<Result<_, _>>()?
-    } else {
-        let column = &column;
-        let mut done: Vec<(usize, Result<ArrayRef, arrow_schema::ArrowError>)> =
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = (0..threads)
-                    .map(|t| {
-                        scope.spawn(move || {
-                            (t..ncols)
-                                .step_by(threads)
-                                .map(|i| (i, column(i)))
-                                .collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect()
-            });
-        done.sort_by_key(|(i, _)| *i);
-        done.into_iter().map(|(_, c)| c).collect::<Result<_, _>>()?
-    };
+    })
+    .into_iter()
+    .collect::<Result<_, _>>()?;
     let rows = batches.iter().map(RecordBatch::num_rows).sum();
     RecordBatch::try_new_with_options(
         schema,
