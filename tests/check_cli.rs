@@ -280,7 +280,7 @@ check coverage_daily {
 check score_drift {
   on inference
   window 1d
-  baseline previous 1d
+  baseline offset 1d
   expect psi(score) < 0.2
   expect mean(score) > 0.1
 }
@@ -319,12 +319,18 @@ check score_drift {
         if next() % 5 != 0 {
             // Labels 0 to 71 hours later: some arrive after the steps that read their row.
             let late = hour + next() % 72;
-            let lts = format!(
-                "2026-03-{:02}T{:02}:{:02}:30Z",
-                1 + late / 24,
-                late % 24,
-                i % 60
-            );
+            let lts = if i % 11 == 0 {
+                // Exactly on a step: a label at T is not yet known at T.
+                let on = late - late % 12;
+                format!("2026-03-{:02}T{:02}:00:00Z", 1 + on / 24, on % 24)
+            } else {
+                format!(
+                    "2026-03-{:02}T{:02}:{:02}:30Z",
+                    1 + late / 24,
+                    late % 24,
+                    i % 60
+                )
+            };
             feedback.push(format!("{id},{lts},{}", next() % 2));
             if next() % 7 == 0 {
                 // A corrected label, a day later.
