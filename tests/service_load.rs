@@ -98,6 +98,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 struct Load {
     acked: u64,
+    /// Why clients stopped before the deadline (a refused or failed request), one per client.
+    errors: Vec<String>,
     ingest_latencies: Vec<Duration>,
     metrics_latencies: Vec<Duration>,
     elapsed: Duration,
@@ -106,11 +108,12 @@ struct Load {
 /// Posts batches from `clients` threads until `stop` or `secs`; counts acknowledged records.
 fn run_load(addr: SocketAddr, clients: usize, secs: u64, seq0: u64, stop: Arc<AtomicBool>) -> Load {
     let acked = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(secs);
     let mut handles = Vec::new();
     for c in 0..clients {
-        let (acked, stop) = (acked.clone(), stop.clone());
+        let (acked, stop, errors) = (acked.clone(), stop.clone(), errors.clone());
         handles.push(std::thread::spawn(move || {
             let client = reqwest::blocking::Client::new();
             let url = format!("http://{addr}/v1/ingest/inference");
@@ -120,13 +123,27 @@ fn run_load(addr: SocketAddr, clients: usize, secs: u64, seq0: u64, stop: Arc<At
                 let body = batch(c, seq);
                 seq += 1;
                 let t = Instant::now();
-                let Ok(resp) = client.post(&url).body(body).send() else {
-                    break;
+                let resp = match client.post(&url).body(body).send() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        errors.lock().unwrap().push(format!("client {c}: {e}"));
+                        break;
+                    }
                 };
-                if !resp.status().is_success() {
+                let status = resp.status();
+                if !status.is_success() {
+                    let text = resp.text().unwrap_or_default();
+                    errors
+                        .lock()
+                        .unwrap()
+                        .push(format!("client {c}: {status} {text}"));
                     break;
                 }
                 let Ok(report) = resp.json::<serde_json::Value>() else {
+                    errors
+                        .lock()
+                        .unwrap()
+                        .push(format!("client {c}: unreadable reply"));
                     break;
                 };
                 lat.push(t.elapsed());
@@ -165,8 +182,10 @@ fn run_load(addr: SocketAddr, clients: usize, secs: u64, seq0: u64, stop: Arc<At
     let mut metrics_latencies = scraper.join().unwrap();
     ingest_latencies.sort();
     metrics_latencies.sort();
+    let errors = errors.lock().unwrap().clone();
     Load {
         acked: acked.load(Ordering::SeqCst),
+        errors,
         ingest_latencies,
         metrics_latencies,
         elapsed: started.elapsed(),
@@ -213,6 +232,11 @@ fn sustained_ingest_stores_exactly_what_was_acknowledged_and_survives_kill_9() {
         load.metrics_latencies.len(),
     );
     assert!(load.acked > 0);
+    assert!(
+        load.errors.is_empty(),
+        "clients stopped early: {:?}",
+        load.errors
+    );
     // Stop gracefully, then count: exactly what was acknowledged.
     Command::new("kill")
         .arg("-TERM")

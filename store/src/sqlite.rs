@@ -101,6 +101,14 @@ impl SqliteStore {
         Ok(SqliteStore { pool, readers })
     }
 
+    /// A write transaction. `BEGIN IMMEDIATE` takes the write lock up front: a deferred
+    /// transaction that reads first cannot upgrade when another connection committed in
+    /// between (SQLITE_BUSY_SNAPSHOT, which no busy timeout waits out), so concurrent ingest
+    /// batches would fail instead of queueing.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     pub(crate) async fn close(&self) {
         self.pool.close().await;
     }
@@ -125,7 +133,7 @@ impl SqliteStore {
 
     pub(crate) async fn ensure_component(&self, schema: &ComponentSchema) -> Result<()> {
         let table = quote(&table_name(&schema.name));
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let existing = Self::load(&mut tx, &schema.name).await?;
         let (mut stored, added) = match &existing {
             None => {
@@ -217,7 +225,7 @@ impl SqliteStore {
             quarantined: quarantine.len() as u64,
             ..WriteOutcome::default()
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut start = 0;
         while start < rows.len() {
             let end = (start + per_stmt).min(rows.len());
@@ -483,7 +491,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn claim_slot(&self, check: &str, slot_us: i64, owner: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let claimed = sqlx::query(
             "INSERT INTO mlc_slots (check_name, slot_us, owner, claimed_at_us)
              VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -507,7 +515,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn insert_results(&self, results: &[StoredResult]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for r in results {
             sqlx::query(
                 "INSERT INTO mlc_results (check_name, at_us, status, rules_version, slice, column_name, json)
