@@ -7,9 +7,11 @@
 //! clients. Prints records/s and latency percentiles; run with `--nocapture` to see them.
 #![allow(clippy::unwrap_used)] // tests and benches fail loudly on purpose
 
-use std::net::{SocketAddr, TcpListener};
+mod common;
+
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -44,30 +46,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 }
 
 fn start(dir: &Path) -> (Child, SocketAddr) {
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_mlc"))
-        .args(["serve", "--no-watch", "--checks"])
-        .arg(dir.join("rules"))
-        .arg("--db")
-        .arg(format!("sqlite://{}", dir.join("mlc.db").display()))
-        .arg("--listen")
-        .arg(addr.to_string())
-        .current_dir(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let client = reqwest::blocking::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client.get(format!("http://{addr}/healthz")).send().is_err() {
-        assert!(Instant::now() < deadline, "mlc serve did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (child, addr)
+    common::start_serve(dir, &format!("sqlite://{}", dir.join("mlc.db").display()))
 }
 
 fn batch(client: usize, seq: u64) -> String {

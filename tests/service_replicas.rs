@@ -3,10 +3,12 @@
 //! other counts the slot as claimed elsewhere.
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
-use std::net::{SocketAddr, TcpListener};
+mod common;
+
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
 use sqlx::Row;
 
@@ -33,30 +35,7 @@ fn pg_url() -> String {
 }
 
 fn start(dir: &Path, db: &str) -> (Child, SocketAddr) {
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_mlc"))
-        .args(["serve", "--no-watch", "--checks"])
-        .arg(dir.join("rules"))
-        .arg("--db")
-        .arg(db)
-        .arg("--listen")
-        .arg(addr.to_string())
-        .current_dir(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let client = reqwest::blocking::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client.get(format!("http://{addr}/healthz")).send().is_err() {
-        assert!(Instant::now() < deadline, "mlc serve did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (child, addr)
+    common::start_serve(dir, db)
 }
 
 fn claimed_elsewhere(addr: SocketAddr) -> u64 {

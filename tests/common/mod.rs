@@ -1,0 +1,36 @@
+//! Helpers shared by the tests that run `mlc serve` as a process.
+#![allow(dead_code, clippy::unwrap_used)] // each test binary uses part of it
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Starts `mlc serve` on the rules in `dir/rules` and the store `db`, on a free loopback
+/// port, and waits until `/healthz` answers.
+pub fn start_serve(dir: &Path, db: &str) -> (Child, SocketAddr) {
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_mlc"))
+        .args(["serve", "--no-watch", "--checks"])
+        .arg(dir.join("rules"))
+        .arg("--db")
+        .arg(db)
+        .arg("--listen")
+        .arg(addr.to_string())
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::blocking::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.get(format!("http://{addr}/healthz")).send().is_err() {
+        assert!(Instant::now() < deadline, "mlc serve did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, addr)
+}
