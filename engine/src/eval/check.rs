@@ -266,8 +266,7 @@ fn evaluate_column(
     // Per aggregate: its arguments, computed once over all rows and then cut per slice, and
     // its value in every slice. Aggregates are independent: over many rows (and when the
     // `each` columns are not already spread over the cores) they run side by side.
-    let per_agg = |(i, call): &(usize, &AggregateCall)| -> Vec<AggResult> {
-        let _ = i;
+    let per_agg = |call: &&AggregateCall| -> Vec<AggResult> {
         if is_special(call, "freshness") || is_special(call, "coverage") {
             return Vec::new();
         }
@@ -297,7 +296,7 @@ fn evaluate_column(
             })
             .collect()
     };
-    let calls: Vec<(usize, &AggregateCall)> = plan.aggregates.iter().enumerate().collect();
+    let calls: Vec<&AggregateCall> = plan.aggregates.iter().collect();
     let parallel = sh.spread_aggregates && current.rows >= PARALLEL_MIN_ROWS;
     let mut by_agg: Vec<std::vec::IntoIter<AggResult>> = par_map(&calls, parallel, per_agg)
         .into_iter()

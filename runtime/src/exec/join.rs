@@ -34,7 +34,7 @@ pub enum Right {
 pub struct KeyedHistory {
     batch: RecordBatch,
     keys: arrow_array::StringArray,
-    times: Vec<i64>,
+    times: arrow_buffer::ScalarBuffer<i64>,
     hasher: foldhash::fast::FixedState,
     head: hashbrown::HashTable<u32>,
     prev: Vec<u32>,
@@ -96,7 +96,7 @@ impl KeyedHistory {
         }
         Ok(KeyedHistory {
             keys: keys.clone(),
-            times: times.values().to_vec(),
+            times: times.values().clone(),
             batch,
             hasher,
             head,
@@ -115,11 +115,6 @@ impl KeyedHistory {
             }
         }
         Some(i)
-    }
-
-    /// The history's rows as one batch (the columns read for it).
-    pub fn batch(&self) -> &RecordBatch {
-        &self.batch
     }
 }
 
