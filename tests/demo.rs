@@ -1,7 +1,7 @@
 //! End-to-end tests of `mlc demo`: the binary generates the example pipeline's history,
 //! stores and evaluates it, and every injected fault is caught while the healthy results
 //! pass; the same verdicts come out of `mlc check --format json` on the demo's store and
-//! on a store filled from the exported CSV files through `mlc ingest`.
+//! on stores filled from the exported CSV files through `mlc ingest`, SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used)] // tests and benches fail loudly on purpose
 
 use std::path::Path;
@@ -113,50 +113,60 @@ fn demo_catches_every_fault_and_check_and_ingest_agree() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert_verdicts(&text(&out.stdout));
 
-    // The exported CSV files through `mlc ingest` into a new store: the same verdicts again.
-    for component in [
-        "inference",
-        "feedback",
-        "offline_scores",
-        "training",
-        "batch_jobs",
-        "features",
-    ] {
-        let file = format!("export/{component}.csv");
+    // The exported CSV files through `mlc ingest` into a new store, embedded and on the
+    // PostgreSQL server: the same verdicts again.
+    let schema = format!("mlc_demo_{}", std::process::id());
+    let pg = format!("{}?schema={schema}", pg_url());
+    for url in ["sqlite://ingested.db", pg.as_str()] {
+        for component in [
+            "inference",
+            "feedback",
+            "offline_scores",
+            "training",
+            "batch_jobs",
+            "features",
+        ] {
+            let file = format!("export/{component}.csv");
+            let out = mlc(
+                &["ingest", "--checks", &checks, "--db", url, component, &file],
+                d,
+            );
+            assert!(
+                out.status.success(),
+                "ingest {component} into {url}: {}{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+        }
         let out = mlc(
             &[
-                "ingest",
-                "--checks",
-                &checks,
-                "--db",
-                "sqlite://ingested.db",
-                component,
-                &file,
+                "check", &checks, "--db", url, "--at", AT, "--format", "json",
             ],
             d,
         );
-        assert!(
-            out.status.success(),
-            "ingest {component}: {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
+        if url == pg {
+            drop_schema(&schema);
+        }
+        assert_eq!(out.status.code(), Some(1), "{url}: {}", text(&out.stderr));
+        assert_verdicts(&text(&out.stdout));
     }
-    let out = mlc(
-        &[
-            "check",
-            &checks,
-            "--db",
-            "sqlite://ingested.db",
-            "--at",
-            AT,
-            "--format",
-            "json",
-        ],
-        d,
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert_verdicts(&text(&out.stdout));
+}
+
+fn pg_url() -> String {
+    std::env::var("MLC_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+fn drop_schema(schema: &str) {
+    let out = Command::new("psql")
+        .args([
+            &pg_url(),
+            "-qc",
+            &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"),
+        ])
+        .output()
+        .expect("psql runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
 #[test]

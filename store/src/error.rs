@@ -8,6 +8,8 @@ pub enum StoreError {
         "unsupported store URL `{0}`: use `sqlite://PATH` (created when missing), `sqlite::memory:` or `postgres://USER@HOST:PORT/DB`"
     )]
     BadUrl(String),
+    #[error("bad store URL parameter: {0}")]
+    BadParameter(String),
     #[error("cannot open the store at `{url}`: {source}")]
     Open {
         url: String,

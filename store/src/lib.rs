@@ -25,6 +25,7 @@ mod error;
 pub mod ingest;
 mod postgres;
 mod rows;
+mod segments;
 mod sql;
 mod sqlite;
 mod sqlite_read;
@@ -212,6 +213,17 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => s.write_batch(schema, rows, quarantine).await,
             Backend::Postgres(s) => s.write_batch(schema, rows, quarantine).await,
+        }
+    }
+
+    /// Builds the column segments of `component`'s rows that have none yet (SQLite file
+    /// stores; see docs/storage.md), so that later reads copy columns instead of decoding
+    /// rows. Returns how many segments were stored; 0 on PostgreSQL and `:memory:`. Reads are
+    /// correct whether or not this ever runs.
+    pub async fn seal(&self, component: &str) -> Result<u64> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.seal(&self.component(component).await?).await,
+            Backend::Postgres(_) => Ok(0),
         }
     }
 

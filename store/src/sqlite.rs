@@ -16,6 +16,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use crate::error::{Result, StoreError};
 use crate::rows::{Column, Rows};
+use crate::segments::{self, Piece, SegmentInfo};
 use crate::sql::{
     self, ColumnBuilder, EXTRA_COLUMN, ReadPlan, StoredColumn, quote, stored_fields, table_name,
 };
@@ -30,6 +31,8 @@ pub(crate) struct SqliteStore {
     pool: SqlitePool,
     /// The fast read path of a file database; `None` for `:memory:`, read through `pool`.
     readers: Option<Arc<Readers>>,
+    /// Rows of rowid space per column segment (segments.rs); 0: no segments.
+    segment_rows: i64,
 }
 
 fn migrator() -> Migrator {
@@ -49,7 +52,39 @@ fn migrator() -> Migrator {
             "quarantine_once",
             include_str!("../migrations/sqlite/0003_quarantine_once.sql"),
         ),
+        (
+            4,
+            "segments",
+            include_str!("../migrations/sqlite/0004_segments.sql"),
+        ),
     ])
+}
+
+/// Splits our `segment_rows=N` parameter (rows of rowid space per column segment, 0 for none;
+/// not sqlx's) off a SQLite URL.
+fn split_segment_rows(url: &str) -> Result<(String, i64)> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), segments::DEFAULT_SEGMENT_ROWS));
+    };
+    let mut rows = segments::DEFAULT_SEGMENT_ROWS;
+    let mut rest = Vec::new();
+    for param in query.split('&') {
+        match param.strip_prefix("segment_rows=") {
+            Some(v) => {
+                rows = v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                    StoreError::BadParameter(format!(
+                        "`{url}`: segment_rows must be a whole number of rows (0 turns column segments off), not `{v}`"
+                    ))
+                })?;
+            }
+            None => rest.push(param),
+        }
+    }
+    if rest.is_empty() {
+        Ok((base.to_string(), rows))
+    } else {
+        Ok((format!("{base}?{}", rest.join("&")), rows))
+    }
 }
 
 fn column_type(ty: DataType) -> &'static str {
@@ -62,8 +97,11 @@ fn column_type(ty: DataType) -> &'static str {
 
 impl SqliteStore {
     pub(crate) async fn open(url: &str) -> Result<SqliteStore> {
+        let full_url = url;
+        let (url, segment_rows) = split_segment_rows(url)?;
+        let url = url.as_str();
         let open_err = |source| StoreError::Open {
-            url: url.to_string(),
+            url: full_url.to_string(),
             source,
         };
         let memory = url.contains(":memory:") || url.contains("mode=memory");
@@ -98,7 +136,11 @@ impl SqliteStore {
                 .map_err(open_err)?
         };
         migrator().run(&pool).await?;
-        Ok(SqliteStore { pool, readers })
+        Ok(SqliteStore {
+            pool,
+            readers,
+            segment_rows,
+        })
     }
 
     /// A write transaction. `BEGIN IMMEDIATE` takes the write lock up front: a deferred
@@ -171,6 +213,9 @@ impl SqliteStore {
                 column_type(c.ty)
             );
             sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await?;
+        }
+        if existing.is_some() && !added.is_empty() {
+            drop_segments(&mut tx, &table_name(&schema.name), None).await?;
         }
         stored.extend(added);
         sqlx::query(
@@ -308,16 +353,37 @@ impl SqliteStore {
                     (SELECT {t} FROM {tb} WHERE {t} >= ?1 AND {t} < ?2 ORDER BY {t} LIMIT 1),
                     (SELECT {t} FROM {tb} WHERE {t} >= ?1 AND {t} < ?2 ORDER BY {t} DESC LIMIT 1)"
         );
-        let got = blocking({
-            let r = readers.clone();
-            move || r.row_i64s(&survey, &[start, end_us])
+        let time_col = plan.columns.iter().position(|(n, _)| *n == plan.time);
+        let with_segments = self.segment_rows > 0 && time_col.is_some();
+        let (got, segs) = blocking({
+            let (r, tbl) = (readers.clone(), plan.table.clone());
+            move || {
+                r.with(|conn| {
+                    // One snapshot for the survey and the segment list.
+                    let tx = conn.unchecked_transaction()?;
+                    let got: Vec<Option<i64>> = tx.query_row(&survey, [start, end_us], |r| {
+                        (0..5).map(|i| r.get::<_, Option<i64>>(i)).collect()
+                    })?;
+                    let segs = if with_segments {
+                        segment_list(&tx, &tbl)?
+                    } else {
+                        Vec::new()
+                    };
+                    Ok((got, segs))
+                })
+            }
         })
         .await?;
         let [Some(rows), Some(lo_id), Some(hi_id), Some(lo_t), Some(hi_t)] = got[..] else {
             return Ok(Vec::new());
         };
+        if let Some(tc) = time_col
+            && let Some(pieces) = segments::pieces(&segs, lo_id, hi_id, start, end_us, rows)
+        {
+            let out = read_pieces(readers, plan, pieces, start, end_us, tc).await?;
+            return sort_by_time(out, tc);
+        }
         let rows = usize::try_from(rows).unwrap_or(0);
-        let time_col = plan.columns.iter().position(|(n, _)| *n == plan.time);
         // A range holding most of the table is read in storage order (a sequential scan of
         // the table, then a check that it came in time order, sorting only when it did not);
         // a narrow one through the time index. Each is cut into parts read side by side.
@@ -597,13 +663,431 @@ impl SqliteStore {
             "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {} < ? LIMIT ?)",
             quote(&schema.time)
         );
+        let mut tx = self.begin_write().await?;
         let res = sqlx::query(AssertSqlSafe(sql))
             .bind(before_us)
             .bind(i64::try_from(batch_rows).unwrap_or(i64::MAX))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        if res.rows_affected() > 0 {
+            drop_segments(&mut tx, &table_name(&schema.name), Some(before_us)).await?;
+        }
+        tx.commit().await?;
         Ok(res.rows_affected())
     }
+
+    /// Builds the column segments (segments.rs) of every full rowid range of `schema`'s table
+    /// that has none yet, and returns how many it stored. Nothing to do on `:memory:` or with
+    /// segments turned off. Memory stays bounded: a few segments are built at a time.
+    pub(crate) async fn seal(&self, schema: &ComponentSchema) -> Result<u64> {
+        let (Some(readers), size) = (self.readers.clone(), self.segment_rows) else {
+            return Ok(0);
+        };
+        if size <= 0 {
+            return Ok(0);
+        }
+        let tbl = table_name(&schema.name);
+        let names: Vec<&str> = schema.column_names().collect();
+        let plan = ReadPlan::new(schema, &names)?;
+        let time_col = names.iter().position(|n| *n == schema.time).unwrap_or(1);
+        let (generation, todo) = blocking({
+            let (r, tbl) = (readers.clone(), tbl.clone());
+            move || r.with(|conn| sealable(conn, &tbl, size))
+        })
+        .await?;
+        let parts = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let mut stored = 0;
+        for chunk in todo.chunks(parts) {
+            let tasks: Vec<_> = chunk
+                .iter()
+                .map(|&(first, last)| {
+                    let (r, plan, tbl) = (readers.clone(), plan.clone(), tbl.clone());
+                    blocking(move || build_segment(&r, &plan, &tbl, first, last, time_col))
+                })
+                .collect();
+            let mut built = Vec::new();
+            for t in tasks {
+                if let Some(b) = t.await? {
+                    built.push(b);
+                }
+            }
+            match self.store_segments(&tbl, generation, &built).await? {
+                Some(n) => stored += n,
+                // Rows were deleted or columns added since they were read: build again later.
+                None => return Ok(stored),
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Stores built segments in one transaction and says how many (one overlapping a stored
+    /// segment is skipped); `None`, storing nothing, when the table's generation is no longer
+    /// `generation`.
+    async fn store_segments(
+        &self,
+        tbl: &str,
+        generation: i64,
+        built: &[Built],
+    ) -> Result<Option<u64>> {
+        let mut tx = self.begin_write().await?;
+        let now: Option<i64> =
+            sqlx::query_scalar("SELECT generation FROM mlc_segment_generations WHERE tbl = ?")
+                .bind(tbl)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if now.unwrap_or(0) != generation {
+            return Ok(None);
+        }
+        let mut stored = 0;
+        for (info, columns) in built {
+            // Another process may have sealed the same rows meanwhile (perhaps cut otherwise):
+            // segments never overlap.
+            let taken: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM mlc_segments WHERE tbl = ? AND first_rowid <= ? AND last_rowid >= ? LIMIT 1",
+            )
+            .bind(tbl)
+            .bind(info.last_rowid)
+            .bind(info.first_rowid)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if taken.is_some() {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO mlc_segments (tbl, first_rowid, last_rowid, row_count, min_time, max_time)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(tbl)
+            .bind(info.first_rowid)
+            .bind(info.last_rowid)
+            .bind(info.row_count)
+            .bind(info.min_time)
+            .bind(info.max_time)
+            .execute(&mut *tx)
+            .await?;
+            for (name, data) in columns {
+                sqlx::query(
+                    "INSERT INTO mlc_segment_columns (tbl, first_rowid, name, data) VALUES (?, ?, ?, ?)",
+                )
+                .bind(tbl)
+                .bind(info.first_rowid)
+                .bind(name)
+                .bind(data.as_slice())
+                .execute(&mut *tx)
+                .await?;
+            }
+            stored += 1;
+        }
+        tx.commit().await?;
+        Ok(Some(stored))
+    }
+}
+
+/// Drops the segments of `tbl` that may hold rows with time before `before_us` (all of them
+/// when `None`) and bumps its generation, in the caller's write transaction.
+async fn drop_segments(tx: &mut SqliteConnection, tbl: &str, before_us: Option<i64>) -> Result<()> {
+    let before = before_us.unwrap_or(i64::MAX);
+    let all = before_us.is_none();
+    sqlx::query(
+        "DELETE FROM mlc_segment_columns WHERE tbl = ?1 AND first_rowid IN
+             (SELECT first_rowid FROM mlc_segments WHERE tbl = ?1 AND (?3 OR min_time < ?2))",
+    )
+    .bind(tbl)
+    .bind(before)
+    .bind(all)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM mlc_segments WHERE tbl = ?1 AND (?3 OR min_time < ?2)")
+        .bind(tbl)
+        .bind(before)
+        .bind(all)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO mlc_segment_generations (tbl, generation) VALUES (?, 1)
+         ON CONFLICT (tbl) DO UPDATE SET generation = generation + 1",
+    )
+    .bind(tbl)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The table's segment generation and the rowid ranges to build segments for, read in one
+/// snapshot: the rowids no segment covers, cut into ranges of `size`. Any range up to the
+/// largest rowid is complete (new rows get larger rowids), but the tail is left until it fills
+/// a whole range, so that segments are not built for a handful of rows.
+fn sealable(conn: &rusqlite::Connection, tbl: &str, size: i64) -> Result<(i64, Vec<(i64, i64)>)> {
+    let tx = conn.unchecked_transaction()?;
+    let generation: i64 = tx.query_row(
+        "SELECT coalesce((SELECT generation FROM mlc_segment_generations WHERE tbl = ?1), 0)",
+        [tbl],
+        |r| r.get(0),
+    )?;
+    let (lo, hi): (Option<i64>, Option<i64>) = tx.query_row(
+        &format!(
+            "SELECT (SELECT min(rowid) FROM {t}), (SELECT max(rowid) FROM {t})",
+            t = quote(tbl)
+        ),
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let (Some(lo), Some(hi)) = (lo, hi) else {
+        return Ok((generation, Vec::new()));
+    };
+    let segs = segment_list(&tx, tbl)?;
+    let mut todo = Vec::new();
+    let mut next = lo;
+    let cut = |from: i64, to: i64, todo: &mut Vec<(i64, i64)>, whole_only: bool| {
+        let mut a = from;
+        while a <= to {
+            let b = a.saturating_add(size - 1).min(to);
+            if whole_only && b - a + 1 < size {
+                break;
+            }
+            todo.push((a, b));
+            a = b.saturating_add(1);
+        }
+    };
+    for s in &segs {
+        if s.first_rowid > next {
+            cut(next, (s.first_rowid - 1).min(hi), &mut todo, false);
+        }
+        next = next.max(s.last_rowid.saturating_add(1));
+    }
+    cut(next, hi, &mut todo, true);
+    Ok((generation, todo))
+}
+
+/// A built segment: what it covers and its encoded columns by name.
+type Built = (SegmentInfo, Vec<(String, Vec<u8>)>);
+
+/// Reads the rows of the range starting at `first` and encodes them; `None` when the range is
+/// empty or a column does not fit the layout (it stays read from the rows).
+fn build_segment(
+    readers: &Readers,
+    plan: &ReadPlan,
+    tbl: &str,
+    first: i64,
+    last: i64,
+    time_col: usize,
+) -> Result<Option<Built>> {
+    let sql = format!(
+        "SELECT {} FROM {} WHERE rowid >= ?1 AND rowid <= ?2 ORDER BY rowid",
+        plan.select_list(),
+        quote(tbl)
+    );
+    let mut batch = None;
+    readers.read_sized(
+        &sql,
+        &[first, last],
+        plan,
+        usize::MAX,
+        usize::try_from(last - first + 1).unwrap_or(0).min(1 << 20),
+        &mut |b| {
+            batch = Some(b);
+            true
+        },
+    )?;
+    let Some(batch) = batch else {
+        return Ok(None);
+    };
+    let Some(times) = batch
+        .column(time_col)
+        .as_any()
+        .downcast_ref::<arrow_array::Int64Array>()
+    else {
+        return Ok(None);
+    };
+    let (Some(&min_time), Some(&max_time)) =
+        (times.values().iter().min(), times.values().iter().max())
+    else {
+        return Ok(None);
+    };
+    let mut columns = Vec::with_capacity(plan.columns.len());
+    for (i, (name, ty)) in plan.columns.iter().enumerate() {
+        let Some(data) = segments::encode(batch.column(i).as_ref(), *ty) else {
+            return Ok(None);
+        };
+        columns.push((name.clone(), data));
+    }
+    Ok(Some((
+        SegmentInfo {
+            first_rowid: first,
+            last_rowid: last,
+            row_count: batch.num_rows() as i64,
+            min_time,
+            max_time,
+        },
+        columns,
+    )))
+}
+
+/// The sealed segments of `tbl`, by first rowid.
+fn segment_list(conn: &rusqlite::Connection, tbl: &str) -> Result<Vec<SegmentInfo>> {
+    let mut stmt = conn.prepare(
+        "SELECT first_rowid, last_rowid, row_count, min_time, max_time FROM mlc_segments
+         WHERE tbl = ?1 ORDER BY first_rowid",
+    )?;
+    let mut rows = stmt.query([tbl])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(SegmentInfo {
+            first_rowid: r.get(0)?,
+            last_rowid: r.get(1)?,
+            row_count: r.get(2)?,
+            min_time: r.get(3)?,
+            max_time: r.get(4)?,
+        });
+    }
+    Ok(out)
+}
+
+/// The rows of `[start, end)` through segments and uncovered rowid ranges (`pieces`, in rowid
+/// order), read in parts side by side; the batches come back in rowid order.
+async fn read_pieces(
+    readers: Arc<Readers>,
+    plan: ReadPlan,
+    pieces: Vec<Piece>,
+    start: i64,
+    end: i64,
+    time_col: usize,
+) -> Result<Vec<arrow_array::RecordBatch>> {
+    let weight = |p: &Piece| match p {
+        Piece::Segment(s) => s.row_count.max(1),
+        Piece::Rows { lo, hi } => (hi - lo).max(1),
+    };
+    let parts = std::thread::available_parallelism().map_or(1, |n| n.get().min(8)) as i64;
+    let total: i64 = pieces.iter().map(weight).sum();
+    let share = (total / parts).max(1);
+    let mut groups: Vec<Vec<Piece>> = vec![Vec::new()];
+    let mut acc = 0;
+    for p in pieces {
+        if acc >= share && groups.len() < parts as usize {
+            groups.push(Vec::new());
+            acc = 0;
+        }
+        acc += weight(&p);
+        if let Some(g) = groups.last_mut() {
+            g.push(p);
+        }
+    }
+    let tasks: Vec<_> = groups
+        .into_iter()
+        .map(|group| {
+            let (r, plan) = (readers.clone(), plan.clone());
+            blocking(move || {
+                let mut out = Vec::new();
+                for p in group {
+                    match p {
+                        Piece::Segment(seg) => {
+                            match r.with(|c| read_segment(c, &plan, &seg, start, end, time_col))? {
+                                Some(b) => out.push(b),
+                                // Missing or unreadable: the rows are the truth.
+                                None => read_rows(
+                                    &r,
+                                    &plan,
+                                    seg.first_rowid,
+                                    seg.last_rowid + 1,
+                                    start,
+                                    end,
+                                    &mut out,
+                                )?,
+                            }
+                        }
+                        Piece::Rows { lo, hi } => {
+                            read_rows(&r, &plan, lo, hi, start, end, &mut out)?;
+                        }
+                    }
+                }
+                Ok(out)
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.extend(t.await?);
+    }
+    out.retain(|b| b.num_rows() > 0);
+    Ok(out)
+}
+
+/// The rows with `lo <= rowid < hi` and time in `[start, end)`, in rowid order.
+fn read_rows(
+    readers: &Readers,
+    plan: &ReadPlan,
+    lo: i64,
+    hi: i64,
+    start: i64,
+    end: i64,
+    out: &mut Vec<arrow_array::RecordBatch>,
+) -> Result<()> {
+    let sql = format!(
+        "SELECT {} FROM {} NOT INDEXED WHERE rowid >= ?1 AND rowid < ?2 AND {t} >= ?3 AND {t} < ?4 ORDER BY rowid",
+        plan.select_list(),
+        quote(&plan.table),
+        t = quote(&plan.time)
+    );
+    let capacity = usize::try_from(hi - lo).unwrap_or(0).min(1 << 20);
+    readers.read_sized(
+        &sql,
+        &[lo, hi, start, end],
+        plan,
+        usize::MAX,
+        capacity,
+        &mut |b| {
+            out.push(b);
+            true
+        },
+    )
+}
+
+/// A segment's rows with time in `[start, end)`, decoded from its column blobs; `None` when a
+/// blob is missing or does not decode as its column's type.
+fn read_segment(
+    conn: &rusqlite::Connection,
+    plan: &ReadPlan,
+    seg: &SegmentInfo,
+    start: i64,
+    end: i64,
+    time_col: usize,
+) -> Result<Option<arrow_array::RecordBatch>> {
+    let mut stmt = conn.prepare(
+        "SELECT data FROM mlc_segment_columns WHERE tbl = ?1 AND first_rowid = ?2 AND name = ?3",
+    )?;
+    let rows = usize::try_from(seg.row_count).unwrap_or(0);
+    let mut arrays = Vec::with_capacity(plan.columns.len());
+    for (name, ty) in &plan.columns {
+        let mut found = stmt.query(rusqlite::params![plan.table, seg.first_rowid, name])?;
+        let Some(row) = found.next()? else {
+            return Ok(None);
+        };
+        let Ok(blob) = row.get_ref(0)?.as_blob() else {
+            return Ok(None);
+        };
+        match segments::decode(blob, *ty) {
+            Some(a) if a.len() == rows => arrays.push(a),
+            _ => return Ok(None),
+        }
+    }
+    let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(rows));
+    let Ok(batch) =
+        arrow_array::RecordBatch::try_new_with_options(plan.arrow.clone(), arrays, &options)
+    else {
+        return Ok(None);
+    };
+    if seg.min_time >= start && seg.max_time < end {
+        return Ok(Some(batch));
+    }
+    let Some(times) = batch
+        .column(time_col)
+        .as_any()
+        .downcast_ref::<arrow_array::Int64Array>()
+        .cloned()
+    else {
+        return Ok(None);
+    };
+    Ok(segments::filter_time(batch, &times, start, end))
 }
 
 /// Starts blocking work of the read path on tokio's blocking pool at once (not when the
@@ -757,4 +1241,112 @@ fn stream_rows(pool: SqlitePool, sql: String, binds: Vec<i64>, plan: ReadPlan) -
     Box::pin(futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use mlc_engine::schema::FieldSchema;
+
+    fn schema() -> ComponentSchema {
+        ComponentSchema {
+            name: "c".into(),
+            key: "k".into(),
+            time: "t".into(),
+            fields: vec![FieldSchema {
+                name: "x".into(),
+                ty: DataType::Float,
+            }],
+        }
+    }
+
+    fn rows(schema: &ComponentSchema, from: i64, n: i64) -> Rows {
+        let mut r = Rows::new(schema, n as usize);
+        for i in from..from + n {
+            r.key.push(Some(format!("k{i}")));
+            r.time.push(i * 1_000_000);
+            if let Column::Float(v) = &mut r.fields[0] {
+                v.push(Some(i as f64));
+            }
+            r.extra.push(None);
+        }
+        r
+    }
+
+    /// A segment built from rows read before a prune is not stored: it would hold rows the
+    /// table no longer has.
+    #[tokio::test]
+    async fn a_segment_built_before_a_prune_is_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/s.db?segment_rows=10", dir.path().display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let schema = schema();
+        store.ensure_component(&schema).await.unwrap();
+        store
+            .write_batch(&schema, &rows(&schema, 0, 25), &[])
+            .await
+            .unwrap();
+        let readers = store.readers.clone().unwrap();
+        let tbl = table_name(&schema.name);
+        let (generation, todo) = readers.with(|c| sealable(c, &tbl, 10)).unwrap();
+        assert_eq!(todo, vec![(1, 10), (11, 20)], "the tail 21..=25 waits");
+        let names: Vec<&str> = schema.column_names().collect();
+        let plan = ReadPlan::new(&schema, &names).unwrap();
+        let built: Vec<Built> = todo
+            .iter()
+            .map(|&(a, b)| {
+                build_segment(&readers, &plan, &tbl, a, b, 1)
+                    .unwrap()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(built[0].0.min_time, 0);
+        assert_eq!(built[1].0.max_time, 19_000_000);
+        // Rows go between reading and storing.
+        assert_eq!(store.prune_batch(&schema, 5_000_000, 100).await.unwrap(), 5);
+        assert_eq!(
+            store
+                .store_segments(&tbl, generation, &built)
+                .await
+                .unwrap(),
+            None
+        );
+        // Sealing again reads the table as it is now.
+        assert_eq!(store.seal(&schema).await.unwrap(), 2);
+        let (_, todo) = readers.with(|c| sealable(c, &tbl, 10)).unwrap();
+        assert!(todo.is_empty(), "{todo:?}");
+        let segs = readers.with(|c| segment_list(c, &tbl)).unwrap();
+        assert_eq!(segs[0].first_rowid, 6);
+        assert_eq!(segs[0].row_count, 10);
+        assert_eq!(segs[0].min_time, 5_000_000);
+        // A segment overlapping a stored one is skipped, not stored twice.
+        let again = build_segment(&readers, &plan, &tbl, 1, 10, 1)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            store
+                .store_segments(&tbl, generation + 1, &[again])
+                .await
+                .unwrap(),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn segment_rows_is_our_url_parameter() {
+        assert_eq!(
+            split_segment_rows("sqlite://a.db?segment_rows=5&mode=rwc").unwrap(),
+            ("sqlite://a.db?mode=rwc".to_string(), 5)
+        );
+        assert_eq!(
+            split_segment_rows("sqlite://a.db").unwrap(),
+            ("sqlite://a.db".to_string(), segments::DEFAULT_SEGMENT_ROWS)
+        );
+        let err = split_segment_rows("sqlite://a.db?segment_rows=-1").unwrap_err();
+        assert!(
+            err.to_string().contains("0 turns column segments off"),
+            "{err}"
+        );
+    }
 }

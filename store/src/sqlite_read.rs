@@ -64,18 +64,10 @@ impl Readers {
         }
     }
 
-    /// The integer columns of the one row a query gives (nulls as `None`).
-    pub(crate) fn row_i64s(&self, sql: &str, binds: &[i64]) -> Result<Vec<Option<i64>>> {
+    /// Runs `f` on a read connection of the pool.
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.take()?;
-        let got = conn
-            .prepare(sql)
-            .and_then(|mut s| {
-                let n = s.column_count();
-                s.query_row(rusqlite::params_from_iter(binds.iter()), |r| {
-                    (0..n).map(|i| r.get::<_, Option<i64>>(i)).collect()
-                })
-            })
-            .map_err(StoreError::from);
+        let got = f(&conn);
         self.give(conn);
         got
     }

@@ -175,6 +175,12 @@ pub trait Backend: Send + Sync + 'static {
         Box::pin(async { Ok(true) })
     }
 
+    /// Background upkeep of storage, run every minute: builds the column segments of the
+    /// rows ingested since (see `Store::seal`). Returns how many segments it stored.
+    fn maintain(&self) -> BoxFuture<'_, Result<u64, String>> {
+        Box::pin(async { Ok(0) })
+    }
+
     /// Flushes and closes storage at shutdown.
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})

@@ -417,6 +417,9 @@ pub async fn serve(config: ServiceConfig, backend: Arc<dyn Backend>) -> Result<(
 
 /// Runs the service on an already bound listener until `shutdown` completes (tests bind
 /// port 0 and pass their own shutdown).
+/// How often `mlc serve` runs [`Backend::maintain`].
+const MAINTAIN_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub async fn serve_on(
     listener: TcpListener,
     config: ServiceConfig,
@@ -467,6 +470,25 @@ pub async fn serve_on(
         }
     });
 
+    let upkeep = {
+        let backend = app.backend.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(MAINTAIN_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match backend.maintain().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(segments = n, "column segments built"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "storage upkeep failed; reads stay correct, only slower")
+                    }
+                }
+            }
+        })
+    };
+
     let router = http::router(app.clone());
     let addr = listener
         .local_addr()
@@ -478,6 +500,7 @@ pub async fn serve_on(
         .await;
     tracing::info!("HTTP server stopped; finishing evaluations and alert deliveries");
     reloader.abort();
+    upkeep.abort();
     app.shutdown().await;
     app.backend.close().await;
     tracing::info!("shutdown complete");

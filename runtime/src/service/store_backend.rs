@@ -167,6 +167,8 @@ impl Backend for StoreBackend {
             let opts = IngestOptions {
                 batch_rows: records.max(1),
                 max_reasons: records.max(1),
+                // Sealed on a timer (service/mod.rs), not in the request.
+                seal: false,
                 ..IngestOptions::default()
             };
             let report = mlc_store::ingest::ingest(
@@ -280,6 +282,21 @@ impl Backend for StoreBackend {
                 .claim_slot(&check, slot_us, &self.owner)
                 .await
                 .map_err(|e| format!("cannot claim the evaluation slot: {e}"))
+        })
+    }
+
+    fn maintain(&self) -> BoxFuture<'_, Result<u64, String>> {
+        Box::pin(async move {
+            let mut sealed = 0;
+            let components = self.store.components().await.map_err(|e| e.to_string())?;
+            for c in components {
+                sealed += self
+                    .store
+                    .seal(&c.name)
+                    .await
+                    .map_err(|e| format!("cannot build the segments of `{}`: {e}", c.name))?;
+            }
+            Ok(sealed)
         })
     }
 

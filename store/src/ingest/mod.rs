@@ -100,6 +100,9 @@ pub struct IngestOptions {
     pub max_line_bytes: usize,
     /// How many quarantine reasons the report keeps.
     pub max_reasons: usize,
+    /// Build the column segments of the new rows at the end ([`Store::seal`]). `mlc serve`
+    /// turns this off and seals on a timer instead, to keep small batches quick.
+    pub seal: bool,
 }
 
 impl Default for IngestOptions {
@@ -108,6 +111,7 @@ impl Default for IngestOptions {
             batch_rows: 50_000,
             max_line_bytes: 64 << 20,
             max_reasons: 5,
+            seal: true,
         }
     }
 }
@@ -284,6 +288,9 @@ pub async fn ingest(
                 records,
             });
         }
+    }
+    if opts.seal && outcome.accepted > 0 {
+        store.seal(&schema.name).await?;
     }
     report.accepted = outcome.accepted;
     report.duplicates = outcome.duplicates;
