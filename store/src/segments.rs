@@ -201,15 +201,16 @@ pub(crate) enum Piece {
 /// `segments` (sorted by first rowid, disjoint): the segments whose times overlap the range,
 /// and the rowid ranges no segment covers. `None` when segments would not help: the
 /// uncovered ranges span more than half the table, or the overlapping segments hold over
-/// four times the `rows` in range (records ingested far out of time order).
+/// four times the rows they are estimated to have in range (records ingested far out of
+/// time order; the estimate takes a segment's times as spread evenly).
 pub(crate) fn pieces(
     segments: &[SegmentInfo],
     lo_id: i64,
     hi_id: i64,
     start: i64,
     end: i64,
-    rows: i64,
 ) -> Option<Vec<Piece>> {
+    let mut in_range = 0f64;
     let mut out = Vec::new();
     let mut next = lo_id; // the first rowid not yet accounted for
     let mut uncovered = 0i64;
@@ -228,6 +229,11 @@ pub(crate) fn pieces(
         if s.max_time >= start && s.min_time < end {
             out.push(Piece::Segment(*s));
             segment_rows += s.row_count;
+            let spread = (s.max_time as f64 - s.min_time as f64) + 1.0;
+            let overlap = ((s.max_time as f64).min(end as f64 - 1.0)
+                - (s.min_time as f64).max(start as f64))
+                + 1.0;
+            in_range += s.row_count as f64 * (overlap / spread).clamp(0.0, 1.0);
         }
         next = next.max(s.last_rowid.saturating_add(1));
     }
@@ -239,7 +245,7 @@ pub(crate) fn pieces(
         uncovered += hi_id - next + 1;
     }
     let span = hi_id.saturating_sub(lo_id).saturating_add(1);
-    if uncovered.saturating_mul(2) > span || segment_rows > rows.saturating_mul(4) + 65_536 {
+    if uncovered.saturating_mul(2) > span || segment_rows as f64 > in_range * 4.0 + 65_536.0 {
         return None;
     }
     Some(out)
@@ -379,7 +385,7 @@ mod tests {
         let segs = [seg(1, 10, 0, 9), seg(11, 20, 10, 19), seg(31, 40, 30, 39)];
         // The whole range: all segments, the gap 21..31 and the tail 41..=45.
         assert_eq!(
-            pieces(&segs, 1, 45, 0, 100, 45).unwrap(),
+            pieces(&segs, 1, 45, 0, 100).unwrap(),
             vec![
                 Piece::Segment(segs[0]),
                 Piece::Segment(segs[1]),
@@ -390,7 +396,7 @@ mod tests {
         );
         // A narrow time range skips segments outside it, never the uncovered ranges.
         assert_eq!(
-            pieces(&segs, 1, 45, 12, 14, 2).unwrap(),
+            pieces(&segs, 1, 45, 12, 14).unwrap(),
             vec![
                 Piece::Segment(segs[1]),
                 Piece::Rows { lo: 21, hi: 31 },
@@ -399,7 +405,7 @@ mod tests {
         );
         // Rows before the first segment (a pruned table starts later) are not invented.
         assert_eq!(
-            pieces(&segs[1..], 15, 40, 0, 100, 20).unwrap(),
+            pieces(&segs[1..], 15, 40, 0, 100).unwrap(),
             vec![
                 Piece::Segment(segs[1]),
                 Piece::Rows { lo: 21, hi: 31 },
@@ -407,8 +413,17 @@ mod tests {
             ]
         );
         // Mostly uncovered: not worth it.
-        assert!(pieces(&segs[..1], 1, 100, 0, 100, 100).is_none());
+        assert!(pieces(&segs[..1], 1, 100, 0, 100).is_none());
+        // Segments whose times span far more than the range (out-of-order ingest): no.
+        let wide: Vec<SegmentInfo> = (0..20)
+            .map(|k| SegmentInfo {
+                row_count: 100_000,
+                ..seg(k * 100_000 + 1, (k + 1) * 100_000, 0, 1_000_000)
+            })
+            .collect();
+        assert!(pieces(&wide, 1, 2_000_000, 0, 1_000).is_none());
+        assert!(pieces(&wide, 1, 2_000_000, 0, 1_000_000).is_some());
         // No segments at all.
-        assert!(pieces(&[], 1, 100, 0, 100, 100).is_none());
+        assert!(pieces(&[], 1, 100, 0, 100).is_none());
     }
 }

@@ -345,44 +345,50 @@ impl SqliteStore {
         let start = start_us.unwrap_or(i64::MIN);
         let tb = quote(&plan.table);
         let t = quote(&plan.time);
-        // The survey: rows in the range (from the time index), the table's rowid span (two
-        // O(1) lookups), and the first and last time in the range (two index seeks).
-        let survey = format!(
-            "SELECT (SELECT count(*) FROM {tb} WHERE {t} >= ?1 AND {t} < ?2),
-                    (SELECT min(rowid) FROM {tb}), (SELECT max(rowid) FROM {tb}),
+        // The survey: the table's rowid span (two O(1) lookups), the first and last time in
+        // the range (two index seeks), and, for the row path, the rows in the range (a walk of
+        // the time index, so only when the segments cannot serve the read).
+        let span_sql = format!(
+            "SELECT (SELECT min(rowid) FROM {tb}), (SELECT max(rowid) FROM {tb}),
                     (SELECT {t} FROM {tb} WHERE {t} >= ?1 AND {t} < ?2 ORDER BY {t} LIMIT 1),
                     (SELECT {t} FROM {tb} WHERE {t} >= ?1 AND {t} < ?2 ORDER BY {t} DESC LIMIT 1)"
         );
+        let count_sql = format!("SELECT count(*) FROM {tb} WHERE {t} >= ?1 AND {t} < ?2");
         let time_col = plan.columns.iter().position(|(n, _)| *n == plan.time);
         let with_segments = self.segment_rows > 0 && time_col.is_some();
-        let (got, segs) = blocking({
+        let (got, pieces) = blocking({
             let (r, tbl) = (readers.clone(), plan.table.clone());
             move || {
                 r.with(|conn| {
                     // One snapshot for the survey and the segment list.
                     let tx = conn.unchecked_transaction()?;
-                    let got: Vec<Option<i64>> = tx.query_row(&survey, [start, end_us], |r| {
-                        (0..5).map(|i| r.get::<_, Option<i64>>(i)).collect()
-                    })?;
-                    let segs = if with_segments {
-                        segment_list(&tx, &tbl)?
-                    } else {
-                        Vec::new()
-                    };
-                    Ok((got, segs))
+                    let mut got: Vec<Option<i64>> =
+                        tx.query_row(&span_sql, [start, end_us], |r| {
+                            (0..4).map(|i| r.get::<_, Option<i64>>(i)).collect()
+                        })?;
+                    if let [Some(lo_id), Some(hi_id), Some(_), Some(_)] = got[..]
+                        && with_segments
+                    {
+                        let segs = segment_list(&tx, &tbl)?;
+                        if let Some(p) = segments::pieces(&segs, lo_id, hi_id, start, end_us) {
+                            return Ok((got, Some(p)));
+                        }
+                    }
+                    if got.iter().all(Option::is_some) {
+                        got.push(tx.query_row(&count_sql, [start, end_us], |r| r.get(0))?);
+                    }
+                    Ok((got, None))
                 })
             }
         })
         .await?;
-        let [Some(rows), Some(lo_id), Some(hi_id), Some(lo_t), Some(hi_t)] = got[..] else {
-            return Ok(Vec::new());
-        };
-        if let Some(tc) = time_col
-            && let Some(pieces) = segments::pieces(&segs, lo_id, hi_id, start, end_us, rows)
-        {
+        if let (Some(pieces), Some(tc)) = (pieces, time_col) {
             let out = read_pieces(readers, plan, pieces, start, end_us, tc).await?;
             return sort_by_time(out, tc);
         }
+        let [Some(lo_id), Some(hi_id), Some(lo_t), Some(hi_t), Some(rows)] = got[..] else {
+            return Ok(Vec::new());
+        };
         let rows = usize::try_from(rows).unwrap_or(0);
         // A range holding most of the table is read in storage order (a sequential scan of
         // the table, then a check that it came in time order, sorting only when it did not);

@@ -94,6 +94,9 @@ pub fn eval_col(expr: &RowExpr, frame: &Frame, each: Option<&ArrayRef>) -> Resul
         RowExprKind::IsNull { operand, negated } => {
             let a = eval_col(operand, frame, each)?;
             let neg = *negated;
+            if let Some(mask) = null_mask(&a, n, neg) {
+                return Ok(Col::Bool(mask));
+            }
             Ok(Col::Bool(
                 (0..n).map(|i| Some(a.is_null_at(i) != neg)).collect(),
             ))
@@ -104,9 +107,15 @@ pub fn eval_col(expr: &RowExpr, frame: &Frame, each: Option<&ArrayRef>) -> Resul
             negated,
         } => {
             let a = eval_col(operand, frame, each)?;
+            let items = list
+                .iter()
+                .map(|item| eval_col(item, frame, each))
+                .collect::<Result<Vec<_>, _>>()?;
+            if let Some(mask) = str_in_literals(&a, &items, *negated) {
+                return Ok(Col::Bool(mask));
+            }
             let mut acc = Col::Lit(Value::Bool(false));
-            for item in list {
-                let b = eval_col(item, frame, each)?;
+            for b in items {
                 let eq = compare(BinaryOp::Eq, &a, &b, n)?;
                 acc = kleene(BinaryOp::Or, &acc, &eq, n)?;
             }
@@ -394,6 +403,50 @@ fn float_cmp(op: BinaryOp, x: f64, y: f64) -> bool {
     }
 }
 
+/// `x is [not] null` over an array column from its validity bitmap: the row-wise answers
+/// (never null). `None` for a literal.
+fn null_mask(a: &Col, n: usize, negated: bool) -> Option<BooleanArray> {
+    use arrow_buffer::BooleanBuffer;
+    let array: &dyn Array = match a {
+        Col::Int(x) | Col::Timestamp(x) => x,
+        Col::Float(x) => x,
+        Col::Bool(x) => x,
+        Col::Str(x) => x.as_ref(),
+        Col::Lit(_) => return None,
+    };
+    if array.len() != n {
+        return None;
+    }
+    let valid = match array.logical_nulls() {
+        Some(nulls) => nulls.inner().clone(),
+        None => BooleanBuffer::new_set(n),
+    };
+    Some(BooleanArray::new(
+        if negated { valid } else { !&valid },
+        None,
+    ))
+}
+
+/// `x [not] in ["a", "b", ...]` over a string column with only non-null string literals: a
+/// null `x` gives null, as the row-wise chain of `=` and `or` does. `None` for any other shape.
+fn str_in_literals(a: &Col, items: &[Col], negated: bool) -> Option<BooleanArray> {
+    use arrow_buffer::BooleanBuffer;
+    let Col::Str(x) = a else { return None };
+    let x = x.as_any().downcast_ref::<StringArray>()?;
+    let mut set: Vec<&str> = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            Col::Lit(Value::Str(s)) => set.push(s),
+            _ => return None,
+        }
+    }
+    let bits = BooleanBuffer::collect_bool(x.len(), |i| {
+        // Null rows are masked below; their value slot is empty.
+        set.contains(&x.value(i)) != negated
+    });
+    Some(BooleanArray::new(bits, x.nulls().cloned()))
+}
+
 /// `column OP literal` (or `literal OP column`) over a numeric column, a word at a time: the
 /// answers of the row-wise path, nulls staying null. `None` for any other shape.
 fn compare_column_literal(op: BinaryOp, a: &Col, b: &Col) -> Option<BooleanArray> {
@@ -587,5 +640,51 @@ mod fast_path_tests {
                 }
             }
         }
+    }
+
+    /// `in` over strings and `is null` from the bitmap give the row-wise answers.
+    #[test]
+    fn string_in_list_and_is_null_match_the_row_wise_path() {
+        let arr: ArrayRef = std::sync::Arc::new(StringArray::from(vec![
+            Some("DE"),
+            None,
+            Some(""),
+            Some("US"),
+            Some("de"),
+            Some("Zürich"),
+        ]));
+        let col = Col::Str(arr.clone());
+        let list = [
+            Col::Lit(Value::Str("US".into())),
+            Col::Lit(Value::Str("DE".into())),
+            Col::Lit(Value::Str("Zürich".into())),
+        ];
+        for negated in [false, true] {
+            let fast = str_in_literals(&col, &list, negated).unwrap();
+            let mut acc = Col::Lit(Value::Bool(false));
+            for b in &list {
+                let eq = compare_rows(BinaryOp::Eq, &col, b, 6).unwrap();
+                acc = kleene(BinaryOp::Or, &acc, &eq, 6).unwrap();
+            }
+            if negated {
+                acc = unary(UnaryOp::Not, &acc, 6).unwrap();
+            }
+            assert!(same(&Col::Bool(fast), &acc), "negated {negated}: {acc:?}");
+        }
+        // A null or non-string literal in the list takes the row-wise path.
+        assert!(str_in_literals(&col, &[Col::Lit(Value::Null)], false).is_none());
+        let ints = Col::Int(Int64Array::from(vec![Some(1), None, Some(3)]));
+        for (c, n) in [(&col, 6), (&ints, 3)] {
+            for negated in [false, true] {
+                let fast = null_mask(c, n, negated).unwrap();
+                let rows: BooleanArray = (0..n).map(|i| Some(c.is_null_at(i) != negated)).collect();
+                assert_eq!(fast, rows);
+            }
+        }
+        let no_nulls = Col::Float(Float64Array::from(vec![1.0, 2.0]));
+        assert_eq!(
+            null_mask(&no_nulls, 2, false).unwrap(),
+            BooleanArray::from(vec![false, false])
+        );
     }
 }
