@@ -1,5 +1,7 @@
-//! The PostgreSQL backend, for scale: batches are written with `COPY` into a temporary stage
-//! table and moved into the component table with `ON CONFLICT DO NOTHING`, in one transaction.
+//! The PostgreSQL backend, for scale: batches are written with binary `COPY`, straight into the
+//! component table when they hold no stored or repeated record, otherwise into a temporary
+//! stage table moved into the component table with `ON CONFLICT DO NOTHING`; one transaction
+//! per batch either way.
 
 use std::str::FromStr;
 
@@ -15,9 +17,6 @@ use crate::sql::{
     self, ColumnBuilder, EXTRA_COLUMN, ReadPlan, StoredColumn, quote, stored_fields, table_name,
 };
 use crate::{BatchStream, QuarantinedRecord, ResultQuery, StoredResult, WriteOutcome};
-
-/// Bytes of COPY data sent per message.
-const COPY_CHUNK: usize = 1 << 20;
 
 #[derive(Clone)]
 pub(crate) struct PgStore {
@@ -215,50 +214,85 @@ impl PgStore {
             .collect()
     }
 
+    /// Writes one batch in one transaction. The rows go by binary `COPY` straight into the
+    /// component table, inside a savepoint; when that meets a stored or repeated key and time
+    /// (unique violation) the savepoint is rolled back and the same encoded rows go the slow,
+    /// deduplicating way: `COPY` into a temporary stage table, then `INSERT .. SELECT .. ON
+    /// CONFLICT DO NOTHING`. `expect_duplicates` (the writer's previous batch had some) skips
+    /// the direct attempt, so re-sending an ingested file does not pay twice per batch.
     pub(crate) async fn write_batch(
         &self,
         schema: &ComponentSchema,
         rows: &Rows,
         quarantine: &[QuarantinedRecord],
+        expect_duplicates: bool,
     ) -> Result<WriteOutcome> {
         let mut names = vec![quote(&schema.key), quote(&schema.time)];
         names.extend(stored_fields(schema).map(|f| quote(&f.name)));
         names.push(quote(EXTRA_COLUMN));
+        let ncols = i16::try_from(names.len()).map_err(|_| {
+            StoreError::Ingest(format!(
+                "component `{}` has more columns than PostgreSQL's COPY takes",
+                schema.name
+            ))
+        })?;
         let names = names.join(", ");
         let table = quote(&table_name(&schema.name));
         let mut out = WriteOutcome {
             quarantined: quarantine.len() as u64,
             ..WriteOutcome::default()
         };
+        check_text_lengths(rows)?;
         let mut tx = self.pool.begin().await?;
         if !rows.is_empty() {
-            sqlx::query(AssertSqlSafe(format!(
-                "CREATE TEMP TABLE mlc_stage (LIKE {table}) ON COMMIT DROP"
-            )))
-            .execute(&mut *tx)
-            .await?;
-            let conn: &mut PgConnection = &mut tx;
-            let mut copy = conn
-                .copy_in_raw(&format!("COPY mlc_stage ({names}) FROM STDIN"))
-                .await?;
-            let mut buf = Vec::with_capacity(COPY_CHUNK + 4096);
-            for i in 0..rows.len() {
-                encode_row(&mut buf, rows, i);
-                if buf.len() >= COPY_CHUNK {
-                    copy.send(std::mem::take(&mut buf)).await?;
-                    buf.reserve(COPY_CHUNK + 4096);
+            let mut encoded = Encoded::new(rows, ncols);
+            let mut direct = false;
+            if !expect_duplicates {
+                sqlx::raw_sql("SAVEPOINT mlc_direct")
+                    .execute(&mut *tx)
+                    .await?;
+                let stmt = format!("COPY {table} ({names}) FROM STDIN (FORMAT binary)");
+                match copy_in(&mut tx, &stmt, &mut encoded).await {
+                    Ok(n) => {
+                        if n != rows.len() as u64 {
+                            return Err(StoreError::Ingest(format!(
+                                "internal error: COPY stored {n} of {} rows",
+                                rows.len()
+                            )));
+                        }
+                        sqlx::raw_sql("RELEASE SAVEPOINT mlc_direct")
+                            .execute(&mut *tx)
+                            .await?;
+                        out.accepted = n;
+                        direct = true;
+                    }
+                    Err(e) if is_unique_violation(&e) => {
+                        sqlx::raw_sql("ROLLBACK TO SAVEPOINT mlc_direct")
+                            .execute(&mut *tx)
+                            .await?;
+                        tracing::debug!(
+                            component = %schema.name,
+                            "batch holds stored or repeated records: deduplicating through the stage table"
+                        );
+                    }
+                    Err(e) => return Err(e.into()),
                 }
             }
-            if !buf.is_empty() {
-                copy.send(buf).await?;
+            if !direct {
+                sqlx::query(AssertSqlSafe(format!(
+                    "CREATE TEMP TABLE mlc_stage (LIKE {table}) ON COMMIT DROP"
+                )))
+                .execute(&mut *tx)
+                .await?;
+                let stmt = format!("COPY mlc_stage ({names}) FROM STDIN (FORMAT binary)");
+                copy_in(&mut tx, &stmt, &mut encoded).await?;
+                let res = sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO {table} ({names}) SELECT {names} FROM mlc_stage ON CONFLICT DO NOTHING"
+                )))
+                .execute(&mut *tx)
+                .await?;
+                out.accepted = res.rows_affected();
             }
-            copy.finish().await?;
-            let res = sqlx::query(AssertSqlSafe(format!(
-                "INSERT INTO {table} ({names}) SELECT {names} FROM mlc_stage ON CONFLICT DO NOTHING"
-            )))
-            .execute(&mut *tx)
-            .await?;
-            out.accepted = res.rows_affected();
         }
         out.duplicates = rows.len() as u64 - out.accepted;
         for chunk in quarantine.chunks(1000) {
@@ -551,52 +585,170 @@ impl PgStore {
     }
 }
 
-/// Appends row `i` in COPY's text format: tab-separated, `\N` for null, backslash escapes.
-fn encode_row(buf: &mut Vec<u8>, rows: &Rows, i: usize) {
-    encode_text(buf, rows.key[i].as_deref());
-    buf.push(b'\t');
-    buf.extend_from_slice(rows.time[i].to_string().as_bytes());
-    for col in &rows.fields {
-        buf.push(b'\t');
-        match col {
-            Column::Int(v) | Column::Timestamp(v) => match v[i] {
-                Some(x) => buf.extend_from_slice(x.to_string().as_bytes()),
-                None => buf.extend_from_slice(b"\\N"),
-            },
-            Column::Float(v) => match v[i] {
-                Some(x) if x.is_nan() => buf.extend_from_slice(b"NaN"),
-                Some(x) if x == f64::INFINITY => buf.extend_from_slice(b"Infinity"),
-                Some(x) if x == f64::NEG_INFINITY => buf.extend_from_slice(b"-Infinity"),
-                Some(x) => buf.extend_from_slice(format!("{x:?}").as_bytes()),
-                None => buf.extend_from_slice(b"\\N"),
-            },
-            Column::Bool(v) => match v[i] {
-                Some(true) => buf.push(b't'),
-                Some(false) => buf.push(b'f'),
-                None => buf.extend_from_slice(b"\\N"),
-            },
-            Column::Str(v) => encode_text(buf, v[i].as_deref()),
-        }
-    }
-    buf.push(b'\t');
-    encode_text(buf, rows.extra[i].as_deref());
-    buf.push(b'\n');
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "23505")
 }
 
-fn encode_text(buf: &mut Vec<u8>, s: Option<&str>) {
+/// The longest text value sent: PostgreSQL's limit on one value (1 GiB less one byte). Under
+/// it, a value's length fits COPY's 32-bit field length even with every byte a NUL (two bytes
+/// each once escaped, see [`put_text`]).
+const MAX_TEXT_BYTES: usize = (1 << 30) - 1;
+
+/// Refuses a batch holding a text value PostgreSQL cannot store, before any of it is sent.
+fn check_text_lengths(rows: &Rows) -> Result<()> {
+    let texts = rows.key.iter().chain(&rows.extra).chain(
+        rows.fields
+            .iter()
+            .filter_map(|c| match c {
+                Column::Str(v) => Some(v),
+                _ => None,
+            })
+            .flatten(),
+    );
+    match texts.flatten().map(String::len).max() {
+        Some(n) if n > MAX_TEXT_BYTES => Err(StoreError::Ingest(format!(
+            "a text value of {n} bytes is over PostgreSQL's limit of {MAX_TEXT_BYTES} bytes"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A batch in COPY's binary format, encoded once: chunk by chunk as the first `COPY` sends it,
+/// then kept, so that the fallback to the stage table sends the same bytes again.
+struct Encoded<'a> {
+    rows: &'a Rows,
+    ncols: i16,
+    /// Rows encoded so far.
+    next: usize,
+    chunks: Vec<Vec<u8>>,
+}
+
+/// Bytes of COPY data sent per message.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// The binary COPY header: signature, flags (none) and header extension length (zero).
+const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+impl<'a> Encoded<'a> {
+    fn new(rows: &'a Rows, ncols: i16) -> Encoded<'a> {
+        Encoded {
+            rows,
+            ncols,
+            next: 0,
+            chunks: Vec::new(),
+        }
+    }
+
+    /// Encodes the next chunk into `self.chunks`; false when every row already is.
+    fn encode_chunk(&mut self) -> bool {
+        let n = self.rows.len();
+        if self.next == n && !self.chunks.is_empty() {
+            return false;
+        }
+        let mut buf = Vec::with_capacity(COPY_CHUNK + (64 << 10));
+        if self.chunks.is_empty() {
+            buf.extend_from_slice(COPY_HEADER);
+        }
+        while self.next < n && buf.len() < COPY_CHUNK {
+            encode_row(&mut buf, self.rows, self.next, self.ncols);
+            self.next += 1;
+        }
+        if self.next == n {
+            buf.extend_from_slice(&(-1i16).to_be_bytes());
+        }
+        self.chunks.push(buf);
+        true
+    }
+}
+
+/// Runs the `COPY .. FROM STDIN (FORMAT binary)` statement `stmt` with the batch: the chunks
+/// encoded by an earlier attempt, then the rest, encoded as it goes. Returns the rows copied.
+async fn copy_in(conn: &mut PgConnection, stmt: &str, data: &mut Encoded<'_>) -> sqlx::Result<u64> {
+    let mut copy = conn.copy_in_raw(stmt).await?;
+    for chunk in &data.chunks {
+        copy.send(chunk.as_slice()).await?;
+    }
+    while data.encode_chunk() {
+        if let Some(chunk) = data.chunks.last() {
+            copy.send(chunk.as_slice()).await?;
+        }
+    }
+    copy.finish().await
+}
+
+/// Appends row `i` as a binary COPY tuple: the field count, then each field as a 32-bit
+/// length (-1 for null) and its bytes: 64-bit integers and floats big-endian, booleans one
+/// byte, text as UTF-8.
+fn encode_row(buf: &mut Vec<u8>, rows: &Rows, i: usize, ncols: i16) {
+    buf.extend_from_slice(&ncols.to_be_bytes());
+    put_text(buf, rows.key[i].as_deref());
+    put_i64(buf, Some(rows.time[i]));
+    for col in &rows.fields {
+        match col {
+            Column::Int(v) | Column::Timestamp(v) => put_i64(buf, v[i]),
+            Column::Float(v) => match v[i] {
+                // One NaN, as `NaN` in COPY's text format gives.
+                Some(x) => {
+                    let x = if x.is_nan() { f64::NAN } else { x };
+                    buf.extend_from_slice(&8i32.to_be_bytes());
+                    buf.extend_from_slice(&x.to_be_bytes());
+                }
+                None => put_null(buf),
+            },
+            Column::Bool(v) => match v[i] {
+                Some(b) => {
+                    buf.extend_from_slice(&1i32.to_be_bytes());
+                    buf.push(u8::from(b));
+                }
+                None => put_null(buf),
+            },
+            Column::Str(v) => put_text(buf, v[i].as_deref()),
+        }
+    }
+    put_text(buf, rows.extra[i].as_deref());
+}
+
+fn put_null(buf: &mut Vec<u8>) {
+    buf.extend_from_slice(&(-1i32).to_be_bytes());
+}
+
+fn put_i64(buf: &mut Vec<u8>, v: Option<i64>) {
+    match v {
+        Some(x) => {
+            buf.extend_from_slice(&8i32.to_be_bytes());
+            buf.extend_from_slice(&x.to_be_bytes());
+        }
+        None => put_null(buf),
+    }
+}
+
+/// A text value (at most [`MAX_TEXT_BYTES`], see [`check_text_lengths`]). A NUL byte cannot be
+/// stored in a PostgreSQL text value: it is written as the two characters `\0`, as the text
+/// format path always did.
+fn put_text(buf: &mut Vec<u8>, s: Option<&str>) {
     let Some(s) = s else {
-        buf.extend_from_slice(b"\\N");
+        put_null(buf);
         return;
     };
-    for &b in s.as_bytes() {
-        match b {
-            b'\\' => buf.extend_from_slice(b"\\\\"),
-            b'\n' => buf.extend_from_slice(b"\\n"),
-            b'\r' => buf.extend_from_slice(b"\\r"),
-            b'\t' => buf.extend_from_slice(b"\\t"),
-            // COPY text rejects NUL bytes; `\0` cannot appear in a Postgres TEXT value at all.
-            0 => buf.extend_from_slice(b"\\\\0"),
-            _ => buf.push(b),
+    let bytes = s.as_bytes();
+    let nuls = if bytes.contains(&0) {
+        bytes.iter().filter(|&&b| b == 0).count()
+    } else {
+        0
+    };
+    let len = i32::try_from(bytes.len() + nuls).unwrap_or(i32::MAX);
+    buf.extend_from_slice(&len.to_be_bytes());
+    if nuls == 0 {
+        buf.extend_from_slice(bytes);
+    } else {
+        for &b in bytes {
+            if b == 0 {
+                buf.extend_from_slice(b"\\0");
+            } else {
+                buf.push(b);
+            }
         }
     }
 }

@@ -589,3 +589,275 @@ async fn whole_range_reads_come_back_in_time_order_after_out_of_order_ingest() {
     })
     .await;
 }
+
+/// One record of [`copy_rows`]: key, hour after `T0`, int, float, bool, string, timestamp, extra.
+type Rec<'a> = (
+    Option<&'a str>,
+    i64,
+    Option<i64>,
+    Option<f64>,
+    Option<bool>,
+    Option<&'a str>,
+    Option<i64>,
+    Option<&'a str>,
+);
+
+fn copy_schema() -> mlc_store::ComponentSchema {
+    mlc_store::ComponentSchema {
+        name: "copycheck".into(),
+        key: "k".into(),
+        time: "t".into(),
+        fields: vec![
+            field("i", DataType::Int),
+            field("x", DataType::Float),
+            field("b", DataType::Bool),
+            field("s", DataType::String),
+            field("ts", DataType::Timestamp),
+        ],
+    }
+}
+
+fn copy_rows(recs: &[Rec]) -> mlc_store::Rows {
+    use mlc_store::Column;
+    let owned = |s: Option<&str>| s.map(str::to_string);
+    mlc_store::Rows {
+        key: recs.iter().map(|r| owned(r.0)).collect(),
+        time: recs.iter().map(|r| T0 + r.1 * HOUR).collect(),
+        fields: vec![
+            Column::Int(recs.iter().map(|r| r.2).collect()),
+            Column::Float(recs.iter().map(|r| r.3).collect()),
+            Column::Bool(recs.iter().map(|r| r.4).collect()),
+            Column::Str(recs.iter().map(|r| owned(r.5)).collect()),
+            Column::Timestamp(recs.iter().map(|r| r.6).collect()),
+        ],
+        extra: recs.iter().map(|r| owned(r.7)).collect(),
+    }
+}
+
+/// PostgreSQL writes a batch by COPY straight into the table and falls back to its
+/// deduplicating stage table when the batch meets a stored or repeated record: the counts
+/// and the stored values must be exactly those of the deduplicating path, whichever path ran.
+#[tokio::test]
+async fn direct_copy_and_its_fallback_keep_counts_and_values_exact() {
+    each_backend(|store, dir| async move {
+        let pg = store.backend() == "postgres";
+        let schema = copy_schema();
+        store.ensure_component(&schema).await.unwrap();
+        let put = |recs: Vec<Rec<'static>>| {
+            let (store, schema) = (store.clone(), schema.clone());
+            async move {
+                let o = store
+                    .write_batch(&schema, &copy_rows(&recs), &[])
+                    .await
+                    .unwrap();
+                (o.accepted, o.duplicates)
+            }
+        };
+        let text = "tab\there line\nbreak cr\rlf back\\slash \\N \\. ünïcødé ✓ 日本";
+        #[rustfmt::skip]
+        let first: Vec<Rec> = vec![
+            (Some("a"), 0, Some(1), Some(1.5), Some(true), Some(text), Some(T0), Some(r#"{"n":1,"q":"\t\\"}"#)),
+            (None, 1, None, None, None, None, None, None),
+            (Some("c"), 2, Some(i64::MIN), Some(f64::INFINITY), Some(false), Some(""), Some(-1), None),
+            (Some("d"), 3, Some(i64::MAX), Some(f64::NEG_INFINITY), None, Some("é"), None, Some("{}")),
+            (Some("e\tf"), 4, Some(-7), Some(f64::NAN), Some(true), Some("x"), Some(0), None),
+            (Some("g"), 5, Some(0), Some(-0.0), Some(false), Some("y"), Some(i64::MAX), None),
+        ];
+        // All new: on PostgreSQL the direct COPY.
+        assert_eq!(put(first.clone()).await, (6, 0));
+        // A repeated key and time inside the batch, a null key among them: the first one wins.
+        let repeated: Vec<Rec> = vec![
+            (Some("h"), 6, Some(60), None, None, None, None, None),
+            (Some("h"), 6, Some(61), None, None, None, None, None),
+            (None, 7, Some(70), None, None, None, None, None),
+            (None, 7, Some(71), None, None, None, None, None),
+        ];
+        assert_eq!(put(repeated).await, (2, 2));
+        // Overlapping stored records (with other values, which must not replace them).
+        #[rustfmt::skip]
+        let overlap: Vec<Rec> = vec![
+            (Some("a"), 0, Some(999), Some(9.0), None, Some("new"), None, None),
+            (None, 1, Some(998), None, None, None, None, None),
+            (Some("i"), 8, Some(80), Some(8.25), None, None, None, None),
+        ];
+        assert_eq!(put(overlap).await, (1, 2));
+        // All stored already.
+        assert_eq!(put(first).await, (0, 6));
+        // Two writers of the same new records at once: each stored once, the rest counted.
+        let same: Vec<Rec> = (100..400)
+            .map(|h| (Some("w"), h, Some(h), None, None, None, None, None))
+            .collect();
+        let (x, y) = tokio::join!(put(same.clone()), put(same));
+        assert_eq!((x.0 + y.0, x.1 + y.1), (300, 300), "{x:?} {y:?}");
+        if pg {
+            // A NUL cannot be in a PostgreSQL text value: stored as the characters `\0`.
+            let nul: Vec<Rec> = vec![(
+                Some("n"),
+                9,
+                None,
+                None,
+                None,
+                Some("a\0b"),
+                None,
+                Some("\0"),
+            )];
+            assert_eq!(put(nul).await, (1, 0));
+        }
+        assert_eq!(
+            store.count("copycheck").await.unwrap(),
+            if pg { 310 } else { 309 }
+        );
+
+        let cols = ["k", "t", "i", "x", "b", "s", "ts"];
+        let b = store
+            .scan_batches("copycheck", &cols, None, T0 + 10 * HOUR)
+            .await
+            .unwrap();
+        let keys = strs(&b, 0);
+        let n = if pg { 10 } else { 9 };
+        let some = |s: &str| Some(s.to_string());
+        let mut want_keys = vec![
+            some("a"),
+            None,
+            some("c"),
+            some("d"),
+            some("e\tf"),
+            some("g"),
+            some("h"),
+            None,
+            some("i"),
+        ];
+        if pg {
+            want_keys.push(some("n"));
+        }
+        assert_eq!(keys, want_keys);
+        assert_eq!(
+            ints(&b, 1),
+            (0..n).map(|h| Some(T0 + h * HOUR)).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            ints(&b, 2)[..9],
+            [
+                Some(1),
+                None,
+                Some(i64::MIN),
+                Some(i64::MAX),
+                Some(-7),
+                Some(0),
+                Some(60),
+                Some(70),
+                Some(80)
+            ]
+        );
+        let x = floats(&b, 3);
+        assert_eq!(
+            x[..4],
+            [
+                Some(1.5),
+                None,
+                Some(f64::INFINITY),
+                Some(f64::NEG_INFINITY)
+            ]
+        );
+        if pg {
+            assert!(x[4].is_some_and(f64::is_nan), "{x:?}");
+            assert!(
+                x[5].is_some_and(|v| v == 0.0 && v.is_sign_negative()),
+                "{x:?}"
+            );
+        }
+        assert_eq!(x[6..9], [None, None, Some(8.25)]);
+        assert_eq!(
+            bools(&b, 4)[..9],
+            [
+                Some(true),
+                None,
+                Some(false),
+                None,
+                Some(true),
+                Some(false),
+                None,
+                None,
+                None
+            ]
+        );
+        let s = strs(&b, 5);
+        assert_eq!(
+            s[..6],
+            [some(text), None, some(""), some("é"), some("x"), some("y")]
+        );
+        if pg {
+            assert_eq!(s[9], some("a\\0b"));
+        }
+        assert_eq!(
+            ints(&b, 6)[..6],
+            [Some(T0), None, Some(-1), None, Some(0), Some(i64::MAX)]
+        );
+        let extras = store
+            .extras("copycheck", None, T0 + 10 * HOUR)
+            .await
+            .unwrap();
+        let extras: Vec<Option<String>> = extras.into_iter().map(|e| e.2).collect();
+        assert_eq!(
+            extras[..4],
+            [some(r#"{"n":1,"q":"\t\\"}"#), None, None, some("{}")]
+        );
+        if pg {
+            assert_eq!(extras[9], some("\\0"));
+        }
+
+        // Through ingest, in batches of two: a clean batch, one with a repeated record, the one
+        // after it (PostgreSQL expects duplicates there and goes straight to the stage table),
+        // a clean one again; then the whole file again, then a file half stored already.
+        let day = 1_772_409_600; // 2026-03-02T00:00:00Z
+        let line = |k: &str, h: i64, i: i64| format!("{k},{},{i}\n", day + h * 3600);
+        let mut csv = String::from("k,t,i\n");
+        for (k, h, i) in [
+            ("p1", 0, 1),
+            ("p2", 1, 2),
+            ("p3", 2, 3),
+            ("p3", 2, 4),
+            ("p4", 3, 5),
+            ("p5", 4, 6),
+            ("p6", 5, 7),
+            ("p7", 6, 8),
+        ] {
+            csv.push_str(&line(k, h, i));
+        }
+        let opts = IngestOptions {
+            batch_rows: 2,
+            ..IngestOptions::default()
+        };
+        let run = |name: &str, content: String| {
+            let path = write(&dir, name, content);
+            let (store, schema, opts) = (store.clone(), schema.clone(), opts.clone());
+            async move {
+                let r = ingest(&store, &schema, Input::Path(path), Format::Csv, &opts, None)
+                    .await
+                    .unwrap();
+                (r.accepted, r.duplicates, r.quarantined)
+            }
+        };
+        assert_eq!(run("a.csv", csv.clone()).await, (7, 1, 0));
+        assert_eq!(run("a.csv", csv).await, (0, 8, 0));
+        let mut half = String::from("k,t,i\n");
+        for (k, h, i) in [("p6", 5, 70), ("p7", 6, 80), ("p8", 7, 9), ("p9", 8, 10)] {
+            half.push_str(&line(k, h, i));
+        }
+        assert_eq!(run("b.csv", half).await, (2, 2, 0));
+        let b = store
+            .scan_batches(
+                "copycheck",
+                &["k", "i"],
+                Some(day * 1_000_000),
+                T0 + 100 * HOUR,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            ints(&b, 1),
+            (1..=10).filter(|&i| i != 4).map(Some).collect::<Vec<_>>()
+        );
+    })
+    .await;
+}

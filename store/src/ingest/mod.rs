@@ -273,6 +273,7 @@ pub async fn ingest(
     let mut report = IngestReport::default();
     let mut records = 0;
     let mut outcome = WriteOutcome::default();
+    let mut expect_duplicates = false;
     while let Some((rows, quarantine)) = rx.recv().await {
         for q in &quarantine {
             if report.reasons.len() < opts.max_reasons {
@@ -280,7 +281,12 @@ pub async fn ingest(
             }
         }
         records += (rows.len() + quarantine.len()) as u64;
-        outcome.add(store.write_batch(schema, &rows, &quarantine).await?);
+        let written = store
+            .write_batch_expecting(schema, &rows, &quarantine, expect_duplicates)
+            .await?;
+        // A batch with duplicates (a re-run file, a resumed one) is likely followed by more.
+        expect_duplicates = written.duplicates > 0;
+        outcome.add(written);
         if let Some(p) = &progress {
             p(Progress {
                 bytes_read: bytes_read.load(Ordering::Relaxed),
