@@ -7,6 +7,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod common;
+
+use common::{drop_schema, pg_url};
 use mlc_runtime::demo::judge::judge;
 use serde_json::Value as Json;
 
@@ -15,6 +18,15 @@ const AT: &str = "2026-03-01T00:00:00Z";
 /// hold at this size too (checked against the pandas/scipy reference in
 /// examples/pipeline/reference.py for several seeds).
 const REQUESTS_PER_DAY: &str = "1000";
+/// The example pipeline's components, as `--export` writes them.
+const COMPONENTS: [&str; 6] = [
+    "inference",
+    "feedback",
+    "offline_scores",
+    "training",
+    "batch_jobs",
+    "features",
+];
 
 fn mlc(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mlc"))
@@ -115,17 +127,16 @@ fn demo_catches_every_fault_and_check_and_ingest_agree() {
 
     // The exported CSV files through `mlc ingest` into a new store, embedded and on the
     // PostgreSQL server: the same verdicts again.
-    let schema = format!("mlc_demo_{}", std::process::id());
-    let pg = format!("{}?schema={schema}", pg_url());
+    struct DropSchema(String);
+    impl Drop for DropSchema {
+        fn drop(&mut self) {
+            drop_schema(&self.0);
+        }
+    }
+    let schema = DropSchema(format!("mlc_demo_{}", std::process::id()));
+    let pg = format!("{}?schema={}", pg_url(), schema.0);
     for url in ["sqlite://ingested.db", pg.as_str()] {
-        for component in [
-            "inference",
-            "feedback",
-            "offline_scores",
-            "training",
-            "batch_jobs",
-            "features",
-        ] {
+        for component in COMPONENTS {
             let file = format!("export/{component}.csv");
             let out = mlc(
                 &["ingest", "--checks", &checks, "--db", url, component, &file],
@@ -144,29 +155,9 @@ fn demo_catches_every_fault_and_check_and_ingest_agree() {
             ],
             d,
         );
-        if url == pg {
-            drop_schema(&schema);
-        }
         assert_eq!(out.status.code(), Some(1), "{url}: {}", text(&out.stderr));
         assert_verdicts(&text(&out.stdout));
     }
-}
-
-fn pg_url() -> String {
-    std::env::var("MLC_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
-fn drop_schema(schema: &str) {
-    let out = Command::new("psql")
-        .args([
-            &pg_url(),
-            "-qc",
-            &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"),
-        ])
-        .output()
-        .expect("psql runs");
-    assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -190,14 +181,7 @@ fn demo_is_deterministic_for_a_seed() {
         );
         assert!(out.status.code().is_some(), "{}", text(&out.stderr));
     }
-    for component in [
-        "inference",
-        "feedback",
-        "offline_scores",
-        "training",
-        "batch_jobs",
-        "features",
-    ] {
+    for component in COMPONENTS {
         let a = std::fs::read(d.join(format!("a/{component}.csv"))).unwrap();
         let b = std::fs::read(d.join(format!("b/{component}.csv"))).unwrap();
         assert!(a.len() > 100, "{component}.csv is nearly empty");

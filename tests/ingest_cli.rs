@@ -8,14 +8,12 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{drop_schema, pg_url};
 use mlc_store::{ComponentSchema, DataType, FieldSchema, Store};
 
 const MLC: &str = env!("CARGO_BIN_EXE_mlc");
-
-fn pg_url() -> String {
-    std::env::var("MLC_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
@@ -37,28 +35,6 @@ fn rt() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-fn drop_schema(schema: &str) {
-    let out = Command::new("psql")
-        .args([
-            &pg_url(),
-            "-qc",
-            &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"),
-        ])
-        .output();
-    if out.is_err() {
-        rt().block_on(async {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&pg_url()).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
-            )))
-            .execute(&mut c)
-            .await
-            .unwrap();
-        });
-    }
 }
 
 fn schema() -> ComponentSchema {

@@ -217,12 +217,7 @@ fn sustained_ingest_stores_exactly_what_was_acknowledged_and_survives_kill_9() {
         load.errors
     );
     // Stop gracefully, then count: exactly what was acknowledged.
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    common::terminate(&mut child);
     assert_eq!(stored_count(dir.path()), load.acked);
 
     // Kill -9 in the middle of a second load: everything acknowledged is stored.

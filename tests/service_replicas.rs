@@ -7,7 +7,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::Duration;
 
 use sqlx::Row;
@@ -29,11 +29,6 @@ check tick {
 }
 "#;
 
-fn pg_url() -> String {
-    std::env::var("MLC_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
 fn start(dir: &Path, db: &str) -> (Child, SocketAddr) {
     common::start_serve(dir, db)
 }
@@ -52,7 +47,7 @@ fn claimed_elsewhere(addr: SocketAddr) -> u64 {
 #[test]
 fn two_replicas_evaluate_each_slot_once() {
     let schema = format!("mlc_replicas_{}", std::process::id());
-    let db = format!("{}?schema={schema}", pg_url());
+    let db = format!("{}?schema={schema}", common::pg_url());
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("rules")).unwrap();
     std::fs::write(dir.path().join("rules/tick.mlc"), RULES).unwrap();
@@ -63,17 +58,12 @@ fn two_replicas_evaluate_each_slot_once() {
     std::thread::sleep(Duration::from_secs(6));
     let elsewhere = claimed_elsewhere(addr_a) + claimed_elsewhere(addr_b);
     for child in [&mut a, &mut b] {
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(child.wait().unwrap().success());
+        common::terminate(child);
     }
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (per_slot, owners) = rt.block_on(async {
-        let pool = sqlx::PgPool::connect(&pg_url()).await.unwrap();
+        let pool = sqlx::PgPool::connect(&common::pg_url()).await.unwrap();
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT at_us, count(*) FROM {schema}.mlc_results WHERE check_name = 'tick' \
              GROUP BY at_us ORDER BY at_us"

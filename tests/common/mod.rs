@@ -34,3 +34,36 @@ pub fn start_serve(dir: &Path, db: &str) -> (Child, SocketAddr) {
     }
     (child, addr)
 }
+
+/// The PostgreSQL server the tests use (`.ci/run` starts one when none answers).
+pub fn pg_url() -> String {
+    std::env::var("MLC_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// Drops a test's PostgreSQL schema and everything in it.
+pub fn drop_schema(schema: &str) {
+    let out = Command::new("psql")
+        .args([
+            &pg_url(),
+            "-qc",
+            &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"),
+        ])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Stops `mlc serve` with SIGTERM and asserts it shut down cleanly (exit 0).
+pub fn terminate(child: &mut Child) {
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
