@@ -29,6 +29,10 @@ mod segments;
 mod sql;
 mod sqlite;
 mod sqlite_read;
+mod sqlite_write;
+
+/// Segments built during one ingest (see [`Store::write_ingest_batch`]).
+pub(crate) type IngestSeal = std::sync::Arc<std::sync::Mutex<sqlite_write::InlineSeal>>;
 
 use std::pin::Pin;
 
@@ -230,6 +234,42 @@ impl Store {
                 s.write_batch(schema, rows, quarantine, expect_duplicates)
                     .await
             }
+        }
+    }
+
+    /// An ingest's batch, owned (SQLite writes it on a blocking thread without a copy), with
+    /// the ingest's [`sqlite_write::InlineSeal`] when it builds segments as it goes.
+    pub(crate) async fn write_ingest_batch(
+        &self,
+        schema: &ComponentSchema,
+        rows: Rows,
+        quarantine: Vec<QuarantinedRecord>,
+        expect_duplicates: bool,
+        inline: Option<&IngestSeal>,
+    ) -> Result<WriteOutcome> {
+        rows.check_shape(schema)?;
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                let batch = sqlite::OwnedBatch {
+                    schema: schema.clone(),
+                    rows: std::sync::Arc::new(rows),
+                    quarantine: std::sync::Arc::new(quarantine),
+                };
+                s.write_owned(batch, inline.cloned()).await
+            }
+            Backend::Postgres(s) => {
+                s.write_batch(schema, &rows, &quarantine, expect_duplicates)
+                    .await
+            }
+        }
+    }
+
+    /// The state of building `schema`'s segments during one ingest; `None` when this store
+    /// keeps none (PostgreSQL, `:memory:`, `segment_rows=0`).
+    pub(crate) fn ingest_seal(&self, schema: &ComponentSchema) -> Result<Option<IngestSeal>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.inline_seal(schema),
+            Backend::Postgres(_) => Ok(None),
         }
     }
 

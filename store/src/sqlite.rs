@@ -21,6 +21,7 @@ use crate::sql::{
     self, ColumnBuilder, EXTRA_COLUMN, ReadPlan, StoredColumn, quote, stored_fields, table_name,
 };
 use crate::sqlite_read::Readers;
+use crate::sqlite_write::{Built, InlineSeal, Writer, encode_segment};
 use crate::{BatchStream, QuarantinedRecord, ResultQuery, StoredResult, WriteOutcome};
 
 /// SQLite refuses statements with more bound variables than this (its compile-time default).
@@ -31,8 +32,17 @@ pub(crate) struct SqliteStore {
     pool: SqlitePool,
     /// The fast read path of a file database; `None` for `:memory:`, read through `pool`.
     readers: Option<Arc<Readers>>,
+    /// The fast write path of a file database; `None` for `:memory:`, written through `pool`.
+    writer: Option<Arc<Writer>>,
     /// Rows of rowid space per column segment (segments.rs); 0: no segments.
     segment_rows: i64,
+}
+
+/// One batch for [`SqliteStore::write_owned`]: moved to the blocking thread that writes it.
+pub(crate) struct OwnedBatch {
+    pub schema: ComponentSchema,
+    pub rows: Arc<Rows>,
+    pub quarantine: Arc<Vec<QuarantinedRecord>>,
 }
 
 fn migrator() -> Migrator {
@@ -106,6 +116,7 @@ impl SqliteStore {
         };
         let memory = url.contains(":memory:") || url.contains("mode=memory");
         let mut readers = None;
+        let mut writer = None;
         let pool = if memory {
             // Every connection to `:memory:` is a database of its own, so the pool must keep
             // exactly one connection for the store's lifetime.
@@ -129,6 +140,7 @@ impl SqliteStore {
                 .busy_timeout(Duration::from_secs(30))
                 .pragma("cache_size", "-65536");
             readers = Some(Arc::new(Readers::new(options.get_filename().to_path_buf())));
+            writer = Some(Arc::new(Writer::new(options.get_filename().to_path_buf())));
             SqlitePoolOptions::new()
                 .max_connections(4)
                 .connect_with(options)
@@ -139,6 +151,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             readers,
+            writer,
             segment_rows,
         })
     }
@@ -249,7 +262,70 @@ impl SqliteStore {
             .collect()
     }
 
+    /// Stores a batch. File databases write on a blocking thread through [`Writer`], which
+    /// needs the batch owned: this copies it (see [`SqliteStore::write_owned`]).
     pub(crate) async fn write_batch(
+        &self,
+        schema: &ComponentSchema,
+        rows: &Rows,
+        quarantine: &[QuarantinedRecord],
+    ) -> Result<WriteOutcome> {
+        if self.writer.is_some() {
+            let batch = OwnedBatch {
+                schema: schema.clone(),
+                rows: Arc::new(rows.clone()),
+                quarantine: Arc::new(quarantine.to_vec()),
+            };
+            return self.write_owned(batch, None).await;
+        }
+        self.write_batch_sqlx(schema, rows, quarantine).await
+    }
+
+    /// An [`InlineSeal`] for an ingest into `schema`'s table, when this store builds segments.
+    pub(crate) fn inline_seal(
+        &self,
+        schema: &ComponentSchema,
+    ) -> Result<Option<Arc<std::sync::Mutex<InlineSeal>>>> {
+        if self.writer.is_none() || self.segment_rows <= 0 {
+            return Ok(None);
+        }
+        let size = usize::try_from(self.segment_rows).unwrap_or(usize::MAX);
+        Ok(Some(Arc::new(std::sync::Mutex::new(InlineSeal::new(
+            schema, size,
+        )?))))
+    }
+
+    /// Stores a batch it owns; with `inline`, also builds and stores the segments its stored
+    /// rows complete, from the rows themselves.
+    pub(crate) async fn write_owned(
+        &self,
+        batch: OwnedBatch,
+        inline: Option<Arc<std::sync::Mutex<InlineSeal>>>,
+    ) -> Result<WriteOutcome> {
+        let Some(writer) = self.writer.clone() else {
+            return self
+                .write_batch_sqlx(&batch.schema, &batch.rows, &batch.quarantine)
+                .await;
+        };
+        blocking(move || {
+            let inserted = writer.insert(&batch.schema, &batch.rows, &batch.quarantine)?;
+            if let Some(inline) = inline {
+                let full = match inline.lock() {
+                    Ok(mut seal) => seal.add(&batch.rows, &inserted),
+                    Err(_) => Vec::new(),
+                };
+                let tbl = table_name(&batch.schema.name);
+                for (generation, built) in full {
+                    // A segment refused (a prune meanwhile) is left to `seal`, from the table.
+                    writer.store_segments(&tbl, generation, std::slice::from_ref(&built))?;
+                }
+            }
+            Ok(inserted.outcome)
+        })
+        .await
+    }
+
+    async fn write_batch_sqlx(
         &self,
         schema: &ComponentSchema,
         rows: &Rows,
@@ -686,7 +762,9 @@ impl SqliteStore {
     /// that has none yet, and returns how many it stored. Nothing to do on `:memory:` or with
     /// segments turned off. Memory stays bounded: a few segments are built at a time.
     pub(crate) async fn seal(&self, schema: &ComponentSchema) -> Result<u64> {
-        let (Some(readers), size) = (self.readers.clone(), self.segment_rows) else {
+        let (Some(readers), Some(writer), size) =
+            (self.readers.clone(), self.writer.clone(), self.segment_rows)
+        else {
             return Ok(0);
         };
         if size <= 0 {
@@ -717,75 +795,14 @@ impl SqliteStore {
                     built.push(b);
                 }
             }
-            match self.store_segments(&tbl, generation, &built).await? {
+            let (w, tbl2) = (writer.clone(), tbl.clone());
+            match blocking(move || w.store_segments(&tbl2, generation, &built)).await? {
                 Some(n) => stored += n,
                 // Rows were deleted or columns added since they were read: build again later.
                 None => return Ok(stored),
             }
         }
         Ok(stored)
-    }
-
-    /// Stores built segments in one transaction and says how many (one overlapping a stored
-    /// segment is skipped); `None`, storing nothing, when the table's generation is no longer
-    /// `generation`.
-    async fn store_segments(
-        &self,
-        tbl: &str,
-        generation: i64,
-        built: &[Built],
-    ) -> Result<Option<u64>> {
-        let mut tx = self.begin_write().await?;
-        let now: Option<i64> =
-            sqlx::query_scalar("SELECT generation FROM mlc_segment_generations WHERE tbl = ?")
-                .bind(tbl)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if now.unwrap_or(0) != generation {
-            return Ok(None);
-        }
-        let mut stored = 0;
-        for (info, columns) in built {
-            // Another process may have sealed the same rows meanwhile (perhaps cut otherwise):
-            // segments never overlap.
-            let taken: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM mlc_segments WHERE tbl = ? AND first_rowid <= ? AND last_rowid >= ? LIMIT 1",
-            )
-            .bind(tbl)
-            .bind(info.last_rowid)
-            .bind(info.first_rowid)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if taken.is_some() {
-                continue;
-            }
-            sqlx::query(
-                "INSERT INTO mlc_segments (tbl, first_rowid, last_rowid, row_count, min_time, max_time)
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(tbl)
-            .bind(info.first_rowid)
-            .bind(info.last_rowid)
-            .bind(info.row_count)
-            .bind(info.min_time)
-            .bind(info.max_time)
-            .execute(&mut *tx)
-            .await?;
-            for (name, data) in columns {
-                sqlx::query(
-                    "INSERT INTO mlc_segment_columns (tbl, first_rowid, name, data) VALUES (?, ?, ?, ?)",
-                )
-                .bind(tbl)
-                .bind(info.first_rowid)
-                .bind(name)
-                .bind(data.as_slice())
-                .execute(&mut *tx)
-                .await?;
-            }
-            stored += 1;
-        }
-        tx.commit().await?;
-        Ok(Some(stored))
     }
 }
 
@@ -865,9 +882,6 @@ fn sealable(conn: &rusqlite::Connection, tbl: &str, size: i64) -> Result<(i64, V
     Ok((generation, todo))
 }
 
-/// A built segment: what it covers and its encoded columns by name.
-type Built = (SegmentInfo, Vec<(String, Vec<u8>)>);
-
 /// Reads the rows of the range starting at `first` and encodes them; `None` when the range is
 /// empty or a column does not fit the layout (it stays read from the rows).
 fn build_segment(
@@ -895,38 +909,7 @@ fn build_segment(
             true
         },
     )?;
-    let Some(batch) = batch else {
-        return Ok(None);
-    };
-    let Some(times) = batch
-        .column(time_col)
-        .as_any()
-        .downcast_ref::<arrow_array::Int64Array>()
-    else {
-        return Ok(None);
-    };
-    let (Some(&min_time), Some(&max_time)) =
-        (times.values().iter().min(), times.values().iter().max())
-    else {
-        return Ok(None);
-    };
-    let mut columns = Vec::with_capacity(plan.columns.len());
-    for (i, (name, ty)) in plan.columns.iter().enumerate() {
-        let Some(data) = segments::encode(batch.column(i).as_ref(), *ty) else {
-            return Ok(None);
-        };
-        columns.push((name.clone(), data));
-    }
-    Ok(Some((
-        SegmentInfo {
-            first_rowid: first,
-            last_rowid: last,
-            row_count: batch.num_rows() as i64,
-            min_time,
-            max_time,
-        },
-        columns,
-    )))
+    Ok(batch.and_then(|b| encode_segment(&b, plan, first, last, time_col)))
 }
 
 /// The sealed segments of `tbl`, by first rowid.
@@ -1313,8 +1296,10 @@ mod tests {
         assert_eq!(store.prune_batch(&schema, 5_000_000, 100).await.unwrap(), 5);
         assert_eq!(
             store
+                .writer
+                .as_ref()
+                .unwrap()
                 .store_segments(&tbl, generation, &built)
-                .await
                 .unwrap(),
             None
         );
@@ -1332,11 +1317,139 @@ mod tests {
             .unwrap();
         assert_eq!(
             store
+                .writer
+                .as_ref()
+                .unwrap()
                 .store_segments(&tbl, generation + 1, &[again])
-                .await
                 .unwrap(),
             Some(0)
         );
+    }
+
+    /// Segments built from an ingest's own rows hold exactly the bytes a segment read back
+    /// from the table would: SQLite's storage quirks (-0.0 reads back as 0.0) included. Rows
+    /// another writer slips in between, or a prune, stop the collection instead of producing
+    /// a segment that misses or holds rows the table does not.
+    #[tokio::test]
+    async fn segments_built_while_ingesting_equal_segments_read_from_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/s.db?segment_rows=8", dir.path().display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let field = |name: &str, ty| FieldSchema {
+            name: name.into(),
+            ty,
+        };
+        let schema = ComponentSchema {
+            name: "c".into(),
+            key: "k".into(),
+            time: "t".into(),
+            fields: vec![
+                field("x", DataType::Float),
+                field("n", DataType::Int),
+                field("b", DataType::Bool),
+                field("s", DataType::String),
+                field("at", DataType::Timestamp),
+            ],
+        };
+        store.ensure_component(&schema).await.unwrap();
+        let batch = |from: i64, to: i64| {
+            let mut r = Rows::new(&schema, 0);
+            for i in from..to {
+                r.key.push((i % 7 != 3).then(|| format!("k{i}")));
+                r.time.push(i * 1_000_000);
+                let x = [
+                    Some(-0.0),
+                    None,
+                    Some(f64::INFINITY),
+                    Some(1.5),
+                    Some(-2.25),
+                ];
+                let s = [Some("ü ✓"), None, Some(""), Some("a\tb")];
+                for col in &mut r.fields {
+                    match col {
+                        Column::Float(v) => v.push(x[i as usize % 5]),
+                        Column::Int(v) => v.push((i % 4 != 0).then_some(i64::MIN + i)),
+                        Column::Bool(v) => v.push((i % 3 != 0).then_some(i % 2 == 0)),
+                        Column::Str(v) => v.push(s[i as usize % 4].map(str::to_string)),
+                        Column::Timestamp(v) => v.push(Some(-i)),
+                    }
+                }
+                r.extra.push(None);
+            }
+            OwnedBatch {
+                schema: schema.clone(),
+                rows: Arc::new(r),
+                quarantine: Arc::new(Vec::new()),
+            }
+        };
+        let inline = store.inline_seal(&schema).unwrap().unwrap();
+        let tbl = table_name(&schema.name);
+        let readers = store.readers.clone().unwrap();
+        let segs = || readers.with(|c| segment_list(c, &tbl)).unwrap();
+        let ranges = || {
+            segs()
+                .iter()
+                .map(|s| (s.first_rowid, s.last_rowid))
+                .collect::<Vec<_>>()
+        };
+        // Rows 10 and 11 come twice: skipped, the rowids still follow each other.
+        for (a, b) in [(0, 12), (10, 30)] {
+            store
+                .write_owned(batch(a, b), Some(inline.clone()))
+                .await
+                .unwrap();
+        }
+        assert_eq!(ranges(), vec![(1, 8), (9, 16), (17, 24)]);
+        // Rows 25..=30 wait. Another writer's rows come next: the collection starts again
+        // after them.
+        store.write_owned(batch(30, 33), None).await.unwrap();
+        store
+            .write_owned(batch(33, 41), Some(inline.clone()))
+            .await
+            .unwrap();
+        assert_eq!(ranges(), vec![(1, 8), (9, 16), (17, 24), (34, 41)]);
+        // A prune between two batches: what was collected before it is dropped.
+        store
+            .write_owned(batch(41, 45), Some(inline.clone()))
+            .await
+            .unwrap();
+        assert_eq!(store.prune_batch(&schema, 2_000_000, 100).await.unwrap(), 2);
+        assert_eq!(ranges(), vec![(9, 16), (17, 24), (34, 41)]);
+        store
+            .write_owned(batch(45, 55), Some(inline.clone()))
+            .await
+            .unwrap();
+        assert_eq!(ranges(), vec![(9, 16), (17, 24), (34, 41), (46, 53)]);
+
+        // Each stored blob equals the one built by reading the rows back.
+        let names: Vec<&str> = schema.column_names().collect();
+        let plan = ReadPlan::new(&schema, &names).unwrap();
+        for seg in segs() {
+            let (info, columns) =
+                build_segment(&readers, &plan, &tbl, seg.first_rowid, seg.last_rowid, 1)
+                    .unwrap()
+                    .unwrap();
+            assert_eq!(
+                (info.row_count, info.min_time, info.max_time),
+                (seg.row_count, seg.min_time, seg.max_time)
+            );
+            for (name, data) in columns {
+                let stored: Vec<u8> = readers
+                    .with(|c| {
+                        Ok(c.query_row(
+                            "SELECT data FROM mlc_segment_columns WHERE tbl = ?1 AND first_rowid = ?2 AND name = ?3",
+                            rusqlite::params![tbl, seg.first_rowid, name],
+                            |r| r.get(0),
+                        )?)
+                    })
+                    .unwrap();
+                assert_eq!(
+                    stored, data,
+                    "column {name} of the segment at {}",
+                    seg.first_rowid
+                );
+            }
+        }
     }
 
     #[test]

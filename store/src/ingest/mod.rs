@@ -274,18 +274,25 @@ pub async fn ingest(
     let mut records = 0;
     let mut outcome = WriteOutcome::default();
     let mut expect_duplicates = false;
+    // Segments built from the parsed rows as they are stored; `seal` below picks up the rest.
+    let inline = if opts.seal {
+        store.ingest_seal(schema)?
+    } else {
+        None
+    };
     while let Some((rows, quarantine)) = rx.recv().await {
         for q in &quarantine {
             if report.reasons.len() < opts.max_reasons {
                 report.reasons.push(format!("{}: {}", q.source, q.reason));
             }
         }
-        records += (rows.len() + quarantine.len()) as u64;
+        let n = rows.len() + quarantine.len();
         let written = store
-            .write_batch_expecting(schema, &rows, &quarantine, expect_duplicates)
+            .write_ingest_batch(schema, rows, quarantine, expect_duplicates, inline.as_ref())
             .await?;
         // A batch with duplicates (a re-run file, a resumed one) is likely followed by more.
         expect_duplicates = written.duplicates > 0;
+        records += n as u64;
         outcome.add(written);
         if let Some(p) = &progress {
             p(Progress {
