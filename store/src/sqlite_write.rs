@@ -65,7 +65,9 @@ impl Writer {
             conn.busy_timeout(Duration::from_secs(30))?;
             // As the sqlx connections: WAL (a property of the file, set on open) with NORMAL
             // sync keeps every committed batch across a process crash.
-            conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;")?;
+            conn.execute_batch(
+                "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 16384;",
+            )?;
             conn.set_prepared_statement_cache_capacity(64);
             *guard = Some(conn);
         }
