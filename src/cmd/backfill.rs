@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use futures::StreamExt;
 use mlc_runtime::exec::{Executor, parse_duration_arg, parse_time_arg};
 use mlc_runtime::results::{CheckResult, stored};
 
@@ -89,9 +90,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bar.set_message("reading history");
         let prefetch = exec.prefetch(&times, only).await;
         let mut all: Vec<CheckResult> = Vec::new();
-        for &t in &times {
+        // Evaluation times are independent: a few run at once (each on blocking threads), so
+        // both cores work; results still come, and are stored, in time order.
+        let parallel = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 8));
+        let (exec, prefetch) = (&exec, prefetch.as_ref());
+        let mut evaluations = futures::stream::iter(times.iter().copied())
+            .map(|t| async move { (t, exec.evaluate_all_with(t, only, prefetch).await) })
+            .buffered(parallel);
+        while let Some((t, results)) = evaluations.next().await {
             bar.set_message(mlc_runtime::results::time_text(t));
-            let results = exec.evaluate_all_with(t, only, prefetch.as_ref()).await;
             if !args.dry_run {
                 let rows: Vec<_> = results.iter().map(|r| stored(r, t)).collect();
                 store.insert_results(&rows).await?;

@@ -29,14 +29,21 @@ pub enum Right {
 
 /// A component's rows in time order with, per key, a chain from its latest row back to its
 /// earliest: "the latest row of key k before T" is a walk from the head, usually of one step.
-/// The heads live in a table of row numbers hashed by the key's text in the batch: no key
-/// is copied.
+/// The heads live in an open-addressing table of `(hash tag, row)` pairs hashed by the key's
+/// text in the batch: no key is copied.
+///
+/// A backfill looks up about a million keys in a table bigger than the CPU's caches, so each
+/// lookup is a few cache misses. [`KeyedHistory::lookup_all`] works in groups: the table
+/// slots of a whole group are loaded before any is used, then the candidate rows' times and
+/// offsets, so that the misses of a group overlap instead of following each other.
 pub struct KeyedHistory {
     batch: RecordBatch,
     keys: arrow_array::StringArray,
     times: arrow_buffer::ScalarBuffer<i64>,
     hasher: foldhash::fast::FixedState,
-    head: hashbrown::HashTable<u32>,
+    /// `tag << 32 | (row + 1)`, the tag being the hash's upper half; 0 is an empty slot.
+    slots: Vec<u64>,
+    mask: usize,
     prev: Vec<u32>,
 }
 
@@ -44,19 +51,30 @@ impl std::fmt::Debug for KeyedHistory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyedHistory")
             .field("rows", &self.times.len())
-            .field("keys", &self.head.len())
+            .field("slots", &self.slots.len())
             .finish()
     }
 }
 
 const NONE: u32 = u32::MAX;
 
+/// Keys looked up together by [`KeyedHistory::lookup_all`].
+const GROUP: usize = 32;
+
+fn slot_row(slot: u64) -> u32 {
+    (slot as u32).wrapping_sub(1)
+}
+
+fn slot_tag(slot: u64) -> u32 {
+    (slot >> 32) as u32
+}
+
 impl KeyedHistory {
     /// Indexes `batch` (rows in time order, as the store's scans return them) by its `key`
     /// column; rows with a null key are never matched.
     pub fn new(batch: RecordBatch, key: &str, time: &str) -> Result<KeyedHistory, EvalError> {
         let n = batch.num_rows();
-        if u32::try_from(n).is_err() {
+        if u32::try_from(n).map_or(true, |n| n == u32::MAX) {
             return Err(EvalError::Invalid(format!(
                 "{n} rows are too many to join in one read"
             )));
@@ -66,48 +84,79 @@ impl KeyedHistory {
             .and_then(|a| a.as_string_opt::<i32>())
             .ok_or_else(|| {
                 EvalError::Invalid(format!("join key `{key}` was not fetched as strings"))
-            })?;
+            })?
+            .clone();
         let times = batch
             .column_by_name(time)
             .and_then(|a| a.as_primitive_opt::<Int64Type>())
-            .ok_or_else(|| EvalError::Invalid(format!("event time `{time}` was not fetched")))?;
-        let hasher = foldhash::fast::FixedState::with_seed(0x6d6c_6321);
-        let mut head: hashbrown::HashTable<u32> = hashbrown::HashTable::with_capacity(n);
-        let mut prev = vec![NONE; n];
+            .ok_or_else(|| EvalError::Invalid(format!("event time `{time}` was not fetched")))?
+            .values()
+            .clone();
+        // At most half full, whatever the number of distinct keys.
+        let size = (n * 2).next_power_of_two().max(16);
+        let mut history = KeyedHistory {
+            batch,
+            keys,
+            times,
+            hasher: foldhash::fast::FixedState::with_seed(0x6d6c_6321),
+            slots: vec![0; size],
+            mask: size - 1,
+            prev: vec![NONE; n],
+        };
         let mut last = i64::MIN;
-        for (i, k) in keys.iter().enumerate() {
-            let t = times.value(i);
+        for i in 0..n {
+            let t = history.times[i];
             if t < last {
                 return Err(EvalError::Invalid(format!(
                     "the rows of `{key}` were not read in time order"
                 )));
             }
             last = t;
-            if let Some(k) = k {
-                let i = i as u32;
-                let h = hasher.hash_one(k);
-                match head.find_mut(h, |&j| keys.value(j as usize) == k) {
-                    Some(slot) => prev[i as usize] = std::mem::replace(slot, i),
-                    None => {
-                        head.insert_unique(h, i, |&j| hasher.hash_one(keys.value(j as usize)));
-                    }
-                }
+            if history.keys.is_valid(i) {
+                history.insert(i as u32);
             }
         }
-        Ok(KeyedHistory {
-            keys: keys.clone(),
-            times: times.values().clone(),
-            batch,
-            hasher,
-            head,
-            prev,
-        })
+        Ok(history)
     }
 
-    /// The row of `key` with the latest time before `before`.
-    fn lookup(&self, key: &str, before: i64) -> Option<u32> {
-        let h = self.hasher.hash_one(key);
-        let mut i = *self.head.find(h, |&j| self.keys.value(j as usize) == key)?;
+    /// Makes row `i` the head of its key's chain.
+    fn insert(&mut self, i: u32) {
+        let k = self.keys.value(i as usize);
+        let h = self.hasher.hash_one(k);
+        let tag = (h >> 32) << 32;
+        let mut pos = h as usize & self.mask;
+        loop {
+            let s = self.slots[pos];
+            if s == 0 {
+                self.slots[pos] = tag | u64::from(i + 1);
+                return;
+            }
+            if s & !0xffff_ffff == tag && self.keys.value(slot_row(s) as usize) == k {
+                self.prev[i as usize] = slot_row(s);
+                self.slots[pos] = tag | u64::from(i + 1);
+                return;
+            }
+            pos = (pos + 1) & self.mask;
+        }
+    }
+
+    /// The head row of `key` (its latest row at all), probing from `pos` whose slot is `s`.
+    fn head(&self, key: &str, h: u64, mut pos: usize, mut s: u64) -> Option<u32> {
+        let tag = (h >> 32) as u32;
+        loop {
+            if s == 0 {
+                return None;
+            }
+            if slot_tag(s) == tag && self.keys.value(slot_row(s) as usize) == key {
+                return Some(slot_row(s));
+            }
+            pos = (pos + 1) & self.mask;
+            s = self.slots[pos];
+        }
+    }
+
+    /// From `head`, the row of the chain with the latest time before `before`.
+    fn walk(&self, mut i: u32, before: i64) -> Option<u32> {
         while self.times[i as usize] >= before {
             i = self.prev[i as usize];
             if i == NONE {
@@ -115,6 +164,57 @@ impl KeyedHistory {
             }
         }
         Some(i)
+    }
+
+    /// The row of `key` with the latest time before `before`.
+    #[cfg(test)]
+    fn lookup(&self, key: &str, before: i64) -> Option<u32> {
+        let h = self.hasher.hash_one(key);
+        let pos = h as usize & self.mask;
+        self.head(key, h, pos, self.slots[pos])
+            .and_then(|i| self.walk(i, before))
+    }
+
+    /// For each of `keys`, its row with the latest time before `before` (null when none, or
+    /// when the key is null).
+    fn lookup_all(&self, keys: &arrow_array::StringArray, before: i64) -> UInt32Array {
+        let n = keys.len();
+        let mut out: Vec<Option<u32>> = Vec::with_capacity(n);
+        let mut hashes = [0u64; GROUP];
+        let mut slots = [0u64; GROUP];
+        let mut start = 0;
+        while start < n {
+            let end = (start + GROUP).min(n);
+            // Hashes, then every slot of the group: the loads do not wait for each other.
+            for (j, h) in hashes[..end - start].iter_mut().enumerate() {
+                *h = self.hasher.hash_one(keys.value(start + j));
+            }
+            for (j, s) in slots[..end - start].iter_mut().enumerate() {
+                *s = self.slots[hashes[j] as usize & self.mask];
+            }
+            // The first candidates' times and key offsets, likewise.
+            let mut touch = 0i64;
+            for &s in &slots[..end - start] {
+                if s != 0 {
+                    let r = slot_row(s) as usize;
+                    touch = touch.wrapping_add(self.times[r]);
+                    touch = touch.wrapping_add(i64::from(self.keys.value_offsets()[r]));
+                }
+            }
+            std::hint::black_box(touch);
+            for j in 0..end - start {
+                let i = start + j;
+                if keys.is_null(i) {
+                    out.push(None);
+                    continue;
+                }
+                let h = hashes[j];
+                let head = self.head(keys.value(i), h, h as usize & self.mask, slots[j]);
+                out.push(head.and_then(|r| self.walk(r, before)));
+            }
+            start = end;
+        }
+        UInt32Array::from(out)
     }
 }
 
@@ -215,9 +315,7 @@ fn match_history(
             left.data_type()
         ))
     })?;
-    Ok(l.iter()
-        .map(|k| k.and_then(|k| history.lookup(k, before)))
-        .collect())
+    Ok(history.lookup_all(l, before))
 }
 
 /// For each left key, the index of the right row with the same key (null when none, or when
@@ -434,6 +532,56 @@ mod tests {
             labels.iter().collect::<Vec<_>>(),
             vec![Some(1), None, Some(1), None]
         );
+    }
+
+    /// Grouped lookups give, for every key, the row a plain scan finds: the last row of
+    /// that key with time before T. Many keys repeat, some never appear, some are null, and
+    /// the number of left keys is not a multiple of the group size.
+    #[test]
+    fn grouped_lookups_equal_a_plain_scan() {
+        let mut x: u64 = 42;
+        let mut next = move || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            x >> 33
+        };
+        let n = 3000;
+        let keys: Vec<Option<String>> = (0..n)
+            .map(|_| {
+                let r = next();
+                (r % 13 != 0).then(|| format!("key-{}", r % 700))
+            })
+            .collect();
+        let times: Vec<i64> = (0..n as i64).map(|i| i / 3).collect();
+        let history = batch(vec![
+            ("id", Arc::new(StringArray::from(keys.clone())) as ArrayRef),
+            ("ts", Arc::new(Int64Array::from(times.clone()))),
+        ]);
+        let h = KeyedHistory::new(history, "id", "ts").unwrap();
+        let left: Vec<Option<String>> = (0..1001)
+            .map(|_| {
+                let r = next();
+                (r % 17 != 0).then(|| format!("key-{}", r % 800))
+            })
+            .collect();
+        let left = StringArray::from(left);
+        for before in [0, 1, 250, 999, 1000, 5000] {
+            let got = h.lookup_all(&left, before);
+            for (i, k) in left.iter().enumerate() {
+                let want = k.and_then(|k| {
+                    (0..n)
+                        .rev()
+                        .find(|&j| keys[j].as_deref() == Some(k) && times[j] < before)
+                        .map(|j| j as u32)
+                });
+                assert_eq!(
+                    got.is_valid(i).then(|| got.value(i)),
+                    want,
+                    "key {k:?} before {before}"
+                );
+            }
+        }
     }
 
     #[test]
