@@ -22,13 +22,30 @@ pub struct Slice {
     pub len: usize,
 }
 
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
 #[derive(Hash, PartialEq, Eq)]
 enum Part<'a> {
     Null,
     Bool(bool),
     Int(i64),
     Float(u64),
+    /// A string of at most 15 bytes, packed with its length: hashed and compared as an
+    /// integer (slice keys are mostly short: countries, versions, segments).
+    Short(u128),
     Str(&'a str),
+}
+
+fn str_part(s: &str) -> Part<'_> {
+    let b = s.as_bytes();
+    if b.len() < 16 {
+        let mut packed = [0u8; 16];
+        packed[..b.len()].copy_from_slice(b);
+        packed[15] = b.len() as u8;
+        Part::Short(u128::from_le_bytes(packed))
+    } else {
+        Part::Str(s)
+    }
 }
 
 fn part(col: &Col, i: usize) -> Part<'_> {
@@ -50,7 +67,7 @@ fn part(col: &Col, i: usize) -> Part<'_> {
             Part::Float(v.to_bits())
         }
         Col::Bool(a) => Part::Bool(a.value(i)),
-        Col::Str(_) => col.str_at(i).map_or(Part::Null, Part::Str),
+        Col::Str(_) => col.str_at(i).map_or(Part::Null, str_part),
         Col::Lit(_) => Part::Null,
     }
 }
@@ -79,7 +96,7 @@ pub fn slices(frame: &Frame, group_by: &[ColumnId]) -> Result<Vec<Slice>, EvalEr
     let mut codes: Vec<Vec<u32>> = Vec::with_capacity(cols.len());
     let mut firsts: Vec<Vec<usize>> = Vec::with_capacity(cols.len());
     for col in &cols {
-        let mut dict: HashMap<Part<'_>, u32> = HashMap::new();
+        let mut dict: FastMap<Part<'_>, u32> = FastMap::default();
         let mut first_rows = Vec::new();
         let mut c = Vec::with_capacity(frame.rows);
         for i in 0..frame.rows {
@@ -93,21 +110,31 @@ pub fn slices(frame: &Frame, group_by: &[ColumnId]) -> Result<Vec<Slice>, EvalEr
         codes.push(c);
         firsts.push(first_rows);
     }
-    let mut groups: HashMap<Vec<u32>, usize> = HashMap::new();
     let mut members: Vec<(Vec<u32>, Vec<u32>)> = Vec::new();
-    let mut key = Vec::with_capacity(cols.len());
-    for i in 0..frame.rows {
-        key.clear();
-        key.extend(codes.iter().map(|c| c[i]));
-        let slot = match groups.get(&key) {
-            Some(s) => *s,
-            None => {
-                groups.insert(key.clone(), members.len());
-                members.push((key.clone(), Vec::new()));
-                members.len() - 1
-            }
-        };
-        members[slot].1.push(i as u32);
+    if let [only] = codes.as_slice() {
+        // One column: its codes, given in order of first appearance, are the slots.
+        members = (0..firsts[0].len() as u32)
+            .map(|c| (vec![c], Vec::new()))
+            .collect();
+        for (i, &c) in only.iter().enumerate() {
+            members[c as usize].1.push(i as u32);
+        }
+    } else {
+        let mut groups: FastMap<Vec<u32>, usize> = FastMap::default();
+        let mut key = Vec::with_capacity(cols.len());
+        for i in 0..frame.rows {
+            key.clear();
+            key.extend(codes.iter().map(|c| c[i]));
+            let slot = match groups.get(&key) {
+                Some(s) => *s,
+                None => {
+                    groups.insert(key.clone(), members.len());
+                    members.push((key.clone(), Vec::new()));
+                    members.len() - 1
+                }
+            };
+            members[slot].1.push(i as u32);
+        }
     }
     let mut out: Vec<Slice> = members
         .into_iter()

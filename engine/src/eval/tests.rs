@@ -239,6 +239,71 @@ fn null_is_a_slice_of_its_own_and_comes_last() {
     );
 }
 
+/// Short strings are grouped as packed integers, longer ones as text: strings that differ
+/// only in length or a trailing NUL, the empty string and null, and strings either side of
+/// the 15-byte limit each get a slice of their own, also in two-column keys.
+#[test]
+fn string_slices_are_exact_at_every_length() {
+    let words = [
+        Some(""),
+        None,
+        Some("a"),
+        Some("a\0"),
+        Some("abcdefghijklmno"),
+        Some("abcdefghijklmnop"),
+        Some("abcdefghijklmnoq"),
+        Some("abcdefghijklmn"),
+        Some("ü✓"),
+    ];
+    let n = 200;
+    let a: Vec<Option<&str>> = (0..n)
+        .map(|i| words[(i * 7 + i / 3) % words.len()])
+        .collect();
+    let b: Vec<Option<i64>> = (0..n)
+        .map(|i| (i % 4 != 3).then_some((i % 3) as i64))
+        .collect();
+    let f = Frame::new(vec![batch(vec![
+        ("s", Arc::new(StringArray::from(a.clone())) as ArrayRef),
+        ("n", Arc::new(Int64Array::from(b.clone()))),
+    ])])
+    .unwrap();
+    let value = |s: Option<&str>| s.map_or(Value::Null, |s| Value::Str(s.into()));
+    let int = |v: Option<i64>| v.map_or(Value::Null, Value::Int);
+    for by in [vec!["s"], vec!["s", "n"]] {
+        let ids: Vec<ColumnId> = by
+            .iter()
+            .map(|c| {
+                cid(
+                    c,
+                    if *c == "s" {
+                        DataType::String
+                    } else {
+                        DataType::Int
+                    },
+                )
+            })
+            .collect();
+        let got: Vec<(Vec<Value>, Vec<u32>)> = slices(&f, &ids)
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.key, s.rows.unwrap().values().to_vec()))
+            .collect();
+        let mut want: Vec<(Vec<Value>, Vec<u32>)> = Vec::new();
+        for i in 0..n {
+            let mut key = vec![value(a[i])];
+            if by.len() == 2 {
+                key.push(int(b[i]));
+            }
+            match want.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, rows)) => rows.push(i as u32),
+                None => want.push((key, vec![i as u32])),
+            }
+        }
+        want.sort_by(|x, y| slice::compare_keys(&x.0, &y.0));
+        assert_eq!(got, want, "group by {by:?}");
+    }
+}
+
 /// Sums its first argument; undefined on no values, like `mean`.
 struct SumAcc {
     n: usize,

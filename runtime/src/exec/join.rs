@@ -201,6 +201,15 @@ impl KeyedHistory {
                     touch = touch.wrapping_add(i64::from(self.keys.value_offsets()[r]));
                 }
             }
+            // Then the first byte of each candidate's key, now that its offset is at hand.
+            let data = self.keys.value_data();
+            let offsets = self.keys.value_offsets();
+            for &s in &slots[..end - start] {
+                if s != 0 {
+                    let at = offsets[slot_row(s) as usize] as usize;
+                    touch = touch.wrapping_add(i64::from(data.get(at).copied().unwrap_or(0)));
+                }
+            }
             std::hint::black_box(touch);
             for j in 0..end - start {
                 let i = start + j;
