@@ -255,3 +255,82 @@ fn sustained_ingest_stores_exactly_what_was_acknowledged_and_survives_kill_9() {
         load.acked + second.acked
     );
 }
+
+/// Resident memory of a process, from /proc (Linux), in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The memory soak of issue 5: sustained ingest for `MLC_SOAK_SECS` (default 600) while a
+/// check over a one-minute window evaluates every 5 s and `/metrics` is scraped; the
+/// server's RSS is sampled every 5 s. After the first minute (caches filling, the window
+/// reaching its steady size) memory must stay flat: the highest sample of the last half no
+/// more than 25% above the highest of the first half. Ignored by default (it runs for
+/// minutes); run it with
+/// `MLC_SOAK_SECS=600 cargo test --release --test service_load -- --ignored --nocapture`.
+#[test]
+#[ignore = "a 10-minute soak; run explicitly (see the doc comment)"]
+fn memory_stays_flat_under_sustained_ingest() {
+    let secs = env_u64("MLC_SOAK_SECS", 600).max(120);
+    let clients = env_u64("MLC_LOAD_CLIENTS", 4) as usize;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    let rules = RULES
+        .replace("window 1h", "window 1m")
+        .replace("every 1s", "every 5s");
+    std::fs::write(dir.path().join("rules/load.mlc"), rules).unwrap();
+    let (mut child, addr) = start(dir.path());
+    let pid = child.id();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut samples: Vec<(u64, u64)> = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(kib) = rss_kib(pid) {
+                    samples.push((started.elapsed().as_secs(), kib));
+                }
+                std::thread::sleep(Duration::from_secs(5));
+            }
+            samples
+        })
+    };
+    let load = run_load(addr, clients, secs, 0, Arc::new(AtomicBool::new(false)));
+    stop.store(true, Ordering::Relaxed);
+    let samples = sampler.join().unwrap();
+    common::terminate(&mut child);
+    println!(
+        "soak: {} records acknowledged in {:.0}s = {:.0} records/s; /metrics p99 {:?}",
+        load.acked,
+        load.elapsed.as_secs_f64(),
+        load.acked as f64 / load.elapsed.as_secs_f64(),
+        percentile(&load.metrics_latencies, 0.99)
+    );
+    for (t, kib) in samples.iter().filter(|(t, _)| t % 60 < 5) {
+        println!("  t = {t:>4} s  RSS {:>5} MiB", kib / 1024);
+    }
+    assert!(
+        load.errors.is_empty(),
+        "clients stopped early: {:?}",
+        load.errors
+    );
+    assert_eq!(stored_count(dir.path()), load.acked);
+    let steady: Vec<&(u64, u64)> = samples.iter().filter(|(t, _)| *t >= 60).collect();
+    assert!(steady.len() >= 4, "too few RSS samples: {samples:?}");
+    let (first, last) = steady.split_at(steady.len() / 2);
+    let peak = |s: &[&(u64, u64)]| s.iter().map(|(_, k)| *k).max().unwrap_or(0);
+    println!(
+        "  peak RSS: first half {} MiB, last half {} MiB",
+        peak(first) / 1024,
+        peak(last) / 1024
+    );
+    assert!(
+        peak(last) * 4 <= peak(first) * 5,
+        "memory grew: peak {} KiB in the first half, {} KiB in the last",
+        peak(first),
+        peak(last)
+    );
+}
