@@ -103,26 +103,36 @@ impl KeyedHistory {
             mask: size - 1,
             prev: vec![NONE; n],
         };
-        let mut last = i64::MIN;
-        for i in 0..n {
-            let t = history.times[i];
-            if t < last {
-                return Err(EvalError::Invalid(format!(
-                    "the rows of `{key}` were not read in time order"
-                )));
+        if history.times.windows(2).any(|w| w[1] < w[0]) {
+            return Err(EvalError::Invalid(format!(
+                "the rows of `{key}` were not read in time order"
+            )));
+        }
+        // In groups, as lookups: a group's hashes and first slots are loaded before any
+        // insert, so their cache misses overlap. Rows go in in order: the chains stay right.
+        let mut hashes = [0u64; GROUP];
+        let mut start = 0;
+        while start < n {
+            let end = (start + GROUP).min(n);
+            let mut touch = 0u64;
+            for (j, h) in hashes[..end - start].iter_mut().enumerate() {
+                *h = history.hasher.hash_one(history.keys.value(start + j));
+                touch = touch.wrapping_add(history.slots[*h as usize & history.mask]);
             }
-            last = t;
-            if history.keys.is_valid(i) {
-                history.insert(i as u32);
+            std::hint::black_box(touch);
+            for (j, &h) in hashes[..end - start].iter().enumerate() {
+                if history.keys.is_valid(start + j) {
+                    history.insert((start + j) as u32, h);
+                }
             }
+            start = end;
         }
         Ok(history)
     }
 
-    /// Makes row `i` the head of its key's chain.
-    fn insert(&mut self, i: u32) {
+    /// Makes row `i`, whose key hashes to `h`, the head of its key's chain.
+    fn insert(&mut self, i: u32, h: u64) {
         let k = self.keys.value(i as usize);
-        let h = self.hasher.hash_one(k);
         let tag = (h >> 32) << 32;
         let mut pos = h as usize & self.mask;
         loop {

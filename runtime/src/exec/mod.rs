@@ -231,8 +231,28 @@ impl Executor {
                     .scan_batches(&comp, &refs, start, end)
                     .await
                     .ok()?;
-                let batch = self.concat(&comp, &cols, batches).ok()?;
+                // Kept as read (each step concatenates only the pieces of its own window),
+                // with each batch's first and last time.
                 let time = self.program.component(&comp)?.time.clone();
+                let mut parts = Vec::with_capacity(batches.len());
+                for b in batches {
+                    let times = b
+                        .column_by_name(&time)?
+                        .as_any()
+                        .downcast_ref::<arrow_array::Int64Array>()?
+                        .values()
+                        .clone();
+                    if let (Some(&lo), Some(&hi)) = (times.first(), times.last()) {
+                        parts.push((lo, hi, b));
+                    }
+                }
+                if parts.windows(2).any(|w| w[1].0 < w[0].1) {
+                    return None;
+                }
+                let schema = match parts.first() {
+                    Some((_, _, b)) => b.schema(),
+                    None => self.concat(&comp, &cols, Vec::new()).ok()?.schema(),
+                };
                 Some((
                     comp,
                     PrefetchedScan {
@@ -240,7 +260,8 @@ impl Executor {
                         end,
                         columns: cols,
                         time,
-                        batch,
+                        schema,
+                        parts,
                     },
                 ))
             });
@@ -562,8 +583,9 @@ struct PrefetchedScan {
     end: i64,
     columns: Vec<String>,
     time: String,
-    /// In time order.
-    batch: RecordBatch,
+    schema: arrow_schema::SchemaRef,
+    /// The batches as read, in time order, each with its first and last time.
+    parts: Vec<(i64, i64, RecordBatch)>,
 }
 
 struct PrefetchedHistory {
@@ -584,15 +606,27 @@ impl Prefetch {
         if !covers_start || key.end > p.end || !cols.iter().all(|c| p.columns.contains(c)) {
             return None;
         }
-        let times = p
-            .batch
-            .column_by_name(&p.time)?
-            .as_any()
-            .downcast_ref::<arrow_array::Int64Array>()?
-            .values();
-        let lo = key.start.map_or(0, |s| times.partition_point(|t| *t < s));
-        let hi = times.partition_point(|t| *t < key.end);
-        Some(p.batch.slice(lo, hi.saturating_sub(lo)))
+        let mut pieces = Vec::new();
+        for (first, last, batch) in &p.parts {
+            if key.start.is_some_and(|s| *last < s) || *first >= key.end {
+                continue;
+            }
+            let times = batch
+                .column_by_name(&p.time)?
+                .as_any()
+                .downcast_ref::<arrow_array::Int64Array>()?
+                .values();
+            let lo = key.start.map_or(0, |s| times.partition_point(|t| *t < s));
+            let hi = times.partition_point(|t| *t < key.end);
+            if hi > lo {
+                pieces.push(batch.slice(lo, hi - lo));
+            }
+        }
+        match pieces.len() {
+            0 => Some(RecordBatch::new_empty(p.schema.clone())),
+            1 => pieces.pop(),
+            _ => concat_columns(&pieces, p.schema.clone()).ok(),
+        }
     }
 
     /// The right side of a join at `key.before`, when the prefetched history covers it.
