@@ -213,32 +213,18 @@ impl Store {
         rows: &Rows,
         quarantine: &[QuarantinedRecord],
     ) -> Result<WriteOutcome> {
-        self.write_batch_expecting(schema, rows, quarantine, false)
-            .await
-    }
-
-    /// [`Store::write_batch`], told whether the batch likely holds duplicates (a writer's
-    /// previous batch did): PostgreSQL then skips its direct `COPY`, which a duplicate would
-    /// make it redo through its stage table. The outcome is the same either way.
-    pub(crate) async fn write_batch_expecting(
-        &self,
-        schema: &ComponentSchema,
-        rows: &Rows,
-        quarantine: &[QuarantinedRecord],
-        expect_duplicates: bool,
-    ) -> Result<WriteOutcome> {
         rows.check_shape(schema)?;
         match &self.backend {
             Backend::Sqlite(s) => s.write_batch(schema, rows, quarantine).await,
-            Backend::Postgres(s) => {
-                s.write_batch(schema, rows, quarantine, expect_duplicates)
-                    .await
-            }
+            Backend::Postgres(s) => s.write_batch(schema, rows, quarantine, false).await,
         }
     }
 
     /// An ingest's batch, owned (SQLite writes it on a blocking thread without a copy), with
-    /// the ingest's [`sqlite_write::InlineSeal`] when it builds segments as it goes.
+    /// the ingest's [`sqlite_write::InlineSeal`] when it builds segments as it goes, and told
+    /// whether the batch likely holds duplicates (the ingest's previous batch did): PostgreSQL
+    /// then skips its direct `COPY`, which a duplicate would make it redo through its stage
+    /// table. The outcome is the same either way.
     pub(crate) async fn write_ingest_batch(
         &self,
         schema: &ComponentSchema,

@@ -1,5 +1,6 @@
-//! The SQLite backend: the embedded default. One file in WAL mode; writes go through
-//! prepared multi-row inserts inside one transaction per batch.
+//! The SQLite backend: the embedded default. One file in WAL mode; one transaction per
+//! batch. File databases write through rusqlite (sqlite_write.rs) and read through it
+//! (sqlite_read.rs); `:memory:` stores keep sqlx's prepared multi-row inserts.
 
 use std::str::FromStr;
 use std::sync::Arc;
