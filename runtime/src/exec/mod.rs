@@ -240,8 +240,7 @@ impl Executor {
                         .column_by_name(&time)?
                         .as_any()
                         .downcast_ref::<arrow_array::Int64Array>()?
-                        .values()
-                        .clone();
+                        .values();
                     if let (Some(&lo), Some(&hi)) = (times.first(), times.last()) {
                         parts.push((lo, hi, b));
                     }
@@ -625,7 +624,8 @@ impl Prefetch {
         match pieces.len() {
             0 => Some(RecordBatch::new_empty(p.schema.clone())),
             1 => pieces.pop(),
-            _ => concat_columns(&pieces, p.schema.clone()).ok(),
+            // One window's rows (a step's day): copied on this thread, not fanned out.
+            _ => arrow_select::concat::concat_batches(&p.schema, &pieces).ok(),
         }
     }
 
