@@ -2,7 +2,9 @@
 """Ingest and read benchmarks of mlc's store, beside peers measured in the same run.
 
 Measures, on the peers' `inference` file (../../../shared/bench/peers, gen_data.py):
-  - mlc ingest into SQLite and into PostgreSQL (COPY), rows/s and peak RSS;
+  - `mlc ingest` into SQLite and into PostgreSQL (COPY), rows/s and peak RSS, timed as a user
+    runs it: the release binary's whole process, start to exit (declarations read, file
+    parsed, rows stored, segments built, database closed);
   - DuckDB `read_csv` into a table, and pandas `read_csv` + `to_sql` into SQLite;
   - reading one 7-day window's 4 numeric columns back from SQLite (and PostgreSQL);
   - peak RSS of mlc ingest for the 1M file and a 5M file (the 1M file five times over, keys
@@ -14,6 +16,23 @@ Usage: python3 bench/ingest/run.py [--data /tmp/peers/data/n1000000] [--python /
 import argparse, json, os, re, shutil, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def mlc_ingest(mlc, db, path):
+    """Runs `mlc ingest` of the inference file into db; returns (result dict, peak RSS MiB)."""
+    comps = os.path.join(ROOT, "bench", "peers", "components.mlc")
+    t = time.perf_counter()
+    p = subprocess.run(["/usr/bin/time", "-v", mlc, "ingest", "--db", db, "--checks", comps,
+                        "inference", path], capture_output=True, text=True)
+    secs = time.perf_counter() - t
+    if p.returncode != 0:
+        sys.exit(f"mlc ingest failed:\n{p.stdout}\n{p.stderr}")
+    m = re.search(r"(\d+) accepted, (\d+) duplicates, (\d+) quarantined", p.stdout + p.stderr)
+    if not m:
+        sys.exit(f"mlc ingest printed no counts:\n{p.stdout}\n{p.stderr}")
+    rows = sum(int(g) for g in m.groups())
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1)) / 1024
+    return {"rows": rows, "secs": secs, "rows_per_s": rows / secs}, rss
 
 
 def run(cmd, **kw):
@@ -75,18 +94,20 @@ def main():
     ap.add_argument("--skip-5m", action="store_true")
     a = ap.parse_args()
     csv = os.path.join(a.data, "inference.csv")
+    subprocess.run(["cargo", "build", "--release", "-q", "--bin", "mlc"], cwd=ROOT, check=True)
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "mlc-store", "--example", "ingest_bench"], cwd=ROOT, check=True)
     tgt = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    mlc = os.path.join(tgt, "release", "mlc")
     exe = os.path.join(tgt, "release", "examples", "ingest_bench")
     tmp = tempfile.mkdtemp(prefix="mlc-bench-")
     rows = []
     try:
         db = f"sqlite://{tmp}/mlc.db"
-        r, rss, _ = run([exe, "ingest", db, csv])
+        r, rss = mlc_ingest(mlc, db, csv)
         rows.append(("mlc ingest -> SQLite", r["rows_per_s"], r["secs"], rss))
         schema = f"mlc_bench_{os.getpid()}"
         pg = f"{a.pg}?schema={schema}"
-        r, rss, _ = run([exe, "ingest", pg, csv])
+        r, rss = mlc_ingest(mlc, pg, csv)
         rows.append(("mlc ingest -> PostgreSQL (COPY)", r["rows_per_s"], r["secs"], rss))
         r, rss, _ = run([a.python, "-c", PEER_DUCKDB, csv, f"{tmp}/duck.db"])
         rows.append(("DuckDB read_csv -> table", r["rows_per_s"], r["secs"], rss))
@@ -115,7 +136,7 @@ def main():
             print("| file | rows | rows/s | peak RSS MiB |")
             print("|---|---:|---:|---:|")
             for name, path in (("1M", csv), ("5M", big)):
-                r, rss, _ = run([exe, "ingest", f"sqlite://{tmp}/rss_{name}.db", path])
+                r, rss = mlc_ingest(mlc, f"sqlite://{tmp}/rss_{name}.db", path)
                 print(f"| {name} | {r['rows']:,} | {r['rows_per_s']:,.0f} | {rss:.0f} |")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
