@@ -89,6 +89,81 @@ pub struct CheckPlan {
     pub labels: Vec<(String, String)>,
 }
 
+impl CheckPlan {
+    /// Every column the check's row expressions name (`where`, `group by`, aggregate
+    /// arguments, `each` columns), once each, in first-use order. Join keys appear only where
+    /// an expression names them; the event time, which `latest(x)` reads implicitly, is not
+    /// included (the caller knows it).
+    pub fn used_columns(&self) -> Vec<ColumnId> {
+        let mut out: Vec<ColumnId> = Vec::new();
+        let mut add = |c: &ColumnId| {
+            if !out.contains(c) {
+                out.push(c.clone());
+            }
+        };
+        if let Some(f) = &self.filter {
+            f.visit_columns(&mut add);
+        }
+        for c in &self.group_by {
+            add(c);
+        }
+        for a in &self.aggregates {
+            for e in &a.args {
+                e.visit_columns(&mut add);
+            }
+        }
+        if let Some(each) = &self.each {
+            for c in &each.columns {
+                add(c);
+            }
+        }
+        out
+    }
+}
+
+impl RowExpr {
+    /// Calls `f` on every column this expression names.
+    pub fn visit_columns(&self, f: &mut impl FnMut(&ColumnId)) {
+        match &self.kind {
+            RowExprKind::Column(c) => f(c),
+            RowExprKind::EachVar | RowExprKind::Literal(_) => {}
+            RowExprKind::Unary { operand, .. } | RowExprKind::IsNull { operand, .. } => {
+                operand.visit_columns(f)
+            }
+            RowExprKind::Binary { lhs, rhs, .. } => {
+                lhs.visit_columns(f);
+                rhs.visit_columns(f);
+            }
+            RowExprKind::InList { operand, list, .. } => {
+                operand.visit_columns(f);
+                for e in list {
+                    e.visit_columns(f);
+                }
+            }
+            RowExprKind::Between { operand, low, high } => {
+                operand.visit_columns(f);
+                low.visit_columns(f);
+                high.visit_columns(f);
+            }
+            RowExprKind::Within {
+                operand,
+                tolerance,
+                target,
+                ..
+            } => {
+                operand.visit_columns(f);
+                tolerance.visit_columns(f);
+                target.visit_columns(f);
+            }
+            RowExprKind::Scalar { args, .. } => {
+                for e in args {
+                    e.visit_columns(f);
+                }
+            }
+        }
+    }
+}
+
 /// The rows a check reads: the first component, then joins in order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourcePlan {

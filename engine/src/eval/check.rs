@@ -89,10 +89,16 @@ fn is_special(call: &AggregateCall, name: &str) -> bool {
 fn prepare(
     plan: &CheckPlan,
     rows: &SourceRows,
+    time: &ColumnId,
 ) -> Result<(Frame, Option<(Frame, BooleanArray)>), EvalError> {
+    // Only the columns the check names (and the event time) are carried through the row
+    // filters below: a join key or a column another check reads is not copied.
+    let mut keep = plan.used_columns();
+    keep.push(time.clone());
+    let projected = rows.frame.project(&keep)?;
     let (frame, kept, matched) = match &plan.filter {
         Some(f) => {
-            let mask = predicate_mask(f, &rows.frame, None)?;
+            let mask = predicate_mask(f, &projected, None)?;
             let pick = |a: &Option<BooleanArray>| -> Result<Option<BooleanArray>, EvalError> {
                 a.as_ref()
                     .map(|a| {
@@ -104,12 +110,12 @@ fn prepare(
                     .map(Option::flatten)
             };
             (
-                rows.frame.filter(&mask)?,
+                projected.filter(&mask)?,
                 pick(&rows.kept)?,
                 pick(&rows.matched)?,
             )
         }
-        None => (rows.frame.clone(), rows.kept.clone(), rows.matched.clone()),
+        None => (projected, rows.kept.clone(), rows.matched.clone()),
     };
     let counted = match &kept {
         Some(k) => frame.filter(k)?,
@@ -125,10 +131,10 @@ pub fn evaluate_check(
     input: &CheckInput<'_>,
     make: &AccFactory<'_>,
 ) -> Result<Vec<Outcome>, EvalError> {
-    let (current, coverage_rows) = prepare(plan, input.current)?;
+    let (current, coverage_rows) = prepare(plan, input.current, &input.time)?;
     let baseline = input
         .baseline
-        .map(|b| prepare(plan, b))
+        .map(|b| prepare(plan, b, input.baseline_time.as_ref().unwrap_or(&input.time)))
         .transpose()?
         .map(|(f, _)| f);
 
@@ -266,7 +272,8 @@ fn evaluate_column(
     // Per aggregate: its arguments, computed once over all rows and then cut per slice, and
     // its value in every slice. Aggregates are independent: over many rows (and when the
     // `each` columns are not already spread over the cores) they run side by side.
-    let per_agg = |call: &&AggregateCall| -> Vec<AggResult> {
+    type State = Result<Box<dyn Accumulator>, String>;
+    let per_agg = |call: &&AggregateCall| -> Vec<State> {
         if is_special(call, "freshness") || is_special(call, "coverage") {
             return Vec::new();
         }
@@ -284,7 +291,7 @@ fn evaluate_column(
             .iter()
             .map(|slice| {
                 let base_slice = base_slices.get(&key_string(&slice.key));
-                aggregate(
+                accumulate(
                     call,
                     make,
                     &cur_args,
@@ -297,10 +304,62 @@ fn evaluate_column(
             .collect()
     };
     let calls: Vec<&AggregateCall> = plan.aggregates.iter().collect();
+    // Aggregates that keep the same state over the same arguments (`accuracy`, `precision`
+    // and `recall` of one prediction and label) read the rows once: the first of them, the
+    // leader, is fed; the others start from its state.
+    let kinds: Vec<Option<&'static str>> = calls
+        .iter()
+        .map(|c| match c.target {
+            AggTarget::Builtin => make(c).ok().and_then(|a| a.state_kind()),
+            AggTarget::Plugin => None,
+        })
+        .collect();
+    let leader: Vec<usize> = (0..calls.len())
+        .map(|i| {
+            (0..i)
+                .find(|&j| {
+                    kinds[i].is_some()
+                        && kinds[j] == kinds[i]
+                        && calls[j].args == calls[i].args
+                        && calls[j].rows == calls[i].rows
+                })
+                .unwrap_or(i)
+        })
+        .collect();
+    let leaders: Vec<&AggregateCall> = (0..calls.len())
+        .filter(|&i| leader[i] == i)
+        .map(|i| calls[i])
+        .collect();
     let parallel = sh.spread_aggregates && current.rows >= PARALLEL_MIN_ROWS;
-    let mut by_agg: Vec<std::vec::IntoIter<AggResult>> = par_map(&calls, parallel, per_agg)
-        .into_iter()
-        .map(Vec::into_iter)
+    let states = par_map(&leaders, parallel, per_agg);
+    let mut by_agg: Vec<std::vec::IntoIter<AggResult>> = (0..calls.len())
+        .map(|i| {
+            let pos = (0..=leader[i]).filter(|&j| leader[j] == j).count() - 1;
+            let call = calls[i];
+            // A follower whose leader failed is fed on its own, so that its error names it.
+            let refed: Option<Vec<State>> =
+                (leader[i] != i && states[pos].iter().any(Result::is_err)).then(|| per_agg(&call));
+            let fed_itself = leader[i] == i || refed.is_some();
+            refed
+                .as_deref()
+                .unwrap_or(&states[pos])
+                .iter()
+                .map(|state| {
+                    let state = state.as_ref().map_err(Clone::clone);
+                    let outcome = state.and_then(|acc| {
+                        if fed_itself {
+                            return acc.finalize().map_err(|e| format!("{}: {e}", call.text));
+                        }
+                        let mut mine = make(call)?;
+                        mine.merge(acc.as_ref())
+                            .and_then(|()| mine.finalize())
+                            .map_err(|e| format!("{}: {e}", call.text))
+                    });
+                    finish(call, outcome)
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+        })
         .collect();
     for slice in cur_slices {
         let key = key_string(&slice.key);
@@ -438,7 +497,7 @@ fn row_marker(len: usize) -> ArrayRef {
     std::sync::Arc::new(BooleanArray::from(vec![true; len]))
 }
 
-fn aggregate(
+fn accumulate(
     call: &AggregateCall,
     make: &AccFactory<'_>,
     cur_args: &Result<Vec<ArrayRef>, String>,
@@ -446,50 +505,52 @@ fn aggregate(
     base_args: Option<&Result<Vec<ArrayRef>, String>>,
     base_slice: Option<&Slice>,
     has_baseline: bool,
-) -> AggResult {
-    let run = || -> Result<AccOutcome, String> {
-        let mut acc = make(call)?;
-        let feed = |acc: &mut Box<dyn Accumulator>,
-                    side: Side,
-                    args: &Result<Vec<ArrayRef>, String>,
-                    slice: Option<&Slice>|
-         -> Result<(), String> {
-            let args = args.as_ref().map_err(Clone::clone)?;
-            let Some(slice) = slice else {
-                // This slice has no baseline rows: the accumulator sees none.
-                return Ok(());
-            };
-            let mut cut_args = cut(args, slice).map_err(|e| e.to_string())?;
-            if cut_args.is_empty() {
-                cut_args.push(row_marker(slice.len));
-            }
-            acc.update(side, &cut_args)
-                .map_err(|e| format!("{}: {e}", call.text))
+) -> Result<Box<dyn Accumulator>, String> {
+    let mut acc = make(call)?;
+    let feed = |acc: &mut Box<dyn Accumulator>,
+                side: Side,
+                args: &Result<Vec<ArrayRef>, String>,
+                slice: Option<&Slice>|
+     -> Result<(), String> {
+        let args = args.as_ref().map_err(Clone::clone)?;
+        let Some(slice) = slice else {
+            // This slice has no baseline rows: the accumulator sees none.
+            return Ok(());
         };
-        match call.rows {
-            RowSet::Current => feed(&mut acc, Side::Current, cur_args, cur_slice)?,
-            RowSet::Baseline | RowSet::Both => {
-                if !has_baseline {
-                    return Err(format!("{} needs a `baseline` clause", call.text));
-                }
-                if call.rows == RowSet::Both {
-                    feed(&mut acc, Side::Current, cur_args, cur_slice)?;
-                }
-                if let Some(b) = base_args {
-                    // A one-sample aggregate over the baseline (`baseline.mean(x)`) is fed as
-                    // its "current" rows: to it they are simply the rows to aggregate.
-                    let side = if call.rows == RowSet::Both {
-                        Side::Baseline
-                    } else {
-                        Side::Current
-                    };
-                    feed(&mut acc, side, b, base_slice)?;
-                }
+        let mut cut_args = cut(args, slice).map_err(|e| e.to_string())?;
+        if cut_args.is_empty() {
+            cut_args.push(row_marker(slice.len));
+        }
+        acc.update(side, &cut_args)
+            .map_err(|e| format!("{}: {e}", call.text))
+    };
+    match call.rows {
+        RowSet::Current => feed(&mut acc, Side::Current, cur_args, cur_slice)?,
+        RowSet::Baseline | RowSet::Both => {
+            if !has_baseline {
+                return Err(format!("{} needs a `baseline` clause", call.text));
+            }
+            if call.rows == RowSet::Both {
+                feed(&mut acc, Side::Current, cur_args, cur_slice)?;
+            }
+            if let Some(b) = base_args {
+                // A one-sample aggregate over the baseline (`baseline.mean(x)`) is fed as
+                // its "current" rows: to it they are simply the rows to aggregate.
+                let side = if call.rows == RowSet::Both {
+                    Side::Baseline
+                } else {
+                    Side::Current
+                };
+                feed(&mut acc, side, b, base_slice)?;
             }
         }
-        acc.finalize().map_err(|e| format!("{}: {e}", call.text))
-    };
-    match run() {
+    }
+    Ok(acc)
+}
+
+/// An aggregate's result from its accumulator's outcome.
+fn finish(call: &AggregateCall, outcome: Result<AccOutcome, String>) -> AggResult {
+    match outcome {
         Ok(AccOutcome::Value(v)) => AggResult::Value(v),
         Ok(AccOutcome::Undefined(r)) => {
             AggResult::Undefined(format!("{} is undefined: {r}", call.text))

@@ -59,14 +59,48 @@ impl Frame {
         }
     }
 
-    /// The rows where `mask` is true.
-    pub fn filter(&self, mask: &BooleanArray) -> Result<Frame, EvalError> {
+    /// The same rows with only the columns in `keep` (by component index and name; a frame
+    /// with a single batch keeps by name alone, as [`Frame::column`] finds). Columns are
+    /// shared, not copied; a component left without columns keeps its row count.
+    pub fn project(&self, keep: &[ColumnId]) -> Result<Frame, EvalError> {
+        let single = self.sources.len() == 1;
         let sources = self
             .sources
             .iter()
-            .map(|b| arrow_select::filter::filter_record_batch(b, mask).map_err(arrow_error))
+            .enumerate()
+            .map(|(s, b)| {
+                let idx: Vec<usize> = b
+                    .schema()
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| {
+                        keep.iter()
+                            .any(|k| (single || k.source == s) && k.name == *f.name())
+                    })
+                    .map(|(i, _)| i)
+                    .collect();
+                b.project(&idx).map_err(arrow_error)
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        let rows = mask.true_count();
+        Ok(Frame {
+            sources,
+            rows: self.rows,
+        })
+    }
+
+    /// The rows where `mask` is true.
+    pub fn filter(&self, mask: &BooleanArray) -> Result<Frame, EvalError> {
+        // The predicate (its selected runs or indices) is built once for every component.
+        let predicate = arrow_select::filter::FilterBuilder::new(mask)
+            .optimize()
+            .build();
+        let sources = self
+            .sources
+            .iter()
+            .map(|b| predicate.filter_record_batch(b).map_err(arrow_error))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = predicate.count();
         Ok(Frame { sources, rows })
     }
 

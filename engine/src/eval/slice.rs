@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use arrow_array::UInt32Array;
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, UInt32Array};
 
 use super::Frame;
 use super::column::Col;
@@ -96,6 +97,14 @@ pub fn slices(frame: &Frame, group_by: &[ColumnId]) -> Result<Vec<Slice>, EvalEr
     let mut codes: Vec<Vec<u32>> = Vec::with_capacity(cols.len());
     let mut firsts: Vec<Vec<usize>> = Vec::with_capacity(cols.len());
     for col in &cols {
+        if let Col::Str(a) = col
+            && let Some(strings) = a.as_string_opt::<i32>()
+        {
+            let (c, first_rows) = code_utf8(strings);
+            codes.push(c);
+            firsts.push(first_rows);
+            continue;
+        }
         let mut dict: FastMap<Part<'_>, u32> = FastMap::default();
         let mut first_rows = Vec::new();
         let mut c = Vec::with_capacity(frame.rows);
@@ -154,6 +163,96 @@ pub fn slices(frame: &Frame, group_by: &[ColumnId]) -> Result<Vec<Slice>, EvalEr
         .collect();
     out.sort_by(|a, b| compare_keys(&a.key, &b.key));
     Ok(out)
+}
+
+/// The codes of a string column, in order of first appearance, and the first row of each.
+/// Strings of at most 15 bytes (most slice keys) are packed into an integer and found in a
+/// small open-addressing table, read straight from the column's buffers; null and longer
+/// strings go through a general map. Codes agree with [`part`]'s: one per distinct value.
+fn code_utf8(a: &arrow_array::StringArray) -> (Vec<u32>, Vec<usize>) {
+    const EMPTY: u32 = u32::MAX;
+    let n = a.len();
+    let offsets = a.value_offsets();
+    let bytes = a.value_data();
+    let nulls = a.nulls();
+    let mut codes = Vec::with_capacity(n);
+    let mut firsts: Vec<usize> = Vec::new();
+    let mut others: FastMap<Part<'_>, u32> = FastMap::default();
+    let mut bits = 4u32;
+    let mut table: Vec<(u128, u32)> = vec![(0, EMPTY); 1 << bits];
+    let mut shorts = 0usize;
+    let slot = |k: u128, bits: u32| -> usize {
+        let h =
+            ((k as u64) ^ ((k >> 64) as u64).rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (h >> (64 - bits)) as usize
+    };
+    for i in 0..n {
+        if nulls.is_some_and(|b| b.is_null(i)) {
+            let next = firsts.len() as u32;
+            codes.push(*others.entry(Part::Null).or_insert_with(|| {
+                firsts.push(i);
+                next
+            }));
+            continue;
+        }
+        let (from, to) = (offsets[i] as usize, offsets[i + 1] as usize);
+        let len = to - from;
+        if len >= 16 {
+            let next = firsts.len() as u32;
+            codes.push(*others.entry(Part::Str(a.value(i))).or_insert_with(|| {
+                firsts.push(i);
+                next
+            }));
+            continue;
+        }
+        // As `str_part`: the bytes, zero-padded, with the length in the last byte. Where 16
+        // bytes can be read at once, one load and a mask do it.
+        let mut packed = [0u8; 16];
+        let k = if from + 16 <= bytes.len() {
+            packed.copy_from_slice(&bytes[from..from + 16]);
+            let mask = match len {
+                0 => 0,
+                _ => u128::MAX >> (128 - 8 * len),
+            };
+            (u128::from_le_bytes(packed) & mask) | ((len as u128) << 120)
+        } else {
+            packed[..len].copy_from_slice(&bytes[from..to]);
+            packed[15] = len as u8;
+            u128::from_le_bytes(packed)
+        };
+        let mask = (1usize << bits) - 1;
+        let mut at = slot(k, bits);
+        loop {
+            let (key, code) = table[at];
+            if code == EMPTY {
+                let code = firsts.len() as u32;
+                firsts.push(i);
+                table[at] = (k, code);
+                codes.push(code);
+                shorts += 1;
+                if shorts * 2 > table.len() {
+                    bits += 1;
+                    let mut bigger = vec![(0, EMPTY); 1 << bits];
+                    let mask = (1usize << bits) - 1;
+                    for &(key, code) in table.iter().filter(|e| e.1 != EMPTY) {
+                        let mut at = slot(key, bits);
+                        while bigger[at].1 != EMPTY {
+                            at = (at + 1) & mask;
+                        }
+                        bigger[at] = (key, code);
+                    }
+                    table = bigger;
+                }
+                break;
+            }
+            if key == k {
+                codes.push(code);
+                break;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+    (codes, firsts)
 }
 
 /// Orders slice keys value by value, nulls last.

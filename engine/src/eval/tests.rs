@@ -304,6 +304,35 @@ fn string_slices_are_exact_at_every_length() {
     }
 }
 
+/// The packed-string path (Utf8 columns) and the general path (here LargeUtf8) give the same
+/// slices, over enough distinct keys to grow the packed table several times, on a sliced
+/// column whose last values end at the very end of the buffer.
+#[test]
+fn packed_string_slices_equal_the_general_path() {
+    let n = 5_000;
+    let words: Vec<Option<String>> = (0..n)
+        .map(|i| match i % 11 {
+            0 => None,
+            1 => Some(format!("a-long-key-of-many-bytes-{}", i % 7)),
+            _ => Some(format!("k{}", (i * 31) % 700)),
+        })
+        .collect();
+    let utf8 = StringArray::from(words.clone()).slice(3, n - 3);
+    let large = arrow_array::LargeStringArray::from(words).slice(3, n - 3);
+    let ids = [cid("s", DataType::String)];
+    let by = |a: ArrayRef| -> Vec<(Vec<Value>, Vec<u32>)> {
+        let f = Frame::new(vec![batch(vec![("s", a)])]).unwrap();
+        slices(&f, &ids)
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.key, s.rows.unwrap().values().to_vec()))
+            .collect()
+    };
+    let got = by(Arc::new(utf8));
+    assert_eq!(got.len(), 700 + 7 + 1);
+    assert_eq!(got, by(Arc::new(large)));
+}
+
 /// Sums its first argument; undefined on no values, like `mean`.
 struct SumAcc {
     n: usize,

@@ -559,6 +559,9 @@ impl Accumulator for ConfusionAcc {
     fn as_any(&self) -> &dyn Any {
         self
     }
+    fn state_kind(&self) -> Option<&'static str> {
+        Some("confusion")
+    }
 }
 
 /// The accumulator of metrics that are a mean of a per-row term of two numeric columns

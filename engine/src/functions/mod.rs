@@ -170,6 +170,13 @@ pub trait Accumulator: Send {
     fn merge(&mut self, other: &dyn Accumulator) -> Result<(), EvalError>;
     fn finalize(&self) -> Result<Outcome, EvalError>;
     fn as_any(&self) -> &dyn Any;
+    /// Accumulators answering the same `Some(kind)` keep the same state for the same
+    /// arguments and rows (the confusion matrix behind `accuracy`, `precision`, `recall`,
+    /// `f1` and `fpr`): the evaluator fills one of them and hands its state to the others
+    /// through [`Accumulator::merge`], so a check's rows are read once for all of them.
+    fn state_kind(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 pub trait Function: Sync + Send {
