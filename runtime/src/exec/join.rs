@@ -9,6 +9,7 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use arrow_buffer::BooleanBuffer;
 use arrow_schema::DataType as ArrowType;
 use mlc_engine::eval::{Frame, SourceRows};
 use mlc_engine::functions::EvalError;
@@ -189,7 +190,8 @@ impl KeyedHistory {
     /// when the key is null).
     fn lookup_all(&self, keys: &arrow_array::StringArray, before: i64) -> UInt32Array {
         let n = keys.len();
-        let mut out: Vec<Option<u32>> = Vec::with_capacity(n);
+        let mut out: Vec<u32> = Vec::with_capacity(n);
+        let mut found = arrow_buffer::BooleanBufferBuilder::new(n);
         let mut hashes = [0u64; GROUP];
         let mut slots = [0u64; GROUP];
         let mut start = 0;
@@ -223,34 +225,43 @@ impl KeyedHistory {
             std::hint::black_box(touch);
             for j in 0..end - start {
                 let i = start + j;
-                if keys.is_null(i) {
-                    out.push(None);
-                    continue;
-                }
-                let h = hashes[j];
-                let head = self.head(keys.value(i), h, h as usize & self.mask, slots[j]);
-                out.push(head.and_then(|r| self.walk(r, before)));
+                let row = match keys.is_null(i) {
+                    true => None,
+                    false => {
+                        let h = hashes[j];
+                        self.head(keys.value(i), h, h as usize & self.mask, slots[j])
+                            .and_then(|r| self.walk(r, before))
+                    }
+                };
+                out.push(row.unwrap_or(0));
+                found.append(row.is_some());
             }
             start = end;
         }
-        UInt32Array::from(out)
+        UInt32Array::new(out.into(), Some(found.finish().into()))
     }
 }
 
 /// Builds the rows of a source from the first component's rows and, per join, the latest
 /// row per key of the right component.
+///
+/// `right_columns`, by component name, restricts the columns taken from a right side to
+/// those the checks use (its key and time need not be copied); a component it does not name
+/// gives all its columns.
 pub fn join_source(
     plan: &SourcePlan,
     first: RecordBatch,
     rights: &[Right],
+    right_columns: Option<&HashMap<String, Vec<String>>>,
 ) -> Result<SourceRows, EvalError> {
     if plan.joins.is_empty() {
         return Ok(SourceRows::plain(Frame::new(vec![first])?));
     }
     let n = first.num_rows();
     let mut sources = vec![first];
-    let mut kept = vec![true; n];
-    let mut matched = vec![true; n];
+    // Bitmaps, all rows set until a join clears them; `None` = every row.
+    let mut kept: Option<BooleanBuffer> = None;
+    let mut matched: Option<BooleanBuffer> = None;
     for (j, join) in plan.joins.iter().enumerate() {
         let right = rights.get(j).ok_or_else(|| {
             EvalError::Invalid(format!("the rows of join #{} were not fetched", j + 1))
@@ -273,14 +284,19 @@ pub fn join_source(
                 (&history.batch, match_history(left_key, history, *before)?)
             }
         };
-        for (i, m) in matched.iter_mut().enumerate() {
-            let hit = indices.is_valid(i);
-            *m &= hit;
+        if let Some(hits) = indices.nulls().map(|v| v.inner()) {
+            let and =
+                |a: Option<BooleanBuffer>| Some(a.map_or_else(|| hits.clone(), |a| &a & hits));
+            matched = and(matched);
             if !join.left {
-                kept[i] &= hit;
+                kept = and(kept);
             }
         }
-        let taken = take_nullable(right, &indices)?;
+        let wanted = plan
+            .components
+            .get(join.right)
+            .and_then(|c| right_columns?.get(&c.name));
+        let taken = take_nullable(right, &indices, wanted.map(Vec::as_slice))?;
         // `components[right]` must land at its index: joins are listed in order.
         if sources.len() != join.right {
             return Err(EvalError::Invalid(format!(
@@ -292,32 +308,41 @@ pub fn join_source(
         }
         sources.push(taken);
     }
-    let all_kept = kept.iter().all(|k| *k);
+    let kept = kept.filter(|k| k.count_set_bits() < n);
     Ok(SourceRows {
         frame: Frame::new(sources)?,
-        kept: (!all_kept).then(|| BooleanArray::from(kept)),
-        matched: Some(BooleanArray::from(matched)),
+        kept: kept.map(BooleanArray::from),
+        matched: Some(BooleanArray::from(
+            matched.unwrap_or_else(|| BooleanBuffer::new_set(n)),
+        )),
     })
 }
 
-/// The rows of `batch` at `indices`, a null index giving a row of nulls. Every field becomes
-/// nullable: the store declares the time column non-null, but an unmatched row has none.
-fn take_nullable(batch: &RecordBatch, indices: &UInt32Array) -> Result<RecordBatch, EvalError> {
-    let columns = batch
-        .columns()
+/// The rows of `batch` at `indices` (of its columns in `only`, when given), a null index
+/// giving a row of nulls. Every field becomes nullable: the store declares the time column
+/// non-null, but an unmatched row has none.
+fn take_nullable(
+    batch: &RecordBatch,
+    indices: &UInt32Array,
+    only: Option<&[String]>,
+) -> Result<RecordBatch, EvalError> {
+    let schema = batch.schema();
+    let picked: Vec<usize> = (0..batch.num_columns())
+        .filter(|&i| only.is_none_or(|o| o.iter().any(|n| n == schema.field(i).name())))
+        .collect();
+    let columns = picked
         .iter()
-        .map(|c| arrow_select::take::take(c.as_ref(), indices, None))
+        .map(|&i| arrow_select::take::take(batch.column(i).as_ref(), indices, None))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| EvalError::Invalid(format!("join: {e}")))?;
-    let fields: Vec<arrow_schema::Field> = batch
-        .schema()
-        .fields()
+    let fields: Vec<arrow_schema::Field> = picked
         .iter()
-        .map(|f| f.as_ref().clone().with_nullable(true))
+        .map(|&i| schema.field(i).clone().with_nullable(true))
         .collect();
-    RecordBatch::try_new(
+    RecordBatch::try_new_with_options(
         std::sync::Arc::new(arrow_schema::Schema::new(fields)),
         columns,
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(indices.len())),
     )
     .map_err(|e| EvalError::Invalid(format!("join: {e}")))
 }
@@ -465,7 +490,7 @@ mod tests {
     #[test]
     fn inner_join_drops_unmatched_and_null_keys() {
         let (first, right) = inputs();
-        let rows = join_source(&plan(false), first, &[Right::Latest(right)]).unwrap();
+        let rows = join_source(&plan(false), first, &[Right::Latest(right)], None).unwrap();
         let kept: Vec<_> = rows.kept.unwrap().iter().collect();
         assert_eq!(kept, vec![Some(true), Some(false), Some(false), Some(true)]);
         let labels = rows.frame.sources[1].column_by_name("label").unwrap();
@@ -491,7 +516,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let rows = join_source(&plan(true), first, &[Right::Latest(right)]).unwrap();
+        let rows = join_source(&plan(true), first, &[Right::Latest(right)], None).unwrap();
         let ts = rows.frame.sources[1].column_by_name("ts").unwrap();
         assert_eq!(ts.null_count(), 3);
     }
@@ -499,7 +524,7 @@ mod tests {
     #[test]
     fn left_join_keeps_every_row_and_records_matches() {
         let (first, right) = inputs();
-        let rows = join_source(&plan(true), first, &[Right::Latest(right)]).unwrap();
+        let rows = join_source(&plan(true), first, &[Right::Latest(right)], None).unwrap();
         assert!(rows.kept.is_none());
         let matched: Vec<_> = rows.matched.unwrap().iter().collect();
         assert_eq!(
@@ -543,8 +568,14 @@ mod tests {
                 history: h.clone(),
                 before: 6,
             }],
+            Some(&HashMap::from([(
+                "feedback".to_string(),
+                vec!["label".to_string()],
+            )])),
         )
         .unwrap();
+        // Only the column the checks use is taken from the right side.
+        assert_eq!(rows.frame.sources[1].num_columns(), 1);
         let labels = rows.frame.sources[1].column_by_name("label").unwrap();
         let labels = labels.as_any().downcast_ref::<Int64Array>().unwrap();
         assert_eq!(

@@ -310,7 +310,8 @@ impl Executor {
             .iter()
             .map(|c| self.plan_reads(c, at_us, &mut reads))
             .collect();
-        let fetched = self.fetch(reads, prefetch).await;
+        let mut fetched = self.fetch(reads, prefetch).await;
+        fetched.right_columns = right_columns(checks);
         let fetched = Arc::new(fetched);
 
         let mut tasks = Vec::with_capacity(checks.len());
@@ -491,6 +492,7 @@ impl Executor {
             latest: latest.into_iter().collect(),
             max_time: max_time.into_iter().collect(),
             joined: std::sync::Mutex::new(HashMap::new()),
+            right_columns: HashMap::new(),
         }
     }
 
@@ -649,6 +651,29 @@ struct Fetched {
     /// Joined sources, shared by the checks that join the same rows the same way (two
     /// checks over `inference join feedback` match the keys once).
     joined: std::sync::Mutex<HashMap<String, JoinedOnce>>,
+    /// Per component joined as a right side: the columns any of the evaluated checks uses
+    /// of it, the only ones a join copies.
+    right_columns: HashMap<String, Vec<String>>,
+}
+
+/// Per component joined as a right side by any of `checks`: the columns they use of it.
+fn right_columns(checks: &[&CheckPlan]) -> HashMap<String, Vec<String>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for check in checks {
+        let used = check.used_columns();
+        for join in &check.source.joins {
+            let Some(comp) = check.source.components.get(join.right) else {
+                continue;
+            };
+            let cols = out.entry(comp.name.clone()).or_default();
+            for c in used.iter().filter(|c| c.source == join.right) {
+                if !cols.contains(&c.name) {
+                    cols.push(c.name.clone());
+                }
+            }
+        }
+    }
+    out
 }
 
 type JoinedOnce = Arc<std::sync::OnceLock<Result<SourceRows, String>>>;
@@ -683,7 +708,8 @@ impl Fetched {
                     .unwrap_or_else(|| Err("rows were not fetched".into()))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        join::join_source(plan, first, &rights).map_err(|e| e.to_string())
+        join::join_source(plan, first, &rights, Some(&self.right_columns))
+            .map_err(|e| e.to_string())
     }
 }
 
