@@ -342,6 +342,17 @@ impl Store {
         }
     }
 
+    /// At least the number of stored records of `component`, found without counting them
+    /// (SQLite: the span of the table's rowids, which only prune leaves gaps in; PostgreSQL:
+    /// the count itself). For memory bounds, where a 1M-row count costs tens of ms.
+    pub async fn rows_at_most(&self, component: &str) -> Result<u64> {
+        let schema = self.component(component).await?;
+        match &self.backend {
+            Backend::Sqlite(s) => s.rows_at_most(&schema).await,
+            Backend::Postgres(s) => s.count(&schema).await,
+        }
+    }
+
     /// The undeclared fields of the records of `component` with `start_us <= time < end_us`,
     /// as `(key, time_us, JSON object text)`, for inspection; checks cannot use them.
     pub async fn extras(

@@ -566,6 +566,21 @@ impl SqliteStore {
         Ok(row.try_get::<i64, _>(0)? as u64)
     }
 
+    /// `max(rowid) - min(rowid) + 1`: two b-tree descents (each in a subquery of its own:
+    /// SQLite answers a lone `min` or `max` from the b-tree's edge, but scans the whole
+    /// table for both in one select). Rowids are never reused out of order (a new row gets
+    /// the largest plus one), so the span bounds the count.
+    pub(crate) async fn rows_at_most(&self, schema: &ComponentSchema) -> Result<u64> {
+        let sql = format!(
+            "SELECT coalesce((SELECT max(rowid) FROM {t}) - (SELECT min(rowid) FROM {t}) + 1, 0)",
+            t = quote(&table_name(&schema.name))
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)?.max(0) as u64)
+    }
+
     pub(crate) async fn extras(
         &self,
         schema: &ComponentSchema,

@@ -115,6 +115,8 @@ async fn duplicates_within_and_across_files_are_stored_once() {
         assert_eq!((r.accepted, r.duplicates), (1, 1), "{r:?}");
         assert!(r.complete(), "duplicates are stored records: {r:?}");
         assert_eq!(store.count("inference").await.unwrap(), 4);
+        // Duplicates take no place: the bound is the count.
+        assert_eq!(store.rows_at_most("inference").await.unwrap(), 4);
         // The first stored wins.
         let b = store.scan_batches("inference", &["request_id", "age"], None, i64::MAX).await.unwrap();
         let i = strs(&b, 0).iter().position(|k| k.as_deref() == Some("x")).unwrap();
@@ -458,6 +460,8 @@ async fn prune_deletes_old_records_in_batches() {
         let cut = T0 + 100 * 60_000_000;
         assert_eq!(store.prune(Some("inference"), cut, 30).await.unwrap(), 100);
         assert_eq!(store.count("inference").await.unwrap(), 150);
+        // Pruning the oldest rows lowers the bound with the count.
+        assert_eq!(store.rows_at_most("inference").await.unwrap(), 150);
         assert_eq!(store.prune(None, cut, 30).await.unwrap(), 0);
     })
     .await;

@@ -216,7 +216,7 @@ impl Executor {
             .map(|(c, (_, _, cols))| (c, cols.len()))
             .chain(latest.iter().map(|(c, (_, cols))| (c, cols.len())))
         {
-            let rows = self.store.count(comp).await.ok()?;
+            let rows = self.store.rows_at_most(comp).await.ok()?;
             cells = cells.saturating_add(rows.saturating_mul(cols as u64));
         }
         if cells > PREFETCH_MAX_CELLS {
