@@ -460,6 +460,18 @@ impl SqliteStore {
         })
         .await?;
         if let (Some(pieces), Some(tc)) = (pieces, time_col) {
+            if let Some(one) = read_columns(
+                readers.clone(),
+                plan.clone(),
+                pieces.clone(),
+                start,
+                end_us,
+                tc,
+            )
+            .await?
+            {
+                return sort_by_time(vec![one], tc);
+            }
             let out = read_pieces(readers, plan, pieces, start, end_us, tc).await?;
             return sort_by_time(out, tc);
         }
@@ -1015,6 +1027,142 @@ async fn read_pieces(
     }
     out.retain(|b| b.num_rows() > 0);
     Ok(out)
+}
+
+/// The pieces as one batch, built column by column: each column's segments are decoded and
+/// joined into its final buffer, and the decoded parts freed, before the next column is read,
+/// so the read allocates little more than its result (decoding every segment first, then
+/// copying them into one batch, touched twice the memory, and fresh pages cost the kernel a
+/// zeroing each). Columns are spread over the cores. Segments partly inside `[start, end)`
+/// and row ranges are read whole first, as [`read_pieces`] reads them. `None` when a segment
+/// is missing or unreadable: the caller then reads piece by piece, falling back to the rows.
+async fn read_columns(
+    readers: Arc<Readers>,
+    plan: ReadPlan,
+    pieces: Vec<Piece>,
+    start: i64,
+    end: i64,
+    time_col: usize,
+) -> Result<Option<arrow_array::RecordBatch>> {
+    use arrow_array::{Array, ArrayRef};
+    let whole =
+        move |p: &Piece| matches!(p, Piece::Segment(s) if s.min_time >= start && s.max_time < end);
+    // The pieces not read column by column, as batches, in piece order (none for a whole
+    // segment).
+    let mut batches: Vec<Vec<arrow_array::RecordBatch>> = Vec::with_capacity(pieces.len());
+    for p in &pieces {
+        batches.push(match p {
+            _ if whole(p) => Vec::new(),
+            Piece::Segment(seg) => {
+                let (r, plan, seg) = (readers.clone(), plan.clone(), *seg);
+                match blocking(move || {
+                    r.with(|c| read_segment(c, &plan, &seg, start, end, time_col))
+                })
+                .await?
+                {
+                    Some(b) => vec![b],
+                    None => return Ok(None),
+                }
+            }
+            Piece::Rows { lo, hi } => {
+                let (r, plan, (lo, hi)) = (readers.clone(), plan.clone(), (*lo, *hi));
+                blocking(move || {
+                    let mut out = Vec::new();
+                    read_rows(&r, &plan, lo, hi, start, end, &mut out)?;
+                    Ok(out)
+                })
+                .await?
+            }
+        });
+    }
+    let batches = Arc::new(batches);
+    let pieces = Arc::new(pieces);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let n_cols = plan.columns.len();
+    let tasks: Vec<_> = (0..threads.min(n_cols.max(1)))
+        .map(|t| {
+            let (r, plan, batches, pieces) =
+                (readers.clone(), plan.clone(), batches.clone(), pieces.clone());
+            blocking(move || {
+                let mut out: Vec<(usize, Option<ArrayRef>)> = Vec::new();
+                for c in (t..n_cols).step_by(threads) {
+                    let (name, ty) = &plan.columns[c];
+                    let got = r.with(|conn| {
+                        let mut stmt = conn.prepare_cached(
+                            "SELECT data FROM mlc_segment_columns WHERE tbl = ?1 AND first_rowid = ?2 AND name = ?3",
+                        )?;
+                        let mut parts: Vec<ArrayRef> = Vec::with_capacity(pieces.len());
+                        for (p, read) in pieces.iter().zip(batches.iter()) {
+                            match p {
+                                Piece::Segment(seg) if whole(p) => {
+                                    let mut found = stmt.query(rusqlite::params![
+                                        plan.table,
+                                        seg.first_rowid,
+                                        name
+                                    ])?;
+                                    let decoded = match found.next()? {
+                                        Some(row) => match row.get_ref(0)?.as_blob() {
+                                            Ok(blob) => segments::decode(blob, *ty),
+                                            Err(_) => None,
+                                        },
+                                        None => None,
+                                    };
+                                    match decoded {
+                                        Some(a) if a.len() as i64 == seg.row_count => parts.push(a),
+                                        _ => return Ok(None),
+                                    }
+                                }
+                                _ => parts.extend(read.iter().map(|b| b.column(c).clone())),
+                            }
+                        }
+                        let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+                        Ok(match refs.len() {
+                            0 => Some(arrow_array::new_empty_array(plan.arrow.field(c).data_type())),
+                            1 => Some(parts[0].clone()),
+                            _ => arrow_select::concat::concat(&refs).ok(),
+                        })
+                    })?;
+                    match got {
+                        Some(a) => out.push((c, Some(a))),
+                        None => return Ok(vec![(c, None)]),
+                    }
+                }
+                Ok(out)
+            })
+        })
+        .collect();
+    let mut columns: Vec<Option<ArrayRef>> = vec![None; n_cols];
+    for t in tasks {
+        for (c, a) in t.await? {
+            match a {
+                Some(a) => columns[c] = Some(a),
+                None => return Ok(None),
+            }
+        }
+    }
+    let Some(columns) = columns.into_iter().collect::<Option<Vec<_>>>() else {
+        return Ok(None);
+    };
+    let rows = columns.first().map_or_else(
+        || {
+            batches
+                .iter()
+                .flatten()
+                .map(|b| b.num_rows())
+                .sum::<usize>()
+                + pieces
+                    .iter()
+                    .filter(|p| whole(p))
+                    .map(|p| match p {
+                        Piece::Segment(s) => usize::try_from(s.row_count).unwrap_or(0),
+                        Piece::Rows { .. } => 0,
+                    })
+                    .sum::<usize>()
+        },
+        |c| c.len(),
+    );
+    let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(rows));
+    Ok(arrow_array::RecordBatch::try_new_with_options(plan.arrow.clone(), columns, &options).ok())
 }
 
 /// The rows with `lo <= rowid < hi` and time in `[start, end)`, in rowid order.
