@@ -1029,6 +1029,10 @@ async fn read_pieces(
     Ok(out)
 }
 
+/// One column blob of one segment: table, first rowid, column name.
+const SEGMENT_BLOB_SQL: &str =
+    "SELECT data FROM mlc_segment_columns WHERE tbl = ?1 AND first_rowid = ?2 AND name = ?3";
+
 /// The pieces as one batch, built column by column: each column's segments are decoded and
 /// joined into its final buffer, and the decoded parts freed, before the next column is read,
 /// so the read allocates little more than its result (decoding every segment first, then
@@ -1081,16 +1085,18 @@ async fn read_columns(
     let n_cols = plan.columns.len();
     let tasks: Vec<_> = (0..threads.min(n_cols.max(1)))
         .map(|t| {
-            let (r, plan, batches, pieces) =
-                (readers.clone(), plan.clone(), batches.clone(), pieces.clone());
+            let (r, plan, batches, pieces) = (
+                readers.clone(),
+                plan.clone(),
+                batches.clone(),
+                pieces.clone(),
+            );
             blocking(move || {
                 let mut out: Vec<(usize, Option<ArrayRef>)> = Vec::new();
                 for c in (t..n_cols).step_by(threads) {
                     let (name, ty) = &plan.columns[c];
                     let got = r.with(|conn| {
-                        let mut stmt = conn.prepare_cached(
-                            "SELECT data FROM mlc_segment_columns WHERE tbl = ?1 AND first_rowid = ?2 AND name = ?3",
-                        )?;
+                        let mut stmt = conn.prepare_cached(SEGMENT_BLOB_SQL)?;
                         let mut parts: Vec<ArrayRef> = Vec::with_capacity(pieces.len());
                         for (p, read) in pieces.iter().zip(batches.iter()) {
                             match p {
@@ -1117,7 +1123,9 @@ async fn read_columns(
                         }
                         let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
                         Ok(match refs.len() {
-                            0 => Some(arrow_array::new_empty_array(plan.arrow.field(c).data_type())),
+                            0 => Some(arrow_array::new_empty_array(
+                                plan.arrow.field(c).data_type(),
+                            )),
                             1 => Some(parts[0].clone()),
                             _ => arrow_select::concat::concat(&refs).ok(),
                         })
@@ -1205,9 +1213,7 @@ fn read_segment(
     end: i64,
     time_col: usize,
 ) -> Result<Option<arrow_array::RecordBatch>> {
-    let mut stmt = conn.prepare(
-        "SELECT data FROM mlc_segment_columns WHERE tbl = ?1 AND first_rowid = ?2 AND name = ?3",
-    )?;
+    let mut stmt = conn.prepare(SEGMENT_BLOB_SQL)?;
     let rows = usize::try_from(seg.row_count).unwrap_or(0);
     let mut arrays = Vec::with_capacity(plan.columns.len());
     for (name, ty) in &plan.columns {
@@ -1601,7 +1607,7 @@ mod tests {
                 let stored: Vec<u8> = readers
                     .with(|c| {
                         Ok(c.query_row(
-                            "SELECT data FROM mlc_segment_columns WHERE tbl = ?1 AND first_rowid = ?2 AND name = ?3",
+                            SEGMENT_BLOB_SQL,
                             rusqlite::params![tbl, seg.first_rowid, name],
                             |r| r.get(0),
                         )?)
