@@ -1,5 +1,6 @@
 //! Unit tests of evaluation with hand-built plans and a test accumulator, so they do not
-//! depend on the builtin registry.
+//! depend on the builtin registry (except the test of aggregates that share their state,
+//! which is about the builtins that do).
 
 use std::any::Any;
 use std::sync::Arc;
@@ -514,4 +515,126 @@ fn numbers_read_well_in_messages() {
     assert_eq!(agg::format_duration(7500.0), "2h 5m");
     let _ = Arc::new(BooleanArray::from(vec![true])).len();
     let _ = ArrowType::Null;
+}
+
+/// A plan over `frame` grouped by `group` with one `>= 0` expect per `(function, args)`.
+fn metrics_plan(calls: &[(&str, &[&str])], group: &str) -> CheckPlan {
+    let mut plan = sum_plan(0.0, 1);
+    plan.group_by = vec![cid(group, DataType::String)];
+    plan.aggregates = calls
+        .iter()
+        .map(|(f, args)| AggregateCall {
+            function: f.to_string(),
+            target: AggTarget::Builtin,
+            args: args.iter().map(|a| col(a, DataType::Int)).collect(),
+            rows: RowSet::Current,
+            text: format!("{f}({})", args.join(", ")),
+        })
+        .collect();
+    plan.expects = plan
+        .aggregates
+        .iter()
+        .enumerate()
+        .map(|(i, a)| ExpectPlan {
+            text: format!("{} >= 0", a.text),
+            expr: AggExpr::Binary {
+                op: BinaryOp::Ge,
+                lhs: Box::new(AggExpr::Aggregate(i)),
+                rhs: Box::new(AggExpr::Literal(Value::Float(0.0))),
+            },
+            origin: Origin::default(),
+        })
+        .collect();
+    plan
+}
+
+fn run_builtins(plan: &CheckPlan, f: Frame) -> Vec<Outcome> {
+    let rows = SourceRows::plain(f);
+    let input = CheckInput {
+        current: &rows,
+        baseline: None,
+        time: cid("ts", DataType::Timestamp),
+        baseline_time: None,
+        freshness_secs: None,
+    };
+    evaluate_check(plan, &input, &check::builtin_accumulator).unwrap()
+}
+
+/// `accuracy`, `precision`, `recall`, `f1` and `fpr` of the same arguments share one
+/// confusion matrix per slice: each gives exactly what it gives alone, the same functions
+/// over other arguments keep their own, and when the shared state cannot be built each
+/// error names its own function.
+#[test]
+fn aggregates_sharing_their_state_equal_each_alone() {
+    let n = 400;
+    let pred: Vec<Option<i64>> = (0..n)
+        .map(|i| (i % 7 != 0).then_some((i * 3 % 5 < 2) as i64))
+        .collect();
+    let label: Vec<Option<i64>> = (0..n)
+        .map(|i| (i % 11 != 0).then_some((i % 3 == 0) as i64))
+        .collect();
+    let country: Vec<Option<&str>> = (0..n)
+        .map(|i| ["DE", "US", "FR"].get(i % 4).copied())
+        .collect();
+    let f = || {
+        Frame::new(vec![batch(vec![
+            (
+                "ts",
+                Arc::new(Int64Array::from((0..n as i64).collect::<Vec<_>>())) as ArrayRef,
+            ),
+            ("pred", Arc::new(Int64Array::from(pred.clone()))),
+            ("label", Arc::new(Int64Array::from(label.clone()))),
+            ("country", Arc::new(StringArray::from(country.clone()))),
+        ])])
+        .unwrap()
+    };
+    let calls: &[(&str, &[&str])] = &[
+        ("accuracy", &["pred", "label"]),
+        ("precision", &["pred", "label"]),
+        ("precision", &["label", "pred"]),
+        ("recall", &["pred", "label"]),
+        ("f1", &["pred", "label"]),
+        ("fpr", &["pred", "label"]),
+        ("recall", &["label", "pred"]),
+    ];
+    let together = run_builtins(&metrics_plan(calls, "country"), f());
+    assert_eq!(together.len(), 4, "three countries and null");
+    for (i, call) in calls.iter().enumerate() {
+        let alone = run_builtins(&metrics_plan(&[*call], "country"), f());
+        for (t, a) in together.iter().zip(&alone) {
+            assert_eq!(t.slice, a.slice);
+            assert_eq!(
+                t.expects[i].values, a.expects[0].values,
+                "{call:?} in {:?}",
+                t.slice
+            );
+            assert_eq!(t.expects[i].status, a.expects[0].status);
+        }
+    }
+    // Swapped arguments are other states: precision(label, pred) is recall(pred, label).
+    for t in &together {
+        assert_eq!(t.expects[2].values[0].1, t.expects[3].values[0].1);
+        assert_ne!(t.expects[1].values[0].1, t.expects[2].values[0].1);
+    }
+    // A label column of strings: no state can be built, and each error names its function.
+    let bad = Frame::new(vec![batch(vec![
+        ("ts", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef),
+        ("pred", Arc::new(Int64Array::from(vec![1, 0]))),
+        ("label", Arc::new(StringArray::from(vec!["a", "b"]))),
+        ("country", Arc::new(StringArray::from(vec!["DE", "DE"]))),
+    ])])
+    .unwrap();
+    let out = run_builtins(&metrics_plan(&calls[..2], "country"), bad);
+    for (e, name) in out[0].expects.iter().zip(["accuracy", "precision"]) {
+        assert_eq!(e.status, Status::Error, "{e:?}");
+        assert!(e.explanation.contains(name), "{e:?}");
+        assert!(
+            !e.explanation.contains(if name == "accuracy" {
+                "precision"
+            } else {
+                "accuracy"
+            }),
+            "{e:?}"
+        );
+    }
 }
