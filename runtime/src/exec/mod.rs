@@ -273,7 +273,13 @@ impl Executor {
                 .ok()?;
             let batch = self.concat(&comp, &cols, batches).ok()?;
             let schema = self.program.component(&comp)?;
-            let history = join::KeyedHistory::new(batch, &schema.key, &schema.time).ok()?;
+            // Indexing a million keys is tens of ms of CPU: off the async runtime's threads.
+            let (key, time) = (schema.key.clone(), schema.time.clone());
+            let history =
+                tokio::task::spawn_blocking(move || join::KeyedHistory::new(batch, &key, &time))
+                    .await
+                    .ok()?
+                    .ok()?;
             Some((
                 comp,
                 PrefetchedHistory {
