@@ -284,6 +284,19 @@ check score_drift {
   expect psi(score) < 0.2
   expect mean(score) > 0.1
 }
+check score_nulls_shared {
+  on inference
+  window 1d
+  expect count(score is null) == 0
+  expect count(country is not null) >= 1
+}
+check score_nulls_alone {
+  on inference
+  window 3d
+  where score is not null
+  expect count(score is null or prediction is null) == 0
+  expect count(country is null) < count()
+}
 "#,
     )
     .unwrap();
@@ -312,10 +325,13 @@ check score_drift {
         };
         let country = ["DE", "US", "FR"][(next() % 3) as usize];
         let pred = next() % 2;
-        inference.push(format!(
-            "{id},{ts},{country},{:.3},{pred}",
-            (next() % 1000) as f64 / 1000.0
-        ));
+        // Some scores null: `score_nulls_*` read the column only for its nulls.
+        let score = if i % 13 == 5 {
+            String::new()
+        } else {
+            format!("{:.3}", (next() % 1000) as f64 / 1000.0)
+        };
+        inference.push(format!("{id},{ts},{country},{score},{pred}"));
         if next() % 5 != 0 {
             // Labels 0 to 71 hours later: some arrive after the steps that read their row.
             let late = hour + next() % 72;
@@ -364,23 +380,27 @@ check score_drift {
     let c = checks.to_str().unwrap();
     let backfilled = ingest_and_backfill(c, &db, &[("inference", &inf), ("feedback", &fb)]);
     assert!(!backfilled.is_empty());
-    let mut stepped = Vec::new();
-    let mut at = jiff::Timestamp::from_second(1_772_409_600).unwrap(); // 2026-03-02
-    let end: jiff::Timestamp = "2026-03-07T12:00:00Z".parse().unwrap();
-    while at <= end {
-        let out = mlc(&[
-            "check",
-            c,
-            "--db",
-            &db,
-            "--format",
-            "json",
-            "--at",
-            &at.to_string(),
-        ]);
-        stepped.extend(lines(&out));
-        at += jiff::SignedDuration::from_hours(12);
-    }
+    let step_checks = |db: &str| {
+        let mut stepped = Vec::new();
+        let mut at = jiff::Timestamp::from_second(1_772_409_600).unwrap(); // 2026-03-02
+        let end: jiff::Timestamp = "2026-03-07T12:00:00Z".parse().unwrap();
+        while at <= end {
+            let out = mlc(&[
+                "check",
+                c,
+                "--db",
+                db,
+                "--format",
+                "json",
+                "--at",
+                &at.to_string(),
+            ]);
+            stepped.extend(lines(&out));
+            at += jiff::SignedDuration::from_hours(12);
+        }
+        stepped
+    };
+    let stepped = step_checks(&db);
     assert_eq!(backfilled.len(), stepped.len());
     for (b, s) in backfilled.iter().zip(&stepped) {
         assert_eq!(b, s);
@@ -405,6 +425,20 @@ check score_drift {
     );
     let again = ingest_and_backfill(c, &db2, &[("inference", &ord), ("feedback", &fb)]);
     assert_eq!(again, backfilled);
+    // `mlc check` on the segments reads `score` and `country` of `score_nulls_alone` only
+    // for their nulls (validity bitmaps), and `score_nulls_shared` shares its scan with
+    // `score_drift`, which needs the values: both equal the backfill's full reads.
+    assert!(
+        backfilled
+            .iter()
+            .any(|r| r["check"] == "score_nulls_alone" && r["status"] == "pass")
+    );
+    assert!(
+        backfilled
+            .iter()
+            .any(|r| r["check"] == "score_nulls_shared" && r["status"] == "fail")
+    );
+    assert_eq!(step_checks(&db2), backfilled);
 }
 
 /// Ingests each (component, file) into `db`, then backfills 2026-03-02 to 03-07 12:00 in

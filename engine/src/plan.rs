@@ -119,31 +119,74 @@ impl CheckPlan {
         }
         out
     }
+
+    /// The columns the check reads only through `c is [not] null` on the bare column (in
+    /// `where` and aggregate arguments), never for their values: the store may leave their
+    /// values out (`Store::scan_batches_nulls_only`). A column also used any other way, as a
+    /// `group by` or `each` column, or as a join key, is not one of them.
+    pub fn nulls_only_columns(&self) -> Vec<ColumnId> {
+        let (mut nulls, mut values): (Vec<ColumnId>, Vec<ColumnId>) = (Vec::new(), Vec::new());
+        let mut add = |c: &ColumnId, nulls_only: bool| {
+            let into = if nulls_only { &mut nulls } else { &mut values };
+            if !into.contains(c) {
+                into.push(c.clone());
+            }
+        };
+        if let Some(f) = &self.filter {
+            f.visit_column_uses(&mut add);
+        }
+        for a in &self.aggregates {
+            for e in &a.args {
+                e.visit_column_uses(&mut add);
+            }
+        }
+        let named = |c: &ColumnId, source: usize, name: &str| c.source == source && c.name == name;
+        nulls.retain(|c| {
+            !values
+                .iter()
+                .chain(&self.group_by)
+                .chain(self.each.iter().flat_map(|e| &e.columns))
+                .any(|v| named(v, c.source, &c.name))
+                && !self.source.joins.iter().any(|j| {
+                    named(&j.left_key, c.source, &c.name)
+                        || j.right == c.source && j.right_key == c.name
+                })
+        });
+        nulls
+    }
 }
 
 impl RowExpr {
     /// Calls `f` on every column this expression names.
     pub fn visit_columns(&self, f: &mut impl FnMut(&ColumnId)) {
+        self.visit_column_uses(&mut |c, _| f(c));
+    }
+
+    /// Calls `f` on every column this expression names, with `true` where the use reads only
+    /// whether the value is null (`c is null`, `c is not null` on the bare column).
+    pub fn visit_column_uses(&self, f: &mut impl FnMut(&ColumnId, bool)) {
         match &self.kind {
-            RowExprKind::Column(c) => f(c),
+            RowExprKind::Column(c) => f(c, false),
             RowExprKind::EachVar | RowExprKind::Literal(_) => {}
-            RowExprKind::Unary { operand, .. } | RowExprKind::IsNull { operand, .. } => {
-                operand.visit_columns(f)
-            }
+            RowExprKind::IsNull { operand, .. } => match &operand.kind {
+                RowExprKind::Column(c) => f(c, true),
+                _ => operand.visit_column_uses(f),
+            },
+            RowExprKind::Unary { operand, .. } => operand.visit_column_uses(f),
             RowExprKind::Binary { lhs, rhs, .. } => {
-                lhs.visit_columns(f);
-                rhs.visit_columns(f);
+                lhs.visit_column_uses(f);
+                rhs.visit_column_uses(f);
             }
             RowExprKind::InList { operand, list, .. } => {
-                operand.visit_columns(f);
+                operand.visit_column_uses(f);
                 for e in list {
-                    e.visit_columns(f);
+                    e.visit_column_uses(f);
                 }
             }
             RowExprKind::Between { operand, low, high } => {
-                operand.visit_columns(f);
-                low.visit_columns(f);
-                high.visit_columns(f);
+                operand.visit_column_uses(f);
+                low.visit_column_uses(f);
+                high.visit_column_uses(f);
             }
             RowExprKind::Within {
                 operand,
@@ -151,13 +194,13 @@ impl RowExpr {
                 target,
                 ..
             } => {
-                operand.visit_columns(f);
-                tolerance.visit_columns(f);
-                target.visit_columns(f);
+                operand.visit_column_uses(f);
+                tolerance.visit_column_uses(f);
+                target.visit_column_uses(f);
             }
             RowExprKind::Scalar { args, .. } => {
                 for e in args {
-                    e.visit_columns(f);
+                    e.visit_column_uses(f);
                 }
             }
         }

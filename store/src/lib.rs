@@ -21,6 +21,7 @@
 
 #![forbid(unsafe_code)]
 
+mod assemble;
 mod error;
 pub mod ingest;
 mod postgres;
@@ -296,9 +297,25 @@ impl Store {
         start_us: Option<i64>,
         end_us: i64,
     ) -> Result<Vec<RecordBatch>> {
+        self.scan_batches_nulls_only(component, columns, &[], start_us, end_us)
+            .await
+    }
+
+    /// [`Store::scan_batches`], where the columns also named in `nulls_only` are needed only
+    /// for which rows are null (`x is null`): their arrays keep the column's type and
+    /// validity, but their values may be zeros. Reads from column segments then read only
+    /// the validity bitmaps of those columns; other reads return the values as usual.
+    pub async fn scan_batches_nulls_only(
+        &self,
+        component: &str,
+        columns: &[&str],
+        nulls_only: &[&str],
+        start_us: Option<i64>,
+        end_us: i64,
+    ) -> Result<Vec<RecordBatch>> {
         use futures::TryStreamExt;
         let schema = self.component(component).await?;
-        let plan = sql::ReadPlan::new(&schema, columns)?;
+        let plan = sql::ReadPlan::new(&schema, columns)?.with_nulls_only(nulls_only);
         match &self.backend {
             Backend::Sqlite(s) => s.scan_collect(plan, start_us, end_us).await,
             Backend::Postgres(s) => s.scan(plan, start_us, end_us).try_collect().await,

@@ -36,9 +36,9 @@ use mlc_engine::schema::DataType;
 /// Rows of rowid space per segment, unless the URL's `segment_rows=N` says otherwise (0: none).
 pub(crate) const DEFAULT_SEGMENT_ROWS: i64 = 65_536;
 
-const LAYOUT: u8 = 1;
+pub(crate) const LAYOUT: u8 = 1;
 
-fn tag(ty: DataType) -> u8 {
+pub(crate) fn tag(ty: DataType) -> u8 {
     match ty {
         DataType::Int | DataType::Timestamp => 1,
         DataType::Float => 2,

@@ -164,6 +164,9 @@ pub(crate) struct ReadPlan {
     pub time: String,
     pub columns: Vec<(String, DataType)>,
     pub arrow: SchemaRef,
+    /// Per column: read only for which rows are null, so its values may be left as zeros
+    /// (see [`crate::Store::scan_batches_nulls_only`]).
+    pub nulls_only: Vec<bool>,
 }
 
 impl ReadPlan {
@@ -185,9 +188,18 @@ impl ReadPlan {
             table: table_name(&schema.name),
             key: schema.key.clone(),
             time: schema.time.clone(),
+            nulls_only: vec![false; cols.len()],
             columns: cols,
             arrow: Arc::new(Schema::new(fields)),
         })
+    }
+
+    /// Marks the columns named in `names` as read only for their nulls.
+    pub fn with_nulls_only(mut self, names: &[&str]) -> ReadPlan {
+        for (flag, (name, _)) in self.nulls_only.iter_mut().zip(&self.columns) {
+            *flag = names.contains(&name.as_str());
+        }
+        self
     }
 
     /// `"a", "b"`, or a constant when no column is asked for (a count of rows).

@@ -15,6 +15,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row};
 
+use crate::assemble::{ColumnAssembler, Zeros};
 use crate::error::{Result, StoreError};
 use crate::rows::{Column, Rows};
 use crate::segments::{self, Piece, SegmentInfo};
@@ -1033,11 +1034,16 @@ async fn read_pieces(
 const SEGMENT_BLOB_SQL: &str =
     "SELECT data FROM mlc_segment_columns WHERE tbl = ?1 AND first_rowid = ?2 AND name = ?3";
 
-/// The pieces as one batch, built column by column: each column's segments are decoded and
-/// joined into its final buffer, and the decoded parts freed, before the next column is read,
-/// so the read allocates little more than its result (decoding every segment first, then
-/// copying them into one batch, touched twice the memory, and fresh pages cost the kernel a
-/// zeroing each). Columns are spread over the cores. Segments partly inside `[start, end)`
+/// The rowid of one segment column's row, for incremental blob reads.
+const SEGMENT_ROWID_SQL: &str =
+    "SELECT rowid FROM mlc_segment_columns WHERE tbl = ?1 AND first_rowid = ?2 AND name = ?3";
+
+/// The pieces as one batch, built column by column: each whole segment's blob is read straight
+/// into the column's final buffers (assemble.rs), so the read allocates little more than its
+/// result (decoding every segment first, then copying them into one batch, touched twice the
+/// memory, and fresh pages cost the kernel a zeroing each). Columns read only for their nulls
+/// (`plan.nulls_only`) read only their blobs' validity bitmaps. Columns are spread over the
+/// cores. Segments partly inside `[start, end)`
 /// and row ranges are read whole first, as [`read_pieces`] reads them. `None` when a segment
 /// is missing or unreadable: the caller then reads piece by piece, falling back to the rows.
 async fn read_columns(
@@ -1079,56 +1085,41 @@ async fn read_columns(
             }
         });
     }
+    // Rows in all: whole segments by their count, the other pieces as read.
+    let total_rows: usize = pieces
+        .iter()
+        .zip(&batches)
+        .map(|(p, read)| match p {
+            Piece::Segment(s) if whole(p) => usize::try_from(s.row_count).unwrap_or(0),
+            _ => read.iter().map(|b| b.num_rows()).sum(),
+        })
+        .sum();
+    let zeros = Zeros::new(if plan.nulls_only.iter().any(|&z| z) {
+        total_rows
+    } else {
+        0
+    });
     let batches = Arc::new(batches);
     let pieces = Arc::new(pieces);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     let n_cols = plan.columns.len();
     let tasks: Vec<_> = (0..threads.min(n_cols.max(1)))
         .map(|t| {
-            let (r, plan, batches, pieces) = (
+            let (r, plan, batches, pieces, zeros) = (
                 readers.clone(),
                 plan.clone(),
                 batches.clone(),
                 pieces.clone(),
+                zeros.clone(),
             );
             blocking(move || {
                 let mut out: Vec<(usize, Option<ArrayRef>)> = Vec::new();
                 for c in (t..n_cols).step_by(threads) {
                     let (name, ty) = &plan.columns[c];
                     let got = r.with(|conn| {
-                        let mut stmt = conn.prepare_cached(SEGMENT_BLOB_SQL)?;
-                        let mut parts: Vec<ArrayRef> = Vec::with_capacity(pieces.len());
-                        for (p, read) in pieces.iter().zip(batches.iter()) {
-                            match p {
-                                Piece::Segment(seg) if whole(p) => {
-                                    let mut found = stmt.query(rusqlite::params![
-                                        plan.table,
-                                        seg.first_rowid,
-                                        name
-                                    ])?;
-                                    let decoded = match found.next()? {
-                                        Some(row) => match row.get_ref(0)?.as_blob() {
-                                            Ok(blob) => segments::decode(blob, *ty),
-                                            Err(_) => None,
-                                        },
-                                        None => None,
-                                    };
-                                    match decoded {
-                                        Some(a) if a.len() as i64 == seg.row_count => parts.push(a),
-                                        _ => return Ok(None),
-                                    }
-                                }
-                                _ => parts.extend(read.iter().map(|b| b.column(c).clone())),
-                            }
-                        }
-                        let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
-                        Ok(match refs.len() {
-                            0 => Some(arrow_array::new_empty_array(
-                                plan.arrow.field(c).data_type(),
-                            )),
-                            1 => Some(parts[0].clone()),
-                            _ => arrow_select::concat::concat(&refs).ok(),
-                        })
+                        let mut col = ColumnAssembler::new(*ty, total_rows, plan.nulls_only[c]);
+                        assemble_column(conn, &plan, name, &pieces, &batches, c, &whole, &mut col)
+                            .map(|ok| if ok { col.finish(&zeros) } else { None })
                     })?;
                     match got {
                         Some(a) => out.push((c, Some(a))),
@@ -1171,6 +1162,65 @@ async fn read_columns(
     );
     let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(rows));
     Ok(arrow_array::RecordBatch::try_new_with_options(plan.arrow.clone(), columns, &options).ok())
+}
+
+/// Column `c` (`name`) of a read, appended to `col` piece by piece: whole segments' blobs read
+/// straight into its buffers, the other pieces from `batches`. `false` when a segment's blob is
+/// missing or malformed (the caller reads the rows instead).
+#[allow(clippy::too_many_arguments)]
+fn assemble_column(
+    conn: &rusqlite::Connection,
+    plan: &ReadPlan,
+    name: &str,
+    pieces: &[Piece],
+    batches: &[Vec<arrow_array::RecordBatch>],
+    c: usize,
+    whole: &impl Fn(&Piece) -> bool,
+    col: &mut ColumnAssembler,
+) -> Result<bool> {
+    use rusqlite::OptionalExtension;
+    let mut find = conn.prepare_cached(SEGMENT_ROWID_SQL)?;
+    let mut blob: Option<rusqlite::blob::Blob<'_>> = None;
+    for (p, read) in pieces.iter().zip(batches) {
+        match p {
+            Piece::Segment(seg) if whole(p) => {
+                let Some(rowid) = find
+                    .query_row(rusqlite::params![plan.table, seg.first_rowid, name], |r| {
+                        r.get::<_, i64>(0)
+                    })
+                    .optional()?
+                else {
+                    return Ok(false);
+                };
+                let handle = match blob.take() {
+                    Some(mut b) => {
+                        b.reopen(rowid)?;
+                        b
+                    }
+                    None => conn.blob_open(
+                        rusqlite::MAIN_DB,
+                        c"mlc_segment_columns",
+                        c"data",
+                        rowid,
+                        true,
+                    )?,
+                };
+                let got = col.append_blob(&handle)?;
+                blob = Some(handle);
+                if got != usize::try_from(seg.row_count).ok() {
+                    return Ok(false);
+                }
+            }
+            _ => {
+                for b in read {
+                    if !col.append_array(b.column(c).as_ref()) {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// The rows with `lo <= rowid < hi` and time in `[start, end)`, in rowid order.

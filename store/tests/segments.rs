@@ -4,7 +4,7 @@
 
 mod common;
 
-use arrow_array::RecordBatch;
+use arrow_array::{Array, RecordBatch};
 use common::*;
 use mlc_store::ingest::{Format, IngestOptions, Input, ingest};
 use mlc_store::{DataType, Store};
@@ -111,11 +111,38 @@ async fn assert_same(rows: &Store, segs: &Store, columns_sets: &[&[&str]], what:
                 continue;
             }
             let schema = a[0].schema();
+            let whole = concat(&a, &schema);
             assert_eq!(
-                concat(&a, &schema),
+                whole,
                 concat(&b, &schema),
                 "{what}: columns {columns:?}, window {start:?}..{end}"
             );
+            // Read with every other column (the time aside) only for its nulls: those keep
+            // their type and exactly their nulls; the others are unchanged.
+            let nulls: Vec<&str> = columns
+                .iter()
+                .enumerate()
+                .filter(|(i, c)| i % 2 == 1 && **c != "ts")
+                .map(|(_, c)| *c)
+                .collect();
+            for store in [rows, segs] {
+                let c = store
+                    .scan_batches_nulls_only("inference", columns, &nulls, start, end)
+                    .await
+                    .unwrap();
+                let c = concat(&c, &schema);
+                assert_eq!(c.num_rows(), whole.num_rows());
+                for (i, name) in columns.iter().enumerate() {
+                    let (x, y) = (whole.column(i), c.column(i));
+                    let at = format!("{what}: {name} of {columns:?}, window {start:?}..{end}");
+                    if nulls.contains(name) {
+                        assert_eq!(x.data_type(), y.data_type(), "{at}");
+                        assert_eq!(x.logical_nulls(), y.logical_nulls(), "{at}");
+                    } else {
+                        assert_eq!(x, y, "{at}");
+                    }
+                }
+            }
         }
     }
 }

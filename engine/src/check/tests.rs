@@ -85,6 +85,57 @@ check recall_slo {
 }
 
 #[test]
+fn nulls_only_columns_are_those_read_only_for_their_nulls() {
+    let names = |text: &str| -> Vec<(usize, String)> {
+        let (p, out) = run(text);
+        assert_eq!(out, "");
+        p.checks[0]
+            .nulls_only_columns()
+            .into_iter()
+            .map(|c| (c.source, c.name))
+            .collect()
+    };
+    let s = |v: &[(usize, &str)]| -> Vec<(usize, String)> {
+        v.iter().map(|(i, n)| (*i, n.to_string())).collect()
+    };
+    // Only `is [not] null` on the bare column counts; `where` too.
+    assert_eq!(
+        names(
+            "check v { on inference where score is not null \
+             expect count(age is null) == 0 expect count(income is null or age < 0) == 0 }"
+        ),
+        s(&[(0, "score"), (0, "income")])
+    );
+    // A value use anywhere (an aggregate, `where`, inside an expression) takes it out.
+    assert_eq!(
+        names(
+            "check v { on inference where age > 0 expect count(age is null) == 0 \
+             expect count(income is null) == 0 expect mean(income) > 0 }"
+        ),
+        s(&[])
+    );
+    assert_eq!(
+        names("check v { on inference expect count((score + 1) is null) == 0 }"),
+        s(&[])
+    );
+    // `group by` columns, `each` columns and join keys need their values.
+    assert_eq!(
+        names(
+            "check v { on inference group by country \
+             expect count(country is null) == 0 expect count(score is null) == 0 }"
+        ),
+        s(&[(0, "score")])
+    );
+    assert_eq!(
+        names(
+            "check v { on inference left join feedback using request_id \
+             expect count(inference.request_id is null) == 0 expect count(label is null) < 5 }"
+        ),
+        s(&[(1, "label")])
+    );
+}
+
+#[test]
 fn aggregates_are_deduplicated_per_row_set() {
     let (p, out) = run(r#"
 check d {

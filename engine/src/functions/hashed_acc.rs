@@ -41,10 +41,15 @@ impl Accumulator for HashedAcc {
             .map(|b| Cat::new(self.name, b))
             .collect::<Result<Vec<_>, _>>()?;
         let hasher = foldhash::fast::FixedState::with_seed(0x6d6c_6321);
-        let (distinct, total, duplicated) = match by_map(&cats, &self.batches, &hasher) {
-            Some(counts) => counts,
-            None => by_sort(&cats, &self.batches, &hasher),
+        let rows: usize = self.batches.iter().map(|b| b.len()).sum();
+        let ids = rows > MAP_LIMIT && sample_all_distinct(&cats, &self.batches, &hasher);
+        let counts = if ids {
+            None
+        } else {
+            by_map(&cats, &self.batches, &hasher)
         };
+        let (distinct, total, duplicated) =
+            counts.unwrap_or_else(|| by_sort(&cats, &self.batches, &hasher));
         (self.finish)(distinct, total, duplicated)
     }
     fn as_any(&self) -> &dyn Any {
@@ -99,18 +104,91 @@ fn by_map(
     Some((distinct, total, duplicated))
 }
 
-/// Mostly distinct values (ids): hash every row, sort the hashes, group equal runs.
-fn by_sort(cats: &[Cat<'_>], batches: &[ArrayRef], hasher: &impl BuildHasher) -> (u64, u64, u64) {
-    let mut rows: Vec<(u64, u32, u32)> = Vec::new();
+/// Whether [`SAMPLE`] rows spread evenly over the column hold no non-null value twice, which
+/// is how a column of ids looks and almost never how a column of at most [`MAP_LIMIT`]
+/// distinct values does (4,096 draws from 65,536 values repeat one with probability
+/// 1 - e^-128): such a column goes straight to [`by_sort`] instead of filling the map to its
+/// limit first. Either path is exact; this only picks the faster.
+fn sample_all_distinct(cats: &[Cat<'_>], batches: &[ArrayRef], hasher: &impl BuildHasher) -> bool {
+    let rows: usize = batches.iter().map(|b| b.len()).sum();
+    let stride = (rows / SAMPLE).max(1);
+    let mut seen: FastMap<u64, (u32, u32)> = FastMap::default();
+    seen.reserve(SAMPLE);
+    // `next` is the next sampled row, counted over all batches.
+    let (mut next, mut offset) = (0usize, 0usize);
     for (b, (cat, arr)) in cats.iter().zip(batches).enumerate() {
+        while next < offset + arr.len() {
+            let i = next - offset;
+            next += stride;
+            let Some(h) = hash_at(hasher, cat, i) else {
+                continue;
+            };
+            let pos = (b as u32, i as u32);
+            match seen.entry(h) {
+                Entry::Vacant(e) => {
+                    e.insert(pos);
+                }
+                Entry::Occupied(e) => {
+                    if equal(cats, *e.get(), pos) {
+                        return false;
+                    }
+                }
+            }
+        }
+        offset += arr.len();
+    }
+    true
+}
+
+const SAMPLE: usize = 4096;
+
+/// Mostly distinct values (ids): hash every row and sort the hashes (8 bytes a row, sized
+/// once). A hash seen once is one distinct value. Only the rows whose hash repeats are hashed
+/// again with their place, and grouped by value exactly ([`sorted_runs`]), so a column of
+/// distinct ids is never compared value by value.
+fn by_sort(cats: &[Cat<'_>], batches: &[ArrayRef], hasher: &impl BuildHasher) -> (u64, u64, u64) {
+    let rows: usize = batches.iter().map(|b| b.len()).sum();
+    let mut hashes: Vec<u64> = Vec::with_capacity(rows);
+    for (cat, arr) in cats.iter().zip(batches) {
         for i in 0..arr.len() {
             if let Some(h) = hash_at(hasher, cat, i) {
-                rows.push((h, b as u32, i as u32));
+                hashes.push(h);
             }
         }
     }
-    let (distinct, duplicated) = sorted_runs(cats, &mut rows);
-    (distinct, rows.len() as u64, duplicated)
+    let total = hashes.len() as u64;
+    hashes.sort_unstable();
+    let mut once = 0u64;
+    let mut repeated: FastMap<u64, ()> = FastMap::default();
+    let mut start = 0;
+    while start < hashes.len() {
+        let mut end = start + 1;
+        while end < hashes.len() && hashes[end] == hashes[start] {
+            end += 1;
+        }
+        if end - start == 1 {
+            once += 1;
+        } else {
+            repeated.insert(hashes[start], ());
+        }
+        start = end;
+    }
+    drop(hashes);
+    if repeated.is_empty() {
+        return (once, total, 0);
+    }
+    let mut places: Vec<(u64, u32, u32)> = Vec::new();
+    for (b, (cat, arr)) in cats.iter().zip(batches).enumerate() {
+        for i in 0..arr.len() {
+            if let Some(h) = hash_at(hasher, cat, i)
+                && repeated.contains_key(&h)
+            {
+                places.push((h, b as u32, i as u32));
+            }
+        }
+    }
+    let (groups, duplicated) = sorted_runs(cats, &mut places);
+    (once + groups, total, duplicated)
 }
 
 /// Sorts rows by hash and sums [`run_groups`] over the runs of equal hashes.
@@ -199,6 +277,97 @@ mod tests {
         assert_eq!(run_groups(&cats, &run), (3, 2));
         assert_eq!(run_groups(&cats, &[(5, 0, 0), (5, 0, 2)]), (1, 2));
         assert_eq!(run_groups(&cats, &[(5, 0, 1)]), (1, 0));
+    }
+
+    /// A hasher with 997 possible outputs: nearly every value shares its hash with others.
+    #[derive(Default)]
+    struct Coarse(u64);
+    impl std::hash::Hasher for Coarse {
+        fn write(&mut self, bytes: &[u8]) {
+            for b in bytes {
+                self.0 = self.0.wrapping_mul(31).wrapping_add(u64::from(*b));
+            }
+        }
+        fn finish(&self) -> u64 {
+            self.0 % 997
+        }
+    }
+    struct CoarseState;
+    impl std::hash::BuildHasher for CoarseState {
+        type Hasher = Coarse;
+        fn build_hasher(&self) -> Coarse {
+            Coarse::default()
+        }
+    }
+
+    fn exact(v: &[Option<String>]) -> (u64, u64, u64) {
+        let mut counts = std::collections::HashMap::new();
+        for x in v.iter().flatten() {
+            *counts.entry(x.clone()).or_insert(0u64) += 1;
+        }
+        let total: u64 = counts.values().sum();
+        let dup: u64 = counts.values().filter(|c| **c > 1).sum();
+        (counts.len() as u64, total, dup)
+    }
+
+    #[test]
+    fn colliding_hashes_in_the_sort_path_are_grouped_exactly() {
+        // 20k distinct strings over two batches, some repeated, with nulls, under a hasher of
+        // 997 outputs: every hash repeats, so every row takes the exact grouping.
+        let v: Vec<Option<String>> = (0..30_000)
+            .map(|i| match i % 11 {
+                0 => None,
+                3 => Some(format!("id-{}", i / 3)),
+                _ => Some(format!("id-{}", i % 20_000)),
+            })
+            .collect();
+        let a: ArrayRef = Arc::new(StringArray::from(v[..12_345].to_vec()));
+        let b: ArrayRef = Arc::new(StringArray::from(v[12_345..].to_vec()));
+        let batches = vec![a.clone(), b.clone()];
+        let cats = vec![Cat::new("t", &a).unwrap(), Cat::new("t", &b).unwrap()];
+        assert_eq!(by_sort(&cats, &batches, &CoarseState), exact(&v));
+        assert_eq!(
+            by_sort(&cats, &batches, &foldhash::fast::FixedState::with_seed(3)),
+            exact(&v)
+        );
+    }
+
+    #[test]
+    fn a_column_of_ids_skips_the_map_and_still_finds_a_late_repeat() {
+        // 100k distinct ids, then one id again at the end: the sample sees no repeat, so the
+        // sort path runs, and it must still count the repeated pair.
+        let mut v: Vec<Option<String>> = (0..100_000).map(|i| Some(format!("r{i:07}"))).collect();
+        let h = foldhash::fast::FixedState::with_seed(9);
+        let a: ArrayRef = Arc::new(StringArray::from(v.clone()));
+        let cats = vec![Cat::new("t", &a).unwrap()];
+        assert!(super::sample_all_distinct(
+            &cats,
+            std::slice::from_ref(&a),
+            &h
+        ));
+        v.push(Some("r0000042".to_string()));
+        v.push(None);
+        let a: ArrayRef = Arc::new(StringArray::from(v.clone()));
+        let mut acc = lookup("duplicate_rate").unwrap().accumulator().unwrap();
+        acc.update(Side::Current, std::slice::from_ref(&a)).unwrap();
+        let (_, total, dup) = exact(&v);
+        assert_eq!((total, dup), (100_001, 2));
+        assert_eq!(
+            acc.finalize().unwrap(),
+            Outcome::Value(Value::Float(2.0 / 100_001.0))
+        );
+        // A column of few values is not taken for ids.
+        let few: ArrayRef = Arc::new(StringArray::from(
+            (0..100_000)
+                .map(|i| format!("c{}", i % 5000))
+                .collect::<Vec<_>>(),
+        ));
+        let cats = vec![Cat::new("t", &few).unwrap()];
+        assert!(!super::sample_all_distinct(
+            &cats,
+            std::slice::from_ref(&few),
+            &h
+        ));
     }
 
     #[test]

@@ -85,6 +85,9 @@ struct SourceReads {
 #[derive(Default)]
 struct Reads {
     scans: HashMap<ScanKey, Vec<String>>,
+    /// Per scan, the columns some check needs the values of; the scan's other columns are
+    /// read only for their nulls (`CheckPlan::nulls_only_columns`).
+    values: HashMap<ScanKey, Vec<String>>,
     latest: HashMap<LatestKey, Vec<String>>,
     max_time: HashMap<String, i64>,
 }
@@ -354,9 +357,12 @@ impl Executor {
         out
     }
 
+    /// `nulls_only`: the columns of the first component the check reads only for their nulls.
+    #[allow(clippy::too_many_arguments)]
     fn source_reads(
         &self,
         source: &SourcePlan,
+        nulls_only: &[String],
         start: Option<i64>,
         end: i64,
         at_us: i64,
@@ -371,10 +377,19 @@ impl Executor {
         };
         if let Some(first) = first {
             let mut cols = first.columns.clone();
-            if let Some(schema) = self.program.component(&first.name) {
+            let schema = self.program.component(&first.name);
+            if let Some(schema) = schema {
                 // The time is always read: `latest` and `count()` need it.
                 add_columns(&mut cols, std::slice::from_ref(&schema.time));
             }
+            let values: Vec<String> = cols
+                .iter()
+                .filter(|c| {
+                    !nulls_only.contains(c) || schema.is_none_or(|s| **c == s.key || **c == s.time)
+                })
+                .cloned()
+                .collect();
+            add_columns(reads.values.entry(key.clone()).or_default(), &values);
             add_columns(reads.scans.entry(key.clone()).or_default(), &cols);
         }
         let mut joins = Vec::new();
@@ -397,7 +412,13 @@ impl Executor {
     fn plan_reads(&self, check: &CheckPlan, at_us: i64, reads: &mut Reads) -> CheckReads {
         let end = at_us.saturating_sub(secs_us(check.delay_secs));
         let start = check.window_secs.map(|w| end.saturating_sub(secs_us(w)));
-        let current = self.source_reads(&check.source, start, end, at_us, reads);
+        let nulls_only: Vec<String> = check
+            .nulls_only_columns()
+            .into_iter()
+            .filter(|c| c.source == 0)
+            .map(|c| c.name)
+            .collect();
+        let current = self.source_reads(&check.source, &nulls_only, start, end, at_us, reads);
         let baseline = check.baseline.as_ref().map(|b| match b {
             BaselinePlan::Component { name, columns } => {
                 let key = ScanKey {
@@ -417,6 +438,7 @@ impl Executor {
                 let b_start = check.window_secs.map(|w| b_end.saturating_sub(secs_us(w)));
                 BaselineReads::Source(self.source_reads(
                     &check.source,
+                    &nulls_only,
                     b_start,
                     b_end,
                     at_us,
@@ -425,6 +447,7 @@ impl Executor {
             }
             BaselinePlan::Range { from_us, to_us } => BaselineReads::Source(self.source_reads(
                 &check.source,
+                &nulls_only,
                 Some(*from_us),
                 *to_us,
                 at_us,
@@ -453,14 +476,21 @@ impl Executor {
     }
 
     async fn fetch(&self, reads: Reads, prefetch: Option<&Prefetch>) -> Fetched {
+        let values = &reads.values;
         let scans = reads.scans.into_iter().map(|(key, cols)| async move {
             if let Some(hit) = prefetch.and_then(|p| p.scan(&key, &cols)) {
                 return (key, Ok(hit));
             }
             let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+            let needed = values.get(&key);
+            let nulls_only: Vec<&str> = refs
+                .iter()
+                .filter(|c| needed.is_some_and(|v| !v.iter().any(|n| n == *c)))
+                .copied()
+                .collect();
             let got = self
                 .store
-                .scan_batches(&key.component, &refs, key.start, key.end)
+                .scan_batches_nulls_only(&key.component, &refs, &nulls_only, key.start, key.end)
                 .await
                 .map_err(|e| format!("reading `{}`: {e}", key.component))
                 .and_then(|b| self.concat(&key.component, &cols, b));
