@@ -6,6 +6,9 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 
+/// mimalloc, built without transparent huge pages (`no_thp`, Cargo.toml): on VMs that hand
+/// freed memory back to the host, faulting in fresh 2 MiB pages right after another process
+/// freed memory cost W2 0.55-0.80 s instead of 0.24-0.39 s (bench/eval/results-2026-12-03f.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
