@@ -405,7 +405,8 @@ fn sum_plan(expect_ge: f64, min_rows: u64) -> CheckPlan {
     }
 }
 
-fn run(plan: &CheckPlan, f: Frame) -> Vec<Outcome> {
+/// `plan` over `f` (no baseline), its aggregates made by `make`.
+fn run_with(plan: &CheckPlan, f: Frame, make: &check::AccFactory<'_>) -> Vec<Outcome> {
     let rows = SourceRows::plain(f);
     let input = CheckInput {
         current: &rows,
@@ -414,14 +415,17 @@ fn run(plan: &CheckPlan, f: Frame) -> Vec<Outcome> {
         baseline_time: None,
         freshness_secs: None,
     };
-    let make = |_: &AggregateCall| -> Result<Box<dyn Accumulator>, String> {
+    evaluate_check(plan, &input, make).unwrap()
+}
+
+fn run(plan: &CheckPlan, f: Frame) -> Vec<Outcome> {
+    run_with(plan, f, &|_: &AggregateCall| {
         Ok(Box::new(SumAcc {
             n: 0,
             sum: 0.0,
             sides: vec![],
-        }))
-    };
-    evaluate_check(plan, &input, &make).unwrap()
+        }) as Box<dyn Accumulator>)
+    })
 }
 
 #[test]
@@ -549,15 +553,7 @@ fn metrics_plan(calls: &[(&str, &[&str])], group: &str) -> CheckPlan {
 }
 
 fn run_builtins(plan: &CheckPlan, f: Frame) -> Vec<Outcome> {
-    let rows = SourceRows::plain(f);
-    let input = CheckInput {
-        current: &rows,
-        baseline: None,
-        time: cid("ts", DataType::Timestamp),
-        baseline_time: None,
-        freshness_secs: None,
-    };
-    evaluate_check(plan, &input, &check::builtin_accumulator).unwrap()
+    run_with(plan, f, &check::builtin_accumulator)
 }
 
 /// `accuracy`, `precision`, `recall`, `f1` and `fpr` of the same arguments share one
