@@ -486,3 +486,93 @@ fn ingest_and_backfill(
     );
     lines(&back)
 }
+
+/// A component baseline and a check that reads the same component only for a column's nulls
+/// share one scan: the column must still be read for its values (the baseline's mean), from
+/// segments too.
+#[test]
+fn a_component_baseline_gets_values_where_another_check_reads_only_nulls() {
+    let dir = tempfile::tempdir().unwrap();
+    let checks = dir.path().join("checks.mlc");
+    std::fs::write(
+        &checks,
+        r#"
+component inference {
+  key request_id
+  time ts
+  fields { age: int }
+}
+component training {
+  key request_id
+  time ts
+  fields { age: int }
+}
+check training_nulls {
+  on training
+  expect count(age is null) == 0
+}
+check skew {
+  on inference
+  baseline training
+  expect baseline.mean(age) == 42
+  expect mean(age) == 40
+}
+"#,
+    )
+    .unwrap();
+    let rows = |age: i64| {
+        let mut out = String::from("request_id,ts,age\n");
+        for i in 0..200 {
+            let a = if i % 9 == 4 {
+                String::new()
+            } else {
+                age.to_string()
+            };
+            out.push_str(&format!(
+                "r{i},2026-03-01T{:02}:{:02}:00Z,{a}\n",
+                i / 60,
+                i % 60
+            ));
+        }
+        out
+    };
+    let db = format!("sqlite://{}/store.db?segment_rows=50", dir.path().display());
+    let c = checks.to_str().unwrap();
+    for (component, age) in [("training", 42), ("inference", 40)] {
+        let file = dir.path().join(format!("{component}.csv"));
+        std::fs::write(&file, rows(age)).unwrap();
+        let out = mlc(&[
+            "ingest",
+            "--checks",
+            c,
+            "--db",
+            &db,
+            component,
+            file.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = mlc(&[
+        "check",
+        c,
+        "--db",
+        &db,
+        "--format",
+        "json",
+        "--at",
+        "2026-03-02T00:00:00Z",
+    ]);
+    let got = lines(&out);
+    let status = |name: &str| {
+        got.iter()
+            .find(|r| r["check"] == name)
+            .map(|r| r["status"].clone())
+            .unwrap_or_else(|| panic!("no result for {name}: {got:?}"))
+    };
+    assert_eq!(status("training_nulls"), "fail", "{got:?}");
+    assert_eq!(status("skew"), "pass", "{got:?}");
+}

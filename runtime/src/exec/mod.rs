@@ -430,6 +430,9 @@ impl Executor {
                 if let Some(schema) = self.program.component(name) {
                     add_columns(&mut cols, std::slice::from_ref(&schema.time));
                 }
+                // A component baseline reads every column for its values, also when another
+                // check scans the same rows only for some columns' nulls.
+                add_columns(reads.values.entry(key.clone()).or_default(), &cols);
                 add_columns(reads.scans.entry(key.clone()).or_default(), &cols);
                 BaselineReads::Component { key }
             }
