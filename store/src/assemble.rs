@@ -51,6 +51,8 @@ enum Values {
 pub(crate) struct ColumnAssembler {
     ty: DataType,
     len: usize,
+    /// The rows the caller expects in all, for sizing the text buffer.
+    rows: usize,
     /// `None` while every row so far is valid.
     validity: Option<BooleanBufferBuilder>,
     values: Values,
@@ -78,6 +80,7 @@ impl ColumnAssembler {
         ColumnAssembler {
             ty,
             len: 0,
+            rows,
             validity: None,
             values,
             scratch: Vec::new(),
@@ -175,6 +178,15 @@ impl ColumnAssembler {
                 }
                 // `base + o <= end`, which fits an i32.
                 offsets.extend(raw[1..].iter().map(|&o| (base + o as usize) as i32));
+                if data.capacity() - base < bytes {
+                    // Room for the rows still to come at this blob's bytes a row, and an
+                    // eighth more: growing by doubling would copy the text read so far and
+                    // touch up to twice its size in fresh pages (room never written costs
+                    // no memory). At least doubling, should later rows be longer.
+                    let later = self.rows.saturating_sub(self.len + n);
+                    let more = bytes + (bytes / n.max(1) + 1) * later;
+                    data.reserve_exact((more + more / 8).max(base));
+                }
                 data.resize(base + bytes, 0);
                 blob.read_at_exact(&mut data[base..], pos + region)?;
                 true
