@@ -42,7 +42,10 @@ pub struct KeyedHistory {
     keys: arrow_array::StringArray,
     times: arrow_buffer::ScalarBuffer<i64>,
     hasher: foldhash::fast::FixedState,
-    /// `tag << 32 | (row + 1)`, the tag being the hash's upper half; 0 is an empty slot.
+    /// `tag << 32 | row`, the tag being the hash's upper half; [`EMPTY`] is an empty slot
+    /// (no row is `u32::MAX`: there are fewer rows). Not zero: a zeroed table of fresh pages
+    /// would be read before it is written, mapping the kernel's shared zero page first and
+    /// taking a second fault, with a TLB flush on every core, at the first write of each page.
     slots: Vec<u64>,
     mask: usize,
     prev: Vec<u32>,
@@ -59,11 +62,14 @@ impl std::fmt::Debug for KeyedHistory {
 
 const NONE: u32 = u32::MAX;
 
+/// An empty slot of [`KeyedHistory::slots`].
+const EMPTY: u64 = u64::MAX;
+
 /// Keys looked up together by [`KeyedHistory::lookup_all`].
 const GROUP: usize = 32;
 
 fn slot_row(slot: u64) -> u32 {
-    (slot as u32).wrapping_sub(1)
+    slot as u32
 }
 
 fn slot_tag(slot: u64) -> u32 {
@@ -100,7 +106,7 @@ impl KeyedHistory {
             keys,
             times,
             hasher: foldhash::fast::FixedState::with_seed(0x6d6c_6321),
-            slots: vec![0; size],
+            slots: vec![EMPTY; size],
             mask: size - 1,
             prev: vec![NONE; n],
         };
@@ -138,13 +144,13 @@ impl KeyedHistory {
         let mut pos = h as usize & self.mask;
         loop {
             let s = self.slots[pos];
-            if s == 0 {
-                self.slots[pos] = tag | u64::from(i + 1);
+            if s == EMPTY {
+                self.slots[pos] = tag | u64::from(i);
                 return;
             }
             if s & !0xffff_ffff == tag && self.keys.value(slot_row(s) as usize) == k {
                 self.prev[i as usize] = slot_row(s);
-                self.slots[pos] = tag | u64::from(i + 1);
+                self.slots[pos] = tag | u64::from(i);
                 return;
             }
             pos = (pos + 1) & self.mask;
@@ -155,7 +161,7 @@ impl KeyedHistory {
     fn head(&self, key: &str, h: u64, mut pos: usize, mut s: u64) -> Option<u32> {
         let tag = (h >> 32) as u32;
         loop {
-            if s == 0 {
+            if s == EMPTY {
                 return None;
             }
             if slot_tag(s) == tag && self.keys.value(slot_row(s) as usize) == key {
@@ -207,7 +213,7 @@ impl KeyedHistory {
             // The first candidates' times and key offsets, likewise.
             let mut touch = 0i64;
             for &s in &slots[..end - start] {
-                if s != 0 {
+                if s != EMPTY {
                     let r = slot_row(s) as usize;
                     touch = touch.wrapping_add(self.times[r]);
                     touch = touch.wrapping_add(i64::from(self.keys.value_offsets()[r]));
@@ -217,7 +223,7 @@ impl KeyedHistory {
             let data = self.keys.value_data();
             let offsets = self.keys.value_offsets();
             for &s in &slots[..end - start] {
-                if s != 0 {
+                if s != EMPTY {
                     let at = offsets[slot_row(s) as usize] as usize;
                     touch = touch.wrapping_add(i64::from(data.get(at).copied().unwrap_or(0)));
                 }
