@@ -221,14 +221,23 @@ fn base_dir(roots: &[PathBuf]) -> PathBuf {
     }
 }
 
-/// `3f2c1e0` or `3f2c1e0+dirty`; `None` outside a repository or without git.
+/// `3f2c1e0` or `3f2c1e0+dirty`; `None` outside a repository or without git. Both git
+/// commands run at once: every `mlc` command waits for them before it starts.
 fn git_version(dir: &Path) -> Option<String> {
-    let head = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .ok()?;
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+    };
+    let head = git(&["rev-parse", "--short", "HEAD"]).ok()?;
+    let status = git(&["status", "--porcelain", "--", "."]);
+    let head = head.wait_with_output().ok()?;
+    let status = status.and_then(|s| s.wait_with_output());
     if !head.status.success() {
         return None;
     }
@@ -236,12 +245,7 @@ fn git_version(dir: &Path) -> Option<String> {
     if commit.is_empty() {
         return None;
     }
-    let status = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["status", "--porcelain", "--", "."])
-        .output()
-        .ok()?;
+    let status = status.ok()?;
     let dirty = !status.status.success() || !status.stdout.is_empty();
     Some(if dirty {
         format!("{commit}+dirty")
