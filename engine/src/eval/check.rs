@@ -84,13 +84,17 @@ fn is_special(call: &AggregateCall, name: &str) -> bool {
     call.target == AggTarget::Builtin && call.function == name
 }
 
+/// The rows (with `where` applied) over which coverage is measured, which of them matched,
+/// and which of them count (`None`: all).
+type CoverageRows = (Frame, BooleanArray, Option<BooleanArray>);
+
 /// Applies `where` and keeps the rows of the inner joins; returns the rows that count, and
-/// the rows (with `where` applied) over which coverage is measured.
+/// the rows over which coverage is measured.
 fn prepare(
     plan: &CheckPlan,
     rows: &SourceRows,
     time: &ColumnId,
-) -> Result<(Frame, Option<(Frame, BooleanArray)>), EvalError> {
+) -> Result<(Frame, Option<CoverageRows>), EvalError> {
     // Only the columns the check names (and the event time) are carried through the row
     // filters below: a join key or a column another check reads is not copied.
     let mut keep = plan.used_columns();
@@ -121,7 +125,7 @@ fn prepare(
         Some(k) => frame.filter(k)?,
         None => frame.clone(),
     };
-    Ok((counted, matched.map(|m| (frame, m))))
+    Ok((counted, matched.map(|m| (frame, m, kept))))
 }
 
 /// Evaluates a check; `Err` means the whole check could not be evaluated (its `where` or
@@ -138,10 +142,19 @@ pub fn evaluate_check(
         .transpose()?
         .map(|(f, _)| f);
 
-    let cur_slices = slices(&current, &plan.group_by)?;
-    let coverage: HashMap<String, f64> = match &coverage_rows {
-        Some((frame, matched)) => coverage_by_slice(frame, matched, &plan.group_by)?,
-        None => HashMap::new(),
+    // With coverage, the slices of all rows give it; the counted rows' slices are cut from
+    // them instead of being computed again.
+    let (cur_slices, coverage) = match &coverage_rows {
+        Some((frame, matched, kept)) => {
+            let all = slices(frame, &plan.group_by)?;
+            let coverage = coverage_by_slice(&all, matched);
+            let counted = match kept {
+                Some(k) => kept_slices(all, k),
+                None => all,
+            };
+            (counted, coverage)
+        }
+        None => (slices(&current, &plan.group_by)?, HashMap::new()),
     };
     let base_slices: HashMap<String, Slice> = match &baseline {
         Some(b) => slices(b, &plan.group_by)?
@@ -234,7 +247,7 @@ struct Shared<'s, 'i> {
     baseline: Option<&'s Frame>,
     cur_slices: &'s [Slice],
     base_slices: &'s HashMap<String, Slice>,
-    coverage_rows: Option<&'s (Frame, BooleanArray)>,
+    coverage_rows: Option<&'s CoverageRows>,
     coverage: &'s HashMap<String, f64>,
 }
 
@@ -560,13 +573,9 @@ fn finish(call: &AggregateCall, outcome: Result<AccOutcome, String>) -> AggResul
 }
 
 /// Coverage per slice: matched rows over all rows of the first component, by slice key.
-fn coverage_by_slice(
-    frame: &Frame,
-    matched: &BooleanArray,
-    group_by: &[ColumnId],
-) -> Result<HashMap<String, f64>, EvalError> {
+fn coverage_by_slice(all: &[Slice], matched: &BooleanArray) -> HashMap<String, f64> {
     let mut out = HashMap::new();
-    for s in slices(frame, group_by)? {
+    for s in all {
         let (hit, total) = match &s.rows {
             None => (matched.true_count(), matched.len()),
             Some(idx) => {
@@ -582,7 +591,42 @@ fn coverage_by_slice(
             out.insert(key_string(&s.key), hit as f64 / total as f64);
         }
     }
-    Ok(out)
+    out
+}
+
+/// The slices of the rows `kept` keeps, in the numbering of those rows alone (the frame
+/// `kept` filters down to), from the slices of all rows: what [`slices`] gives for the
+/// filtered frame. A slice of `group by` left without rows is dropped; the one slice of a
+/// check without `group by` (all rows) stays.
+pub(super) fn kept_slices(all: Vec<Slice>, kept: &BooleanArray) -> Vec<Slice> {
+    // Each row's position among the kept rows.
+    let mut rank = Vec::with_capacity(kept.len());
+    let mut next = 0u32;
+    for k in kept.values().iter() {
+        rank.push(next);
+        next += u32::from(k);
+    }
+    all.into_iter()
+        .filter_map(|s| match s.rows {
+            None => Some(Slice {
+                len: next as usize,
+                ..s
+            }),
+            Some(idx) => {
+                let rows: Vec<u32> = idx
+                    .values()
+                    .iter()
+                    .filter(|&&i| kept.value(i as usize))
+                    .map(|&i| rank[i as usize])
+                    .collect();
+                (!rows.is_empty()).then(|| Slice {
+                    key: s.key,
+                    len: rows.len(),
+                    rows: Some(arrow_array::UInt32Array::from(rows)),
+                })
+            }
+        })
+        .collect()
 }
 
 /// `5,120 rows` style text for messages.

@@ -634,3 +634,39 @@ fn aggregates_sharing_their_state_equal_each_alone() {
         );
     }
 }
+
+/// The slices of an inner join's kept rows, cut from the slices of all rows, are those of
+/// the filtered rows: same keys in the same order, same rows (in the filtered numbering), a
+/// key left without rows gone; without `group by`, one slice of every kept row.
+#[test]
+fn kept_slices_equal_the_slices_of_the_kept_rows() {
+    let f = frame();
+    let masks = [
+        vec![true, true, true, true, true],
+        vec![true, false, true, false, true],
+        vec![false, true, false, true, false],
+        vec![false, false, false, false, false],
+        vec![true, true, false, true, false],
+    ];
+    let by_country = [cid("country", DataType::String)];
+    for mask in masks {
+        let kept = BooleanArray::from(mask.clone());
+        for group_by in [&by_country[..], &[]] {
+            let want = slices(&f.filter(&kept).unwrap(), group_by).unwrap();
+            let got = check::kept_slices(slices(&f, group_by).unwrap(), &kept);
+            let view = |s: &[Slice]| -> Vec<(Vec<Value>, usize, Option<Vec<u32>>)> {
+                s.iter()
+                    .map(|s| {
+                        let rows = s.rows.as_ref().map(|r| r.values().to_vec());
+                        (s.key.clone(), s.len, rows)
+                    })
+                    .collect()
+            };
+            assert_eq!(
+                view(&got),
+                view(&want),
+                "mask {mask:?}, group by {group_by:?}"
+            );
+        }
+    }
+}
