@@ -182,10 +182,12 @@ impl ColumnAssembler {
                     // Room for the rows still to come at this blob's bytes a row, and an
                     // eighth more: growing by doubling would copy the text read so far and
                     // touch up to twice its size in fresh pages (room never written costs
-                    // no memory). At least doubling, should later rows be longer.
+                    // no memory). At least doubling, should later rows be longer; never
+                    // past what i32 offsets can address (`end` fits, checked above).
                     let later = self.rows.saturating_sub(self.len + n);
-                    let more = bytes + (bytes / n.max(1) + 1) * later;
-                    data.reserve_exact((more + more / 8).max(base));
+                    let more = (bytes / n.max(1) + 1).saturating_mul(later);
+                    let more = bytes.saturating_add(more.saturating_add(more / 8));
+                    data.reserve_exact(more.max(base).min(i32::MAX as usize - base));
                 }
                 data.resize(base + bytes, 0);
                 blob.read_at_exact(&mut data[base..], pos + region)?;
