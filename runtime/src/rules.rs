@@ -236,8 +236,10 @@ fn git_version(dir: &Path) -> Option<String> {
     };
     let head = git(&["rev-parse", "--short", "HEAD"]).ok()?;
     let status = git(&["status", "--porcelain", "--", "."]);
-    let head = head.wait_with_output().ok()?;
+    // Both waited for before either is judged: no child is left unreaped.
+    let head = head.wait_with_output();
     let status = status.and_then(|s| s.wait_with_output());
+    let head = head.ok()?;
     if !head.status.success() {
         return None;
     }
