@@ -576,3 +576,344 @@ check skew {
     assert_eq!(status("training_nulls"), "fail", "{got:?}");
     assert_eq!(status("skew"), "pass", "{got:?}");
 }
+
+/// `mlc` run in `dir` as the working directory, with no MLC_DB.
+fn mlc_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(MLC)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("MLC_DB")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn commands_that_only_read_never_create_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let checks = cases().join("checks.mlc");
+    let checks = checks.to_str().unwrap();
+    for args in [
+        vec!["check", checks],
+        vec![
+            "backfill",
+            checks,
+            "--from",
+            "2026-02-01",
+            "--to",
+            "2026-03-01",
+            "--step",
+            "1d",
+        ],
+        vec!["prune", "--older-than", "90d"],
+        // Without --checks the component can only come from an existing store.
+        vec![
+            "ingest",
+            "inference",
+            cases().join("inference.csv").to_str().unwrap(),
+        ],
+    ] {
+        let out = mlc_in(dir.path(), &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("no store at `mlc.db`") && err.contains("--db") && err.contains("MLC_DB"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "{args:?} created a file"
+        );
+    }
+    // A first ingest that fails stores nothing and leaves no empty store behind.
+    let missing = dir.path().join("missing.csv");
+    let out = mlc_in(
+        dir.path(),
+        &[
+            "ingest",
+            "--checks",
+            checks,
+            "--db",
+            "new.db",
+            "inference",
+            missing.to_str().unwrap(),
+        ],
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "a failed ingest left a store"
+    );
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "nothing,like,the,schema\n1,2,3,4\n").unwrap();
+    let out = mlc_in(
+        dir.path(),
+        &[
+            "ingest",
+            "--checks",
+            checks,
+            "--db",
+            "new.db",
+            "inference",
+            "bad.csv",
+        ],
+    );
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        !dir.path().join("new.db").exists(),
+        "a failed ingest left a store"
+    );
+}
+
+#[test]
+fn a_bare_path_is_a_sqlite_store_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = store(dir.path());
+    let bare = url.strip_prefix("sqlite://").unwrap();
+    let by_url = check(&url, &["--format", "json"]);
+    let by_path = check(bare, &["--format", "json"]);
+    assert_eq!(
+        by_path.status.code(),
+        by_url.status.code(),
+        "{}",
+        String::from_utf8_lossy(&by_path.stderr)
+    );
+    let strip = |o: &Output| {
+        lines(o)
+            .into_iter()
+            .map(|mut v| {
+                v.as_object_mut().unwrap().remove("duration_ms");
+                v
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&by_path), strip(&by_url));
+    // Ingest into a new store given as a bare path, then read it back the same way.
+    let other = dir.path().join("other.db");
+    let out = mlc(&[
+        "ingest",
+        "--checks",
+        cases().join("checks.mlc").to_str().unwrap(),
+        "--db",
+        other.to_str().unwrap(),
+        "inference",
+        cases().join("inference.csv").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = check(
+        other.to_str().unwrap(),
+        &["--check", "ages_valid", "--format", "json"],
+    );
+    assert_eq!(
+        lines(&out)[0]["rows"],
+        4,
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn time_arguments_keep_the_time_of_day_and_take_every_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store(dir.path());
+    let checks = cases().join("checks.mlc");
+    let at = |at: &str| {
+        let c = checks.to_str().unwrap();
+        mlc(&[
+            "check",
+            c,
+            "--db",
+            &db,
+            "--check",
+            "ages_valid",
+            "--format",
+            "json",
+            "--at",
+            at,
+        ])
+    };
+    let at_of = |t: &str| {
+        let out = at(t);
+        assert_ne!(
+            out.status.code(),
+            Some(2),
+            "{t}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lines(&out)[0]["at"].as_str().unwrap().to_string()
+    };
+    assert_eq!(at_of("2026-03-01T11:00:00+00:00"), "2026-03-01T11:00:00Z");
+    assert_eq!(at_of("2026-03-01T12:30:00+01:30"), "2026-03-01T11:00:00Z");
+    assert_eq!(at_of("2026-03-01"), "2026-03-01T00:00:00Z");
+    assert_eq!(at_of("1772362800"), "2026-03-01T11:00:00Z");
+    let now = jiff::Timestamp::now();
+    let rel: jiff::Timestamp = at_of("now-14d").parse().unwrap();
+    let diff = now.as_second() - rel.as_second() - 14 * 86_400;
+    assert!(diff.abs() < 60, "now-14d was {rel}");
+    for bad in [
+        "2026-03-01T11:00:00",
+        "1772362800000",
+        "yesterday",
+        "now-3y",
+    ] {
+        let out = at(bad);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(bad), "{bad}");
+    }
+    // backfill: the time of day of --from and --to is kept too.
+    let out = mlc(&[
+        "backfill",
+        cases().join("checks.mlc").to_str().unwrap(),
+        "--db",
+        &db,
+        "--check",
+        "ages_valid",
+        "--dry-run",
+        "--format",
+        "json",
+        "--from",
+        "2026-03-01T06:00:00+00:00",
+        "--to",
+        "2026-03-01T18:00:00+00:00",
+        "--step",
+        "12h",
+    ]);
+    let ats: Vec<String> = lines(&out)
+        .iter()
+        .map(|v| v["at"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ats,
+        ["2026-03-01T06:00:00Z", "2026-03-01T18:00:00Z"],
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A `group by` over the key (one slice per record) is one `error` result past
+/// `--max-series-per-check`, stored once by backfill, and `mlc lint` warns about it.
+#[test]
+fn group_by_over_an_id_is_bounded_by_the_series_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/store.db", dir.path().display());
+    let rules = dir.path().join("ids.mlc");
+    std::fs::write(
+        &rules,
+        "component events {\n  key request_id\n  time ts\n  fields {\n    score: float\n  }\n}\n\n\
+         check per_request {\n  on events\n  window 1d\n  group by request_id\n  expect mean(score) >= 0\n}\n",
+    )
+    .unwrap();
+    let csv = dir.path().join("events.csv");
+    let mut text = String::from("request_id,ts,score\n");
+    for i in 0..3_000 {
+        text.push_str(&format!("r{i:06},{},0.5\n", 1_772_323_200 - 3_600 - i));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let r = rules.to_str().unwrap();
+    let out = mlc(&[
+        "ingest",
+        "--checks",
+        r,
+        "--db",
+        &db,
+        "events",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let lint = mlc(&["lint", r]);
+    let err = String::from_utf8_lossy(&lint.stderr);
+    assert_eq!(lint.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning[W0311]") && err.contains("group by request_id"),
+        "{err}"
+    );
+
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "check",
+            r,
+            "--db",
+            &db,
+            "--at",
+            "2026-03-01T00:00:00Z",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        mlc(&args)
+    };
+    let out = run(&["--max-series-per-check", "1000"]);
+    let results = lines(&out);
+    assert_eq!(results.len(), 1, "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(results[0]["status"], "error");
+    let message = results[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("more than 1000 slices") && message.contains("--max-series-per-check"),
+        "{message}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    // The default limit is the same; a limit above the ids' count evaluates every slice.
+    assert_eq!(lines(&run(&[])).len(), 1);
+    assert_eq!(
+        lines(&run(&["--max-series-per-check", "3000"])).len(),
+        3_000
+    );
+    let zero = run(&["--max-series-per-check", "0"]);
+    assert_eq!(zero.status.code(), Some(2));
+
+    // Backfill stores that one error per step, not a result per id.
+    let out = mlc(&[
+        "backfill",
+        r,
+        "--db",
+        &db,
+        "--from",
+        "2026-03-01T00:00:00Z",
+        "--to",
+        "2026-03-01T12:00:00Z",
+        "--step",
+        "12h",
+        "--max-series-per-check",
+        "100",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored = rt_count_results(dir.path().join("store.db").to_str().unwrap());
+    assert_eq!(stored, 2);
+}
+
+fn rt_count_results(path: &str) -> i64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{path}"))
+            .await
+            .unwrap();
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM mlc_results")
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    })
+}

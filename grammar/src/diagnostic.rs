@@ -142,7 +142,8 @@ macro_rules! codes {
 }
 
 // E00xx: files and syntax (grammar). E01xx: names. E02xx: types and functions.
-// E03xx: clause structure. E04xx: tests of checks. E05xx: plugins.
+// E03xx: clause structure. E04xx: tests of checks. E05xx: plugins. A `W` code is a
+// warning: the rules still load and run.
 codes! {
     Syntax = "E0001": "syntax error",
     InvalidLiteral = "E0002": "invalid literal",
@@ -174,6 +175,7 @@ codes! {
     EmptyColumnList = "E0308": "`each` list has no columns",
     InvalidComponent = "E0309": "invalid component declaration",
     EachVarHidesColumn = "E0310": "`each` variable hides a column",
+    GroupByKey = "W0311": "`group by` the component's key",
     UnknownRecordField = "E0401": "record field not in the component",
     RecordFieldType = "E0402": "record field of the wrong type",
     SliceKeyNotGrouped = "E0403": "slice key is not a `group by` column",

@@ -7,3 +7,4 @@ pub mod results;
 pub mod rules;
 pub mod service;
 pub mod testing;
+pub mod time;

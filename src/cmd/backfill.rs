@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use mlc_runtime::exec::{Executor, parse_duration_arg, parse_time_arg};
+use mlc_runtime::exec::Executor;
 use mlc_runtime::results::{CheckResult, stored};
+use mlc_runtime::time::{parse_duration, parse_time};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -23,10 +24,11 @@ pub struct Args {
     /// `.mlc` files or folders (every `*.mlc` below them).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// First evaluation time (RFC 3339 or a date).
+    /// First evaluation time: RFC 3339 with an offset, a date (midnight UTC), epoch seconds,
+    /// `now` or `now-30d`.
     #[arg(long)]
     pub from: String,
-    /// Last evaluation time, included when a step lands on it.
+    /// Last evaluation time (same forms as --from), included when a step lands on it.
     #[arg(long)]
     pub to: String,
     /// Time between evaluations, e.g. `1h` or `1d`.
@@ -40,9 +42,14 @@ pub struct Args {
     /// Evaluate without storing the results.
     #[arg(long)]
     pub dry_run: bool,
-    /// The store: `sqlite://PATH` or `postgres://...`.
+    /// The store: `sqlite://PATH` (or a bare file path) or `postgres://...`.
     #[arg(long, env = "MLC_DB", default_value = "sqlite://mlc.db")]
     pub db: String,
+    /// The most results (slices times `each` columns) one check may give per evaluation; a
+    /// check past it is one `error` result (a `group by` over an id would make one per row).
+    #[arg(long, env = "MLC_MAX_SERIES_PER_CHECK",
+          default_value_t = mlc_engine::eval::check::DEFAULT_MAX_SERIES, value_parser = super::check::parse_max_series)]
+    pub max_series_per_check: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -51,9 +58,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let parsed = (|| -> Result<(i64, i64, u64), String> {
-        let from = parse_time_arg(&args.from).map_err(|e| format!("--from {e}"))?;
-        let to = parse_time_arg(&args.to).map_err(|e| format!("--to {e}"))?;
-        let step = parse_duration_arg(&args.step).map_err(|e| format!("--step {e}"))?;
+        let now = super::check::now_us();
+        let from = parse_time(&args.from, now).map_err(|e| format!("--from {e}"))?;
+        let to = parse_time(&args.to, now).map_err(|e| format!("--to {e}"))?;
+        let step = parse_duration(&args.step).map_err(|e| format!("--step {e}"))?;
         if to < from {
             return Err("--to is before --from".into());
         }
@@ -84,7 +92,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             store.clone(),
             Arc::new(rules.program.clone()),
             rules.rules_version.clone(),
-        );
+        )
+        .with_max_series(args.max_series_per_check);
         let only = (!args.checks.is_empty()).then_some(args.checks.as_slice());
         // One read of every component for all the times, when it fits in memory.
         bar.set_message("reading history");

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use mlc_runtime::exec::{Executor, parse_time_arg};
+use mlc_runtime::exec::Executor;
 use mlc_runtime::results::{CheckResult, render_junit, render_table};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -25,7 +25,8 @@ pub struct Args {
     /// `.mlc` files or folders (every `*.mlc` below them).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// Evaluation time: RFC 3339 (`2026-03-01T00:00:00Z`), a date, or `now`.
+    /// Evaluation time: RFC 3339 with an offset (`2026-03-01T12:00:00Z`), a date (midnight
+    /// UTC), epoch seconds, `now` or a time relative to it (`now-14d`).
     #[arg(long, default_value = "now")]
     pub at: String,
     /// Evaluate only this check (repeatable).
@@ -33,9 +34,24 @@ pub struct Args {
     pub checks: Vec<String>,
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
-    /// The store: `sqlite://PATH` or `postgres://...`.
+    /// The store: `sqlite://PATH` (or a bare file path) or `postgres://...`.
     #[arg(long, env = "MLC_DB", default_value = "sqlite://mlc.db")]
     pub db: String,
+    /// The most results (slices times `each` columns) one check may give per evaluation; a
+    /// check past it is one `error` result (a `group by` over an id would make one per row).
+    #[arg(long, env = "MLC_MAX_SERIES_PER_CHECK",
+          default_value_t = mlc_engine::eval::check::DEFAULT_MAX_SERIES, value_parser = parse_max_series)]
+    pub max_series_per_check: usize,
+}
+
+/// `--max-series-per-check`: a whole number of results, at least 1.
+pub fn parse_max_series(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not a limit: give a whole number of results, at least 1"
+        )),
+    }
 }
 
 /// Loads the rules, refusing invalid ones (exit 2) and unknown `--check` names.
@@ -64,12 +80,13 @@ pub fn load(paths: &[PathBuf], checks: &[String]) -> Result<mlc_runtime::rules::
     Ok(rules)
 }
 
-/// Opens the store and declares the rules' components in it (new fields become columns).
+/// Opens an existing store (a missing one is an error naming `--db`, never created empty)
+/// and declares the rules' components in it (new fields become columns).
 pub async fn open_store(
     db: &str,
     program: &mlc_engine::plan::Program,
 ) -> anyhow::Result<mlc_store::Store> {
-    let store = mlc_store::Store::open(db).await?;
+    let store = mlc_store::Store::open_existing(db).await?;
     for c in &program.components {
         if let Err(e) = store.ensure_component(c).await {
             // Checks on this component report the problem as `error`; the rest still run.
@@ -77,6 +94,11 @@ pub async fn open_store(
         }
     }
     Ok(store)
+}
+
+/// The current time in microseconds since the epoch, what `now` means in a time argument.
+pub fn now_us() -> i64 {
+    jiff::Timestamp::now().as_microsecond()
 }
 
 /// Exit 1 when a result is a `fail` or `error` of severity warning or critical.
@@ -93,7 +115,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(r) => r,
         Err(code) => return Ok(code),
     };
-    let at_us = match parse_time_arg(&args.at) {
+    let at_us = match mlc_runtime::time::parse_time(&args.at, now_us()) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: --at {e}");
@@ -107,7 +129,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             store.clone(),
             Arc::new(rules.program.clone()),
             rules.rules_version.clone(),
-        );
+        )
+        .with_max_series(args.max_series_per_check);
         let only = (!args.checks.is_empty()).then_some(args.checks.as_slice());
         let results = exec.evaluate_all(at_us, only).await;
         store.close().await;

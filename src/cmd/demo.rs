@@ -17,8 +17,8 @@ pub struct Args {
     /// never a file that a demo did not write.
     #[arg(long, default_value = "mlc-demo.db")]
     db: String,
-    /// Evaluation time (RFC 3339); the history ends just before it [default: now, rounded
-    /// down to the hour].
+    /// Evaluation time (RFC 3339 with an offset, a date, epoch seconds or `now-1d`); the
+    /// history ends just before it [default: now, rounded down to the hour].
     #[arg(long)]
     at: Option<String>,
     /// Seed of the generator: the same seed and time give the same records.
@@ -38,12 +38,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let at_us = match &args.at {
-        Some(text) => {
-            let t: jiff::Timestamp = text.parse().with_context(|| {
-                format!("--at `{text}` is not an RFC 3339 time like 2026-03-01T00:00:00Z")
-            })?;
-            t.as_microsecond()
-        }
+        Some(text) => mlc_runtime::time::parse_time(text, jiff::Timestamp::now().as_microsecond())
+            .map_err(|e| anyhow::anyhow!("--at {e}"))?,
         None => {
             let now = jiff::Timestamp::now().as_microsecond();
             now - now.rem_euclid(demo::generate::HOUR)

@@ -14,7 +14,7 @@ pub struct Args {
     /// Checks (file or folder) declaring the component; default: the schema the store last knew.
     #[arg(long)]
     checks: Option<PathBuf>,
-    /// The store: `sqlite://PATH` or `postgres://...`.
+    /// The store: `sqlite://PATH` (or a bare file path) or `postgres://...`.
     #[arg(long, env = "MLC_DB", default_value = "sqlite://mlc.db")]
     db: String,
     /// Input format when the file extension does not tell (always needed for `-`).
@@ -39,22 +39,45 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run_async(args))
+    // A store this command creates and then stores nothing in is removed again: a failed
+    // first ingest must not leave an empty database that later commands take for real.
+    let new_file = mlc_store::sqlite_file(&args.db).filter(|p| !p.exists());
+    let (result, stored) = runtime.block_on(run_async(args));
+    if let Some(path) = new_file
+        && !stored
+        && !matches!(&result, Ok(c) if *c == ExitCode::SUCCESS)
+    {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    result
 }
 
-async fn schema_for(args: &Args, store: &Store) -> anyhow::Result<ComponentSchema> {
-    if let Some(path) = &args.checks {
+/// The rules of `--checks`, refused with their diagnostics when they do not lint.
+fn checked_rules(path: &std::path::Path) -> anyhow::Result<mlc_runtime::rules::Rules> {
+    let rules = mlc_runtime::rules::load_rules(&[path.to_path_buf()]);
+    if rules.has_errors() {
+        eprint!("{}", rules.render(false));
+        bail!(
+            "`--checks {}` does not lint; fix the rules first (`mlc lint {}`)",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(rules)
+}
+
+async fn schema_for(
+    args: &Args,
+    rules: Option<&mlc_runtime::rules::Rules>,
+    store: &Store,
+) -> anyhow::Result<ComponentSchema> {
+    if let (Some(path), Some(rules)) = (&args.checks, rules) {
         // The declaration in the rules wins: it is (re)declared in the store, which adds new
         // fields and refuses a changed type with the fix spelled out.
-        let rules = mlc_runtime::rules::load_rules(std::slice::from_ref(path));
-        if rules.has_errors() {
-            eprint!("{}", rules.render(false));
-            bail!(
-                "`--checks {}` does not lint; fix the rules first (`mlc lint {}`)",
-                path.display(),
-                path.display()
-            );
-        }
         let Some(schema) = rules.program.component(&args.component).cloned() else {
             let known: Vec<String> = rules
                 .program
@@ -100,9 +123,39 @@ async fn schema_for(args: &Args, store: &Store) -> anyhow::Result<ComponentSchem
     }
 }
 
-async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&args.db).await?;
-    let schema = schema_for(&args, &store).await?;
+/// The command's outcome, and whether any record (accepted or quarantined) was stored.
+async fn run_async(args: Args) -> (anyhow::Result<ExitCode>, bool) {
+    // Without `--checks` the component must already be in a store, so none is created; with
+    // them, the rules are checked before the store is opened (and perhaps created).
+    let rules = match &args.checks {
+        Some(path) => match checked_rules(path) {
+            Ok(r) => Some(r),
+            Err(e) => return (Err(e), false),
+        },
+        None => None,
+    };
+    let opened = if rules.is_some() {
+        Store::open(&args.db).await
+    } else {
+        Store::open_existing(&args.db).await
+    };
+    let store = match opened {
+        Ok(s) => s,
+        Err(e) => return (Err(e.into()), false),
+    };
+    let mut stored = false;
+    let result = ingest_all(&args, rules.as_ref(), &store, &mut stored).await;
+    store.close().await;
+    (result, stored)
+}
+
+async fn ingest_all(
+    args: &Args,
+    rules: Option<&mlc_runtime::rules::Rules>,
+    store: &Store,
+    stored: &mut bool,
+) -> anyhow::Result<ExitCode> {
+    let schema = schema_for(args, rules, store).await?;
     let opts = IngestOptions {
         batch_rows: args.batch_rows.max(1),
         ..IngestOptions::default()
@@ -153,6 +206,7 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("error: {e}");
         }
         all_complete &= report.complete();
+        *stored |= report.accepted + report.duplicates + report.quarantined > 0;
         total.add(&report, 0);
     }
     if args.files.len() > 1 {
@@ -161,7 +215,6 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
             total.accepted, total.duplicates, total.quarantined
         );
     }
-    store.close().await;
     Ok(if all_complete {
         ExitCode::SUCCESS
     } else {

@@ -13,7 +13,7 @@ pub struct Args {
     /// Only this component (default: every component).
     #[arg(long)]
     component: Option<String>,
-    /// The store: `sqlite://PATH` or `postgres://...`.
+    /// The store: `sqlite://PATH` (or a bare file path) or `postgres://...`.
     #[arg(long, env = "MLC_DB", default_value = "sqlite://mlc.db")]
     db: String,
     /// Records deleted per transaction.
@@ -31,7 +31,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let store = Store::open(&args.db).await?;
+        let store = Store::open_existing(&args.db).await?;
         let age_us = i64::try_from(args.older_than.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
         let before = jiff::Timestamp::now()
             .as_microsecond()

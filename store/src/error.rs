@@ -5,9 +5,14 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error(
-        "unsupported store URL `{0}`: use `sqlite://PATH` (created when missing), `sqlite::memory:` or `postgres://USER@HOST:PORT/DB`"
+        "unsupported store URL `{0}`: use `sqlite://PATH` or a bare file path, `sqlite::memory:` or `postgres://USER@HOST:PORT/DB`"
     )]
     BadUrl(String),
+    /// A command that only reads was pointed at a SQLite file that does not exist.
+    #[error(
+        "no store at `{0}`: point `--db` (or the MLC_DB variable) at an existing store, e.g. `--db sqlite://PATH` or `--db postgres://...`; `mlc ingest` and `mlc serve` create one"
+    )]
+    NoStore(String),
     #[error("bad store URL parameter: {0}")]
     BadParameter(String),
     #[error("cannot open the store at `{url}`: {source}")]

@@ -133,6 +133,41 @@ pub struct StoredResult {
     pub json: String,
 }
 
+/// A store URL as every command takes it: `sqlite://PATH`, `sqlite::memory:`,
+/// `postgres://...` or `postgresql://...` as they are, and a bare `PATH` (no `scheme://`) as
+/// the SQLite file `sqlite://PATH`. Any other scheme is [`StoreError::BadUrl`].
+pub fn normalize_url(db: &str) -> Result<String> {
+    if db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")
+    {
+        return Ok(db.to_string());
+    }
+    if db.is_empty() || db.contains("://") {
+        return Err(StoreError::BadUrl(db.to_string()));
+    }
+    // sqlx percent-decodes the path of a URL and cuts it at `?`: keep those bytes literal.
+    let path = db
+        .replace('%', "%25")
+        .replace('?', "%3F")
+        .replace('#', "%23");
+    Ok(format!("sqlite://{path}"))
+}
+
+/// The file a SQLite store URL names (`None` for an in-memory store or another backend).
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let url = normalize_url(url).ok()?;
+    let rest = url.strip_prefix("sqlite:")?;
+    if rest.contains(":memory:") || rest.contains("mode=memory") {
+        return None;
+    }
+    let path = rest.strip_prefix("//").unwrap_or(rest);
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    let path = path
+        .replace("%3F", "?")
+        .replace("%23", "#")
+        .replace("%25", "%");
+    Some(std::path::PathBuf::from(path))
+}
+
 /// Filters of [`Store::query_results`]. Results come newest first (by `at_us`, then by
 /// insertion order).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -151,21 +186,41 @@ pub struct ResultQuery {
 impl Store {
     /// Opens (and creates when missing) the store at `url` and applies pending migrations.
     ///
-    /// - `sqlite://PATH`: a file, created when missing, in WAL mode.
+    /// - `sqlite://PATH`, or a bare `PATH`: a file, created when missing, in WAL mode.
     /// - `sqlite::memory:`: a private in-memory database (one connection), for tests of checks.
     /// - `postgres://USER@HOST:PORT/DB` (or `postgresql://`); an extra `schema=NAME` query
     ///   parameter keeps every table in that schema, created when missing.
+    ///
+    /// Only commands that write records (`mlc ingest`, `mlc serve`, the demo) create a store;
+    /// commands that read one use [`Store::open_existing`].
     pub async fn open(url: &str) -> Result<Store> {
+        Self::open_as(url, true).await
+    }
+
+    /// Opens a store that must already exist: a SQLite file that is missing is
+    /// [`StoreError::NoStore`], and nothing is created. PostgreSQL and in-memory stores open as
+    /// with [`Store::open`].
+    pub async fn open_existing(url: &str) -> Result<Store> {
+        Self::open_as(url, false).await
+    }
+
+    async fn open_as(url: &str, create: bool) -> Result<Store> {
+        let url = normalize_url(url)?;
+        let url = url.as_str();
         if url.starts_with("sqlite:") {
+            if !create
+                && let Some(path) = sqlite_file(url)
+                && !path.exists()
+            {
+                return Err(StoreError::NoStore(path.display().to_string()));
+            }
             Ok(Store {
-                backend: Backend::Sqlite(sqlite::SqliteStore::open(url).await?),
+                backend: Backend::Sqlite(sqlite::SqliteStore::open(url, create).await?),
             })
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        } else {
             Ok(Store {
                 backend: Backend::Postgres(postgres::PgStore::open(url).await?),
             })
-        } else {
-            Err(StoreError::BadUrl(url.to_string()))
         }
     }
 
@@ -497,4 +552,66 @@ pub fn parse_duration_secs(s: &str) -> std::result::Result<u64, String> {
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("`{s}` is too long a duration"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_bare_path_is_a_sqlite_file() {
+        assert_eq!(normalize_url("mlc.db").unwrap(), "sqlite://mlc.db");
+        assert_eq!(
+            normalize_url("/tmp/a b/x.db").unwrap(),
+            "sqlite:///tmp/a b/x.db"
+        );
+        assert_eq!(normalize_url("sqlite://x.db").unwrap(), "sqlite://x.db");
+        assert_eq!(normalize_url("sqlite::memory:").unwrap(), "sqlite::memory:");
+        assert!(matches!(
+            normalize_url("mysql://h/db"),
+            Err(StoreError::BadUrl(_))
+        ));
+        assert!(matches!(normalize_url(""), Err(StoreError::BadUrl(_))));
+        for path in [
+            "x.db",
+            "/tmp/a?b#c%d.db",
+            "sqlite://rel/x.db",
+            "sqlite:///abs/x.db?segment_rows=0",
+        ] {
+            let file = sqlite_file(path).unwrap();
+            assert!(
+                !file.to_string_lossy().contains("sqlite"),
+                "{path}: {file:?}"
+            );
+        }
+        assert_eq!(
+            sqlite_file("/tmp/a?b#c%d.db").unwrap(),
+            std::path::PathBuf::from("/tmp/a?b#c%d.db")
+        );
+        assert_eq!(
+            sqlite_file("sqlite:///abs/x.db?segment_rows=0").unwrap(),
+            std::path::PathBuf::from("/abs/x.db")
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://h/db"), None);
+    }
+
+    #[tokio::test]
+    async fn reading_a_missing_store_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("odd ?#%.db");
+        let bare = path.to_str().unwrap();
+        let err = Store::open_existing(bare).await.err().unwrap();
+        assert!(matches!(err, StoreError::NoStore(_)), "{err}");
+        assert!(err.to_string().contains("--db") && err.to_string().contains("MLC_DB"));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        // A bare path creates the file it names, and then opens as an existing store.
+        Store::open(bare).await.unwrap().close().await;
+        assert!(path.exists());
+        Store::open_existing(bare).await.unwrap().close().await;
+        let url = format!("sqlite://{}", dir.path().join("other.db").display());
+        assert!(Store::open_existing(&url).await.is_err());
+        assert!(!dir.path().join("other.db").exists());
+    }
 }

@@ -108,7 +108,7 @@ fn column_type(ty: DataType) -> &'static str {
 }
 
 impl SqliteStore {
-    pub(crate) async fn open(url: &str) -> Result<SqliteStore> {
+    pub(crate) async fn open(url: &str, create: bool) -> Result<SqliteStore> {
         let full_url = url;
         let (url, segment_rows) = split_segment_rows(url)?;
         let url = url.as_str();
@@ -134,7 +134,7 @@ impl SqliteStore {
         } else {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(open_err)?
-                .create_if_missing(true)
+                .create_if_missing(create)
                 .journal_mode(SqliteJournalMode::Wal)
                 // With WAL, NORMAL keeps every committed transaction across a process crash
                 // (only a power loss may drop the last ones) and is much faster than FULL.
@@ -1489,7 +1489,7 @@ mod tests {
     async fn a_segment_built_before_a_prune_is_not_stored() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/s.db?segment_rows=10", dir.path().display());
-        let store = SqliteStore::open(&url).await.unwrap();
+        let store = SqliteStore::open(&url, true).await.unwrap();
         let schema = schema();
         store.ensure_component(&schema).await.unwrap();
         store
@@ -1554,7 +1554,7 @@ mod tests {
     async fn segments_built_while_ingesting_equal_segments_read_from_the_table() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/s.db?segment_rows=8", dir.path().display());
-        let store = SqliteStore::open(&url).await.unwrap();
+        let store = SqliteStore::open(&url, true).await.unwrap();
         let field = |name: &str, ty| FieldSchema {
             name: name.into(),
             ty,

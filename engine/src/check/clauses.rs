@@ -9,6 +9,7 @@ use mlc_grammar::{Code, Diagnostic, FileId};
 use super::Globals;
 use super::suggest::{self, MAX_DURATION_SECS};
 use super::types::Ty;
+use crate::eval::check::DEFAULT_MAX_SERIES;
 use crate::plan::{
     AggregateCall, BaselinePlan, CheckPlan, ColumnId, EachPlan, ExpectPlan, JoinPlan, Origin,
     RowSet, SourceComponent, SourcePlan,
@@ -254,6 +255,27 @@ pub(crate) fn compile_check(
         match cx.resolve_column(col) {
             Some(id) => {
                 cx.note_use(&id, col.span);
+                if let Some(src) = cx.source.get(id.source)
+                    && src.schema.key == id.name
+                {
+                    cx.diags.push(
+                        Diagnostic::warning(
+                            Code::GroupByKey,
+                            file,
+                            col.span,
+                            format!(
+                                "`group by {}` makes one slice per record: it is the key of `{}`",
+                                id.name, src.schema.name
+                            ),
+                        )
+                        .with_label("the component's key")
+                        .with_help(format!(
+                            "group by a column with a few values (a country, a model version); \
+                             a check with more than {DEFAULT_MAX_SERIES} results (`--max-series-per-check`) \
+                             is evaluated to one `error` result"
+                        )),
+                    );
+                }
                 group_by.push(id);
             }
             None => group_ok = false,

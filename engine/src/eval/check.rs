@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use arrow_array::{Array, ArrayRef, BooleanArray};
 
 use super::agg::{AggResult, ExpectOutcome, Status, format_value, group_thousands, judge};
-use super::slice::{Slice, key_string, slices};
+use super::slice::{Slice, TooManySlices, key_string, slices_at_most};
 use super::{Frame, arrow_error, eval_row, predicate_mask};
 use crate::functions::{self, Accumulator, EvalError, Outcome as AccOutcome, Side};
 use crate::plan::{AggTarget, AggregateCall, CheckPlan, ColumnId, RowSet};
@@ -46,7 +46,14 @@ pub struct CheckInput<'a> {
     /// `freshness()`: seconds from `T` back to the latest event before `T`; `None` when
     /// there is none.
     pub freshness_secs: Option<f64>,
+    /// The most results (slices times `each` columns) one evaluation may give: grouping stops
+    /// at the first slice past it and the check is an error, so a `group by` over an id keeps
+    /// memory and stored results bounded by this, not by the rows.
+    pub max_series: usize,
 }
+
+/// The default of [`CheckInput::max_series`] (`--max-series-per-check`).
+pub const DEFAULT_MAX_SERIES: usize = 1000;
 
 /// The result of one (slice, column) of a check.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,6 +143,25 @@ pub fn evaluate_check(
     make: &AccFactory<'_>,
 ) -> Result<Vec<Outcome>, EvalError> {
     let (current, coverage_rows) = prepare(plan, input.current, &input.time)?;
+    let n_columns = plan.each.as_ref().map_or(1, |e| e.columns.len().max(1));
+    let max_slices = (input.max_series / n_columns).max(1);
+    let slices = |frame: &Frame| -> Result<Vec<Slice>, EvalError> {
+        slices_at_most(frame, &plan.group_by, max_slices)?.map_err(|TooManySlices| {
+            let cols: Vec<&str> = plan.group_by.iter().map(|c| c.name.as_str()).collect();
+            let each = if n_columns > 1 {
+                format!(" for each of {n_columns} columns")
+            } else {
+                String::new()
+            };
+            EvalError::Invalid(format!(
+                "`group by {}` gives more than {max_slices} slices{each}, past the limit of {} results per check; \
+                 group by a column with fewer values, or raise the limit with `--max-series-per-check` \
+                 (`max_series_per_check` in mlc serve's config)",
+                cols.join(", "),
+                input.max_series,
+            ))
+        })
+    };
     let baseline = input
         .baseline
         .map(|b| prepare(plan, b, input.baseline_time.as_ref().unwrap_or(&input.time)))
@@ -146,7 +172,7 @@ pub fn evaluate_check(
     // them instead of being computed again.
     let (cur_slices, coverage) = match &coverage_rows {
         Some((frame, matched, kept)) => {
-            let all = slices(frame, &plan.group_by)?;
+            let all = slices(frame)?;
             let coverage = coverage_by_slice(&all, matched);
             let counted = match kept {
                 Some(k) => kept_slices(all, k),
@@ -154,10 +180,10 @@ pub fn evaluate_check(
             };
             (counted, coverage)
         }
-        None => (slices(&current, &plan.group_by)?, HashMap::new()),
+        None => (slices(&current)?, HashMap::new()),
     };
     let base_slices: HashMap<String, Slice> = match &baseline {
-        Some(b) => slices(b, &plan.group_by)?
+        Some(b) => slices(b)?
             .into_iter()
             .map(|s| (key_string(&s.key), s))
             .collect(),

@@ -73,15 +73,30 @@ fn part(col: &Col, i: usize) -> Part<'_> {
     }
 }
 
+/// A `group by` found more distinct keys than it was allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManySlices;
+
 /// Splits `frame` by the values of `group_by`. Without `group by` there is exactly one slice,
 /// even when there are no rows, so a check on an empty window still gives a result.
 pub fn slices(frame: &Frame, group_by: &[ColumnId]) -> Result<Vec<Slice>, EvalError> {
+    Ok(slices_at_most(frame, group_by, usize::MAX)?.unwrap_or_default())
+}
+
+/// [`slices`], giving up with [`TooManySlices`] at the first key past `max` distinct keys:
+/// memory then holds at most `max` keys however many distinct values the rows have (the row
+/// codes, 4 bytes a row, are all that grows with the rows).
+pub fn slices_at_most(
+    frame: &Frame,
+    group_by: &[ColumnId],
+    max: usize,
+) -> Result<Result<Vec<Slice>, TooManySlices>, EvalError> {
     if group_by.is_empty() {
-        return Ok(vec![Slice {
+        return Ok(Ok(vec![Slice {
             key: Vec::new(),
             rows: None,
             len: frame.rows,
-        }]);
+        }]));
     }
     let cols = group_by
         .iter()
@@ -97,10 +112,13 @@ pub fn slices(frame: &Frame, group_by: &[ColumnId]) -> Result<Vec<Slice>, EvalEr
     let mut codes: Vec<Vec<u32>> = Vec::with_capacity(cols.len());
     let mut firsts: Vec<Vec<usize>> = Vec::with_capacity(cols.len());
     for col in &cols {
+        // Every distinct value of one column is at least one slice.
         if let Col::Str(a) = col
             && let Some(strings) = a.as_string_opt::<i32>()
         {
-            let (c, first_rows) = code_utf8(strings);
+            let Some((c, first_rows)) = code_utf8(strings, max) else {
+                return Ok(Err(TooManySlices));
+            };
             codes.push(c);
             firsts.push(first_rows);
             continue;
@@ -114,6 +132,9 @@ pub fn slices(frame: &Frame, group_by: &[ColumnId]) -> Result<Vec<Slice>, EvalEr
                 first_rows.push(i);
                 next
             });
+            if first_rows.len() > max {
+                return Ok(Err(TooManySlices));
+            }
             c.push(code);
         }
         codes.push(c);
@@ -137,6 +158,9 @@ pub fn slices(frame: &Frame, group_by: &[ColumnId]) -> Result<Vec<Slice>, EvalEr
             let slot = match groups.get(&key) {
                 Some(s) => *s,
                 None => {
+                    if members.len() == max {
+                        return Ok(Err(TooManySlices));
+                    }
                     groups.insert(key.clone(), members.len());
                     members.push((key.clone(), Vec::new()));
                     members.len() - 1
@@ -162,14 +186,15 @@ pub fn slices(frame: &Frame, group_by: &[ColumnId]) -> Result<Vec<Slice>, EvalEr
         })
         .collect();
     out.sort_by(|a, b| compare_keys(&a.key, &b.key));
-    Ok(out)
+    Ok(Ok(out))
 }
 
 /// The codes of a string column, in order of first appearance, and the first row of each.
 /// Strings of at most 15 bytes (most slice keys) are packed into an integer and found in a
 /// small open-addressing table, read straight from the column's buffers; null and longer
 /// strings go through a general map. Codes agree with [`part`]'s: one per distinct value.
-fn code_utf8(a: &arrow_array::StringArray) -> (Vec<u32>, Vec<usize>) {
+/// `None` at the first value past `max` distinct ones.
+fn code_utf8(a: &arrow_array::StringArray, max: usize) -> Option<(Vec<u32>, Vec<usize>)> {
     const EMPTY: u32 = u32::MAX;
     let n = a.len();
     let offsets = a.value_offsets();
@@ -193,6 +218,9 @@ fn code_utf8(a: &arrow_array::StringArray) -> (Vec<u32>, Vec<usize>) {
                 firsts.push(i);
                 next
             }));
+            if firsts.len() > max {
+                return None;
+            }
             continue;
         }
         let (from, to) = (offsets[i] as usize, offsets[i + 1] as usize);
@@ -203,6 +231,9 @@ fn code_utf8(a: &arrow_array::StringArray) -> (Vec<u32>, Vec<usize>) {
                 firsts.push(i);
                 next
             }));
+            if firsts.len() > max {
+                return None;
+            }
             continue;
         }
         // As `str_part`: the bytes, zero-padded, with the length in the last byte. Where 16
@@ -226,6 +257,9 @@ fn code_utf8(a: &arrow_array::StringArray) -> (Vec<u32>, Vec<usize>) {
             let (key, code) = table[at];
             if code == EMPTY {
                 let code = firsts.len() as u32;
+                if firsts.len() == max {
+                    return None;
+                }
                 firsts.push(i);
                 table[at] = (k, code);
                 codes.push(code);
@@ -252,7 +286,7 @@ fn code_utf8(a: &arrow_array::StringArray) -> (Vec<u32>, Vec<usize>) {
             at = (at + 1) & mask;
         }
     }
-    (codes, firsts)
+    Some((codes, firsts))
 }
 
 /// Orders slice keys value by value, nulls last.

@@ -334,6 +334,113 @@ fn packed_string_slices_equal_the_general_path() {
     assert_eq!(got, by(Arc::new(large)));
 }
 
+/// The slice limit is exact on every grouping path (packed short strings, long strings,
+/// nulls, integers, two-column keys): as many slices as allowed pass with every slice, one
+/// more distinct key is refused.
+#[test]
+fn the_slice_limit_is_exact_on_every_path() {
+    let n = 3_000;
+    let short: Vec<Option<String>> = (0..n)
+        .map(|i| (i % 13 != 0).then(|| format!("k{}", i % 97)))
+        .collect();
+    let long: Vec<Option<String>> = (0..n)
+        .map(|i| Some(format!("a-request-id-of-many-bytes-{}", i % 211)))
+        .collect();
+    let ints: Vec<Option<i64>> = (0..n)
+        .map(|i| (i % 7 != 0).then_some((i % 50) as i64))
+        .collect();
+    let f = Frame::new(vec![batch(vec![
+        ("s", Arc::new(StringArray::from(short)) as ArrayRef),
+        ("l", Arc::new(StringArray::from(long))),
+        ("n", Arc::new(Int64Array::from(ints))),
+        (
+            "ls",
+            Arc::new(arrow_array::LargeStringArray::from(
+                (0..n)
+                    .map(|i| Some(format!("v{}", i % 31)))
+                    .collect::<Vec<_>>(),
+            )),
+        ),
+    ])])
+    .unwrap();
+    let s = cid("s", DataType::String);
+    let l = cid("l", DataType::String);
+    let i = cid("n", DataType::Int);
+    let ls = cid("ls", DataType::String);
+    for by in [
+        vec![s.clone()],
+        vec![l],
+        vec![i.clone()],
+        vec![ls],
+        vec![s, i],
+    ] {
+        let all = slices(&f, &by).unwrap();
+        let distinct = all.len();
+        assert!(distinct > 30, "{by:?}");
+        let at_limit = slice::slices_at_most(&f, &by, distinct).unwrap().unwrap();
+        assert_eq!(at_limit.len(), distinct);
+        assert!(
+            matches!(
+                slice::slices_at_most(&f, &by, distinct - 1).unwrap(),
+                Err(slice::TooManySlices)
+            ),
+            "{by:?}"
+        );
+        assert!(matches!(
+            slice::slices_at_most(&f, &by, 1).unwrap(),
+            Err(slice::TooManySlices)
+        ));
+    }
+}
+
+/// A check past `max_series` is one error that names the `group by`, the limit and the fix;
+/// `each` columns divide the limit among themselves.
+#[test]
+fn a_check_past_the_series_limit_is_one_error() {
+    let rows = SourceRows::plain(frame());
+    let make = |_: &AggregateCall| {
+        Ok(Box::new(SumAcc {
+            n: 0,
+            sum: 0.0,
+            sides: vec![],
+        }) as Box<dyn Accumulator>)
+    };
+    let eval = |plan: &CheckPlan, max_series: usize| {
+        let input = CheckInput {
+            current: &rows,
+            baseline: None,
+            time: cid("ts", DataType::Timestamp),
+            baseline_time: None,
+            freshness_secs: None,
+            max_series,
+        };
+        evaluate_check(plan, &input, &make)
+    };
+    // `frame()` has 3 countries: DE, US and null.
+    let plan = sum_plan(40.0, 1);
+    assert_eq!(eval(&plan, 3).unwrap().len(), 3);
+    let err = eval(&plan, 2).unwrap_err().to_string();
+    for part in [
+        "group by country",
+        "more than 2 slices",
+        "--max-series-per-check",
+        "max_series_per_check",
+    ] {
+        assert!(err.contains(part), "{part}: {err}");
+    }
+    let mut each = plan.clone();
+    each.each = Some(EachPlan {
+        var: "c".into(),
+        columns: vec![cid("age", DataType::Int), cid("age", DataType::Int)],
+    });
+    assert_eq!(eval(&each, 6).unwrap().len(), 6);
+    let err = eval(&each, 5).unwrap_err().to_string();
+    assert!(
+        err.contains("for each of 2 columns") && err.contains("limit of 5 results"),
+        "{err}"
+    );
+}
+
 /// Sums its first argument; undefined on no values, like `mean`.
 struct SumAcc {
     n: usize,
@@ -414,6 +521,7 @@ fn run_with(plan: &CheckPlan, f: Frame, make: &check::AccFactory<'_>) -> Vec<Out
         time: cid("ts", DataType::Timestamp),
         baseline_time: None,
         freshness_secs: None,
+        max_series: check::DEFAULT_MAX_SERIES,
     };
     evaluate_check(plan, &input, make).unwrap()
 }

@@ -50,6 +50,8 @@ pub struct Executor {
     program: Arc<Program>,
     plugins: Arc<Plugins>,
     rules_version: String,
+    /// The most results one check may give in one evaluation (`--max-series-per-check`).
+    max_series: usize,
 }
 
 impl std::fmt::Debug for Executor {
@@ -135,7 +137,15 @@ impl Executor {
             program,
             plugins,
             rules_version: rules_version.into(),
+            max_series: mlc_engine::eval::check::DEFAULT_MAX_SERIES,
         }
+    }
+
+    /// Caps the results (slices times `each` columns) of one check in one evaluation: a check
+    /// past it stops grouping and gives one `error` result that says so (default 1000).
+    pub fn with_max_series(mut self, max_series: usize) -> Executor {
+        self.max_series = max_series.max(1);
+        self
     }
 
     pub fn program(&self) -> &Program {
@@ -330,8 +340,15 @@ impl Executor {
             let plugins = self.plugins.clone();
             let program = self.program.clone();
             let version = self.rules_version.clone();
+            let max_series = self.max_series;
             tasks.push(tokio::task::spawn_blocking(move || {
-                run_check(&program, &plan, &check_reads, &fetched, &plugins, &version)
+                let ctx = RunContext {
+                    program: &program,
+                    plugins: &plugins,
+                    version: &version,
+                    max_series,
+                };
+                run_check(&ctx, &plan, &check_reads, &fetched)
             }));
         }
         let mut out = Vec::new();
@@ -752,14 +769,26 @@ impl Fetched {
     }
 }
 
+/// What every check of one evaluation shares.
+struct RunContext<'a> {
+    program: &'a Program,
+    plugins: &'a HashMap<String, Result<LoadedPlugin, String>>,
+    version: &'a str,
+    max_series: usize,
+}
+
 fn run_check(
-    program: &Program,
+    ctx: &RunContext<'_>,
     plan: &CheckPlan,
     reads: &CheckReads,
     fetched: &Fetched,
-    plugins: &HashMap<String, Result<LoadedPlugin, String>>,
-    version: &str,
 ) -> Vec<CheckResult> {
+    let RunContext {
+        program,
+        plugins,
+        version,
+        max_series,
+    } = *ctx;
     let timing = reads.timing;
     let fail = |reason: String| vec![CheckResult::error(plan, &reason, timing, version)];
     let current = match fetched.source(&plan.source, &reads.current) {
@@ -818,6 +847,7 @@ fn run_check(
         time: time_of(first),
         baseline_time,
         freshness_secs,
+        max_series,
     };
     let make = |call: &AggregateCall| -> Result<Box<dyn Accumulator>, String> {
         match call.target {
@@ -838,69 +868,5 @@ fn run_check(
             .map(|o| CheckResult::from_outcome(plan, o, timing, version))
             .collect(),
         Err(e) => fail(e.to_string()),
-    }
-}
-
-/// `--at`/`--from`/`--to` on the command line: an RFC 3339 time, a date (`2026-03-01`,
-/// midnight UTC) or `now`.
-pub fn parse_time_arg(text: &str) -> Result<i64, String> {
-    if text == "now" {
-        return Ok(jiff::Timestamp::now().as_microsecond());
-    }
-    if let Ok(d) = text.parse::<jiff::civil::Date>() {
-        return d
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .map(|z| z.timestamp().as_microsecond())
-            .map_err(|e| e.to_string());
-    }
-    mlc_engine::check::parse_time(text).map_err(|_| {
-        format!("`{text}` is not a time: write an RFC 3339 time such as 2026-03-01T00:00:00Z, a date such as 2026-03-01, or `now`")
-    })
-}
-
-/// `--step` on the command line: an integer and a unit `s m h d w`, as in `.mlc` files.
-pub fn parse_duration_arg(text: &str) -> Result<u64, String> {
-    let bad = || {
-        format!(
-            "`{text}` is not a duration: write an integer and a unit s, m, h, d or w, such as 1d"
-        )
-    };
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (n, unit) = text.split_at(split);
-    let n: u64 = n.parse().map_err(|_| bad())?;
-    let unit = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return Err(bad()),
-    };
-    match n.checked_mul(unit) {
-        Some(0) | None => Err(bad()),
-        Some(s) => Ok(s),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn command_line_times_and_durations() {
-        assert_eq!(parse_time_arg("2026-03-01").unwrap(), 1_772_323_200_000_000);
-        assert_eq!(
-            parse_time_arg("2026-03-01T00:00:00Z").unwrap(),
-            1_772_323_200_000_000
-        );
-        assert!(
-            parse_time_arg("yesterday")
-                .unwrap_err()
-                .contains("RFC 3339")
-        );
-        assert_eq!(parse_duration_arg("1d").unwrap(), 86_400);
-        assert_eq!(parse_duration_arg("90s").unwrap(), 90);
-        assert!(parse_duration_arg("0d").is_err());
-        assert!(parse_duration_arg("1y").is_err());
     }
 }

@@ -29,6 +29,8 @@ pub struct StoreBackend {
     state_file: PathBuf,
     /// This process, as recorded on the evaluation slots it claims.
     owner: String,
+    /// `max_series_per_check`: enforced while a check groups its rows, not only on `/metrics`.
+    max_series: usize,
 }
 
 fn owner_id() -> String {
@@ -98,7 +100,16 @@ impl StoreBackend {
             .state_file
             .clone()
             .unwrap_or_else(|| default_state_file(&config.db));
-        Ok(StoreBackend::with_store(store, state_file))
+        Ok(
+            StoreBackend::with_store(store, state_file)
+                .with_max_series(config.max_series_per_check),
+        )
+    }
+
+    /// Caps the results of one check in one evaluation (see [`Executor::with_max_series`]).
+    pub fn with_max_series(mut self, max_series: usize) -> StoreBackend {
+        self.max_series = max_series.max(1);
+        self
     }
 
     pub fn with_store(store: Store, state_file: PathBuf) -> StoreBackend {
@@ -106,6 +117,7 @@ impl StoreBackend {
             store,
             state_file,
             owner: owner_id(),
+            max_series: mlc_engine::eval::check::DEFAULT_MAX_SERIES,
         }
     }
 
@@ -141,7 +153,8 @@ impl Backend for StoreBackend {
         files.extend(loaded.program.plugins.iter().map(|p| p.path.clone()));
         let version = loaded.rules_version;
         let program = Arc::new(loaded.program);
-        let executor = Executor::new(self.store.clone(), program.clone(), version.clone());
+        let executor = Executor::new(self.store.clone(), program.clone(), version.clone())
+            .with_max_series(self.max_series);
         Ok(RuleSet {
             version,
             checks: program.checks.iter().map(check_info).collect(),
