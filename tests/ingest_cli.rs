@@ -284,3 +284,72 @@ fn counts_exit_codes_and_prune() {
         }
     }
 }
+
+#[test]
+fn an_open_quote_stops_the_file_and_the_fixed_file_stores_the_rest() {
+    // The file of issue 15: k1's quote never closes. It used to store k0 and k1 with k2 and k3
+    // inside k1's `country`, and exit 0.
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.mlc");
+    std::fs::write(
+        &rules,
+        "component events {\n  key request_id\n  time ts\n  fields { score: float, n: int, flag: bool, country: string }\n}\n",
+    )
+    .unwrap();
+    let head = "request_id,ts,score,n,flag,country\nk0,1772323200,0.5,0,true,DE\n";
+    let tail = "k2,1772323202,0.5,2,true,DE\nk3,1772323203,0.5,3,true,DE\n";
+    let broken = dir.path().join("q.csv");
+    std::fs::write(
+        &broken,
+        format!("{head}k1,1772323201,0.5,1,true,\"DE\n{tail}"),
+    )
+    .unwrap();
+    let fixed = dir.path().join("fixed.csv");
+    std::fs::write(
+        &fixed,
+        format!("{head}k1,1772323201,0.5,1,true,\"DE\"\n{tail}"),
+    )
+    .unwrap();
+    let r = rules.to_str().unwrap();
+    for (url, schema) in db_urls(dir.path(), "quote") {
+        let ingest = |file: &Path| {
+            mlc(
+                &["ingest", "--checks", r, "events", file.to_str().unwrap()],
+                &url,
+            )
+        };
+        let out = ingest(&broken);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout)
+                .contains("q.csv: 1 accepted, 0 duplicates, 0 quarantined"),
+            "{}",
+            text(&out)
+        );
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            err.contains("stopped at line 3: a quoted field opens on this line")
+                && err.contains("the records before line 3 were stored and none from it on"),
+            "{}",
+            text(&out)
+        );
+        let out = ingest(&fixed);
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout)
+                .contains("fixed.csv: 3 accepted, 1 duplicates, 0 quarantined"),
+            "{}",
+            text(&out)
+        );
+        let n = rt().block_on(async {
+            let s = Store::open(&url).await.unwrap();
+            let n = s.count("events").await.unwrap();
+            s.close().await;
+            n
+        });
+        assert_eq!(n, 4, "{url}");
+        if let Some(s) = schema {
+            drop_schema(&s);
+        }
+    }
+}

@@ -189,9 +189,15 @@ async fn ingest_all(
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
+        // An input of no records (an empty file, a header alone) is not an error, but say so.
+        let none = report.accepted + report.duplicates + report.quarantined == 0
+            && report.error.is_none();
         println!(
-            "{name}: {} accepted, {} duplicates, {} quarantined",
-            report.accepted, report.duplicates, report.quarantined
+            "{name}: {} accepted, {} duplicates, {} quarantined{}",
+            report.accepted,
+            report.duplicates,
+            report.quarantined,
+            if none { " (no records in it)" } else { "" }
         );
         for r in &report.reasons {
             println!("  quarantined: {r}");

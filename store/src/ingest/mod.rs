@@ -27,6 +27,33 @@ use crate::{QuarantinedRecord, Store, WriteOutcome};
 pub use coerce::parse_timestamp_us;
 pub(crate) use coerce::{BatchBuilder, Raw};
 
+/// The most characters of an input value a message or a quarantine reason echoes: a 50 MB
+/// header or field must not come back whole on a terminal.
+const ECHO_CHARS: usize = 80;
+
+/// The first [`ECHO_CHARS`] characters of `s`, its control characters escaped.
+fn echo_prefix(s: &str) -> (String, bool) {
+    let cut = s.char_indices().nth(ECHO_CHARS).map_or(s.len(), |(i, _)| i);
+    let mut out = String::with_capacity(cut);
+    for c in s[..cut].chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    (out, cut < s.len())
+}
+
+/// An input value as a message echoes it (a column name, a number): whole when short, else
+/// its first 80 characters, `…` and its length in bytes.
+pub(crate) fn clip(s: &str) -> String {
+    match echo_prefix(s) {
+        (t, false) => t,
+        (t, true) => format!("{t}… ({} bytes)", s.len()),
+    }
+}
+
 /// An input format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -98,6 +125,11 @@ pub struct IngestOptions {
     /// A CSV or JSON line longer than this is refused (CSV: the input stops with an error;
     /// JSON lines: that line is quarantined, truncated), so one huge line cannot exhaust memory.
     pub max_line_bytes: usize,
+    /// A CSV record may run over line ends inside a quoted field (legitimate CSV), by at most
+    /// this many bytes past its first line: a quote that is never closed stops the input
+    /// there with an error naming the line it opened on, instead of taking in the rest of the
+    /// file as one field.
+    pub max_multiline_bytes: usize,
     /// How many quarantine reasons the report keeps.
     pub max_reasons: usize,
     /// Build the column segments of the new rows at the end ([`Store::seal`]). `mlc serve`
@@ -110,6 +142,7 @@ impl Default for IngestOptions {
         IngestOptions {
             batch_rows: 50_000,
             max_line_bytes: 64 << 20,
+            max_multiline_bytes: 1 << 20,
             max_reasons: 5,
             seal: true,
         }
