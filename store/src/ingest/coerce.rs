@@ -3,6 +3,7 @@
 
 use mlc_engine::schema::{ComponentSchema, DataType};
 
+use super::{clip, quoted};
 use crate::QuarantinedRecord;
 use crate::rows::{Column, Rows};
 use crate::sql::stored_fields;
@@ -15,7 +16,13 @@ pub(crate) enum Raw<'a> {
     Null,
     Text(&'a str),
     Int(i64),
+    /// An integer above `i64::MAX` (a JSON number, a Parquet `UInt64`), kept exact so that a
+    /// refusal echoes it as it was given.
+    U64(u64),
     Float(f64),
+    /// A JSON number given by its literal text: one whose `f64` value no longer holds every
+    /// integer (beyond 2^53), so that a refusal echoes what the input said, not a rounding.
+    NumText(&'a str),
     Bool(bool),
     /// A typed timestamp (Parquet), microseconds since the epoch.
     TsUs(i64),
@@ -35,15 +42,11 @@ fn show(raw: &Raw<'_>) -> String {
     match raw {
         Raw::Missing => "nothing".into(),
         Raw::Null => "null".into(),
-        Raw::Text(s) => {
-            let mut t: String = s.chars().take(40).collect();
-            if t.len() < s.len() {
-                t.push('…');
-            }
-            format!("{t:?}")
-        }
+        Raw::Text(s) => quoted(s),
         Raw::Int(i) => i.to_string(),
+        Raw::U64(u) => u.to_string(),
         Raw::Float(f) => f.to_string(),
+        Raw::NumText(s) => clip(s),
         Raw::Bool(b) => b.to_string(),
         Raw::TsUs(t) => format!("timestamp {t}µs"),
         Raw::Nested(v) if v.is_array() => "an array".into(),
@@ -77,8 +80,8 @@ pub fn parse_timestamp_us(s: &str) -> Result<i64, String> {
     match t.parse::<jiff::Timestamp>() {
         Ok(ts) => Ok(ts.as_microsecond()),
         Err(_) => Err(format!(
-            "{:?} is not a timestamp: use RFC 3339 with an offset (2026-03-01T12:00:00Z, 2026-03-01T13:00:00+01:00) or epoch seconds",
-            t.chars().take(40).collect::<String>()
+            "{} is not a timestamp: use RFC 3339 with an offset (2026-03-01T12:00:00Z, 2026-03-01T13:00:00+01:00) or epoch seconds",
+            quoted(t)
         )),
     }
 }
@@ -98,6 +101,11 @@ fn coerce(ty: DataType, raw: Raw<'_>) -> Result<Cell, String> {
     match (ty, raw) {
         (_, Raw::Missing | Raw::Null) => Ok(Cell::Null),
         (DataType::Int, Raw::Int(i)) => Ok(Cell::Int(i)),
+        (DataType::Int, Raw::U64(_)) => Err(format!(
+            "expected int, got {}, over the largest int ({})",
+            show(&raw),
+            i64::MAX
+        )),
         (DataType::Int, Raw::Float(f)) => {
             if f.fract() == 0.0 && f.abs() < 9.2e18 {
                 Ok(Cell::Int(f as i64))
@@ -105,20 +113,27 @@ fn coerce(ty: DataType, raw: Raw<'_>) -> Result<Cell, String> {
                 wrong(&raw)
             }
         }
-        (DataType::Int, Raw::Text(s)) => {
+        (DataType::Int, Raw::Text(s) | Raw::NumText(s)) => {
             let t = s.trim();
             match t.parse::<i64>() {
                 Ok(i) => Ok(Cell::Int(i)),
                 Err(_) => match t.parse::<f64>() {
                     Ok(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Ok(Cell::Int(f as i64)),
+                    Ok(f) if f.fract() == 0.0 || f.is_infinite() => Err(format!(
+                        "expected int, got {}, out of the int range ({} to {})",
+                        show(&raw),
+                        i64::MIN,
+                        i64::MAX
+                    )),
                     _ => wrong(&raw),
                 },
             }
         }
-        (DataType::Float, Raw::Float(f)) => finite_or_nan(f, &raw),
+        (DataType::Float, Raw::Float(f)) => finite(f, &raw),
         (DataType::Float, Raw::Int(i)) => Ok(Cell::Float(i as f64)),
-        (DataType::Float, Raw::Text(s)) => match s.trim().parse::<f64>() {
-            Ok(f) => finite_or_nan(f, &raw),
+        (DataType::Float, Raw::U64(u)) => Ok(Cell::Float(u as f64)),
+        (DataType::Float, Raw::Text(s) | Raw::NumText(s)) => match s.trim().parse::<f64>() {
+            Ok(f) => finite(f, &raw),
             Err(_) => wrong(&raw),
         },
         (DataType::Bool, Raw::Bool(b)) => Ok(Cell::Bool(b)),
@@ -135,25 +150,38 @@ fn coerce(ty: DataType, raw: Raw<'_>) -> Result<Cell, String> {
         }
         // Scalars written without quotes (`"country": 44`) are still text to a string field.
         (DataType::String, Raw::Int(i)) => Ok(Cell::Str(i.to_string())),
+        (DataType::String, Raw::U64(u)) => Ok(Cell::Str(u.to_string())),
         (DataType::String, Raw::Float(f)) => Ok(Cell::Str(f.to_string())),
+        (DataType::String, Raw::NumText(s)) => Ok(Cell::Str(s.to_string())),
         (DataType::String, Raw::Bool(b)) => Ok(Cell::Str(b.to_string())),
         (DataType::Timestamp, Raw::TsUs(t)) => Ok(Cell::Int(t)),
         (DataType::Timestamp, Raw::Int(secs)) => secs
             .checked_mul(1_000_000)
             .map(Cell::Int)
             .ok_or_else(|| format!("epoch seconds {secs} out of range")),
+        (DataType::Timestamp, Raw::U64(secs)) => Err(format!("epoch seconds {secs} out of range")),
         (DataType::Timestamp, Raw::Float(f)) => epoch_float(f).map(Cell::Int),
         (DataType::Timestamp, Raw::Text(s)) => parse_timestamp_us(s).map(Cell::Int),
+        (DataType::Timestamp, Raw::NumText(s)) => parse_timestamp_us(s)
+            .map(Cell::Int)
+            .map_err(|_| format!("epoch seconds {} out of range", clip(s))),
         _ => wrong(&raw),
     }
 }
 
-fn finite_or_nan(f: f64, raw: &Raw<'_>) -> Result<Cell, String> {
+fn finite(f: f64, raw: &Raw<'_>) -> Result<Cell, String> {
     // SQLite turns NaN into NULL, so NaN would come back as a missing value on one backend
-    // and a number on the other; refusing it keeps both alike and loses nothing silently.
+    // and a number on the other; an infinity stores, but turns every sum, mean and quantile
+    // over it into inf or NaN. Refusing both keeps the backends alike and loses nothing
+    // silently: the record is quarantined with this reason.
     if f.is_nan() {
         Err(format!(
             "got {}; NaN cannot be stored, write an empty field or null for a missing value",
+            show(raw)
+        ))
+    } else if f.is_infinite() {
+        Err(format!(
+            "got {}, which is infinite (or beyond the float range); only finite numbers are stored: write an empty field or null for a missing value",
             show(raw)
         ))
     } else {
@@ -270,6 +298,7 @@ impl BatchBuilder {
                 }
             },
             Raw::Int(i) => Some(i.to_string()),
+            Raw::U64(u) => Some(u.to_string()),
             other => {
                 reasons.push(format!(
                     "key `{}`: expected a string, got {}",

@@ -63,9 +63,10 @@ fn raw_of(v: &Option<Value>) -> Raw<'_> {
         None => Raw::Missing,
         Some(Value::Null) => Raw::Null,
         Some(Value::Bool(b)) => Raw::Bool(*b),
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(i) => Raw::Int(i),
-            None => Raw::Float(n.as_f64().unwrap_or(f64::NAN)),
+        Some(Value::Number(n)) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Raw::Int(i),
+            (None, Some(u)) => Raw::U64(u),
+            (None, None) => Raw::Float(n.as_f64().unwrap_or(f64::NAN)),
         },
         Some(Value::String(s)) => Raw::Text(s),
         Some(v @ (Value::Array(_) | Value::Object(_))) => Raw::Nested(v),
@@ -74,6 +75,24 @@ fn raw_of(v: &Option<Value>) -> Raw<'_> {
 
 fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_RAW_BYTES)]).into_owned()
+}
+
+/// Beyond 2^53 an `f64` no longer holds every integer: such a number is echoed by its text.
+const EXACT_F64: f64 = 9_007_199_254_740_992.0;
+
+/// The literal text of a number too large for its `f64` to echo it (`1e400` aside, which is
+/// not valid JSON to serde_json), found in the record's raw text.
+fn literal_of<'r>(v: &Option<Value>, raw: &'r [u8], name: &str) -> Option<&'r str> {
+    match v {
+        Some(Value::Number(n)) if !n.is_i64() && !n.is_u64() => {
+            if n.as_f64().is_some_and(|f| f.abs() < EXACT_F64) {
+                None
+            } else {
+                member_literal(raw, name)
+            }
+        }
+        _ => None,
+    }
 }
 
 fn push_object(b: &mut BatchBuilder, pos: u64, mut obj: Map<String, Value>, raw: &[u8]) {
@@ -85,14 +104,114 @@ fn push_object(b: &mut BatchBuilder, pos: u64, mut obj: Map<String, Value>, raw:
     } else {
         Some(Value::Object(obj).to_string())
     };
+    let key_text = literal_of(&key, raw, b.key_name());
+    let time_text = literal_of(&time, raw, b.time_name());
+    let texts: Vec<Option<&str>> = fields
+        .iter()
+        .zip(b.field_names())
+        .map(|(v, n)| literal_of(v, raw, n))
+        .collect();
     b.push(
         pos,
-        raw_of(&key),
-        raw_of(&time),
-        |i| raw_of(&fields[i]),
+        raw_or(&key, key_text),
+        raw_or(&time, time_text),
+        |i| raw_or(&fields[i], texts[i]),
         extra,
         || lossy(raw),
     );
+}
+
+fn raw_or<'a>(v: &'a Option<Value>, text: Option<&'a str>) -> Raw<'a> {
+    text.map_or_else(|| raw_of(v), Raw::NumText)
+}
+
+/// The text of the last top-level member `name` of the JSON object in `raw` (the last one is
+/// the one serde_json keeps), when `raw` is one well-formed object.
+fn member_literal<'r>(raw: &'r [u8], name: &str) -> Option<&'r str> {
+    let s = std::str::from_utf8(raw).ok()?;
+    let b = s.as_bytes();
+    let ws = |mut i: usize| {
+        while b.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
+            i += 1;
+        }
+        i
+    };
+    // The index after the string starting at `i` (a quote).
+    let string_end = |mut i: usize| -> Option<usize> {
+        i += 1;
+        loop {
+            match *b.get(i)? {
+                b'\\' => i += 2,
+                b'"' => return Some(i + 1),
+                _ => i += 1,
+            }
+        }
+    };
+    let value_end = |mut i: usize| -> Option<usize> {
+        match *b.get(i)? {
+            b'"' => string_end(i),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    match *b.get(i)? {
+                        b'"' => {
+                            i = string_end(i)?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                return Some(i + 1);
+                            }
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+            }
+            _ => {
+                while b
+                    .get(i)
+                    .is_some_and(|c| !matches!(c, b',' | b'}' | b']') && !c.is_ascii_whitespace())
+                {
+                    i += 1;
+                }
+                Some(i)
+            }
+        }
+    };
+    let mut i = ws(0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = ws(i + 1);
+    let mut found = None;
+    if b.get(i) == Some(&b'}') {
+        return None;
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key_end = string_end(i)?;
+        let key: String = serde_json::from_str(&s[i..key_end]).ok()?;
+        i = ws(key_end);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = ws(i + 1);
+        let end = value_end(i)?;
+        if key == name {
+            found = Some(&s[i..end]);
+        }
+        i = ws(end);
+        match b.get(i) {
+            Some(b',') => i = ws(i + 1),
+            Some(b'}') => return found,
+            _ => return None,
+        }
+    }
 }
 
 fn push_value(b: &mut BatchBuilder, pos: u64, v: Value, raw: &[u8]) {
@@ -138,6 +257,10 @@ pub(crate) fn read(
                 b.reject(line_no, lossy(&buf), reason);
             }
             Line::Line => {
+                // A byte order mark (Windows editors write one) is not part of the record.
+                if line_no == 1 && buf.starts_with(b"\xEF\xBB\xBF") {
+                    buf.drain(..3);
+                }
                 let text = buf.trim_ascii();
                 if text.is_empty() {
                     continue;

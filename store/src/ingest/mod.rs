@@ -54,6 +54,16 @@ pub(crate) fn clip(s: &str) -> String {
     }
 }
 
+/// An input text value as a message echoes it: [`clip`]ped, in double quotes.
+pub(crate) fn quoted(s: &str) -> String {
+    let cut = s.char_indices().nth(ECHO_CHARS).map_or(s.len(), |(i, _)| i);
+    if cut == s.len() {
+        format!("{s:?}")
+    } else {
+        format!("{:?}… ({} bytes)", &s[..cut], s.len())
+    }
+}
+
 /// An input format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

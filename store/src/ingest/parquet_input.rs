@@ -15,7 +15,7 @@ use arrow_schema::{DataType as ArrowType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Value};
 
-use super::{BatchBuilder, Ctx, Raw};
+use super::{BatchBuilder, Ctx, Raw, clip};
 
 fn supported(t: &ArrowType) -> bool {
     matches!(
@@ -54,7 +54,7 @@ fn raw_at(a: &ArrayRef, i: usize) -> Raw<'_> {
         ArrowType::UInt32 => Raw::Int(a.as_primitive::<UInt32Type>().value(i).into()),
         ArrowType::UInt64 => {
             let v = a.as_primitive::<UInt64Type>().value(i);
-            i64::try_from(v).map_or(Raw::Float(v as f64), Raw::Int)
+            i64::try_from(v).map_or(Raw::U64(v), Raw::Int)
         }
         ArrowType::Float32 => Raw::Float(a.as_primitive::<Float32Type>().value(i).into()),
         ArrowType::Float64 => Raw::Float(a.as_primitive::<Float64Type>().value(i)),
@@ -82,6 +82,8 @@ fn json_of(raw: Raw<'_>) -> Value {
         Raw::Missing | Raw::Null => Value::Null,
         Raw::Text(s) => Value::String(s.to_string()),
         Raw::Int(i) => Value::from(i),
+        Raw::U64(u) => Value::from(u),
+        Raw::NumText(s) => Value::String(s.to_string()),
         Raw::Float(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
         Raw::Bool(b) => Value::Bool(b),
         Raw::TsUs(t) => jiff::Timestamp::from_microsecond(t)
@@ -97,6 +99,11 @@ pub(crate) fn read(
     bytes_read: &Arc<AtomicU64>,
 ) -> Result<(), String> {
     let src = b.source.clone();
+    if file.metadata().is_ok_and(|m| m.len() == 0) {
+        return Err(format!(
+            "{src}: the file is empty (0 bytes), so it is not a Parquet file: even a table of no rows has a footer; was the file cut short while being written?"
+        ));
+    }
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| format!("{src}: not a readable Parquet file: {e}"))?;
     let total_rows = builder.metadata().file_metadata().num_rows().max(1) as u64;
@@ -112,7 +119,7 @@ pub(crate) fn read(
         if !supported(f.data_type()) {
             return Err(format!(
                 "{src}: column `{}` has Parquet type {}, which mlc cannot read; use integers, floats, booleans, strings or timestamps",
-                f.name(),
+                clip(f.name()),
                 f.data_type()
             ));
         }
