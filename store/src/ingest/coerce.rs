@@ -394,6 +394,16 @@ mod tests {
             Ok(Cell::Float(_))
         ));
         assert!(coerce(DataType::Float, Raw::Text("NaN")).is_err());
+        for v in ["inf", "-inf", "Infinity", "1e400"] {
+            assert!(coerce(DataType::Float, Raw::Text(v)).is_err(), "{v}");
+        }
+        assert!(coerce(DataType::Float, Raw::Float(f64::INFINITY)).is_err());
+        let err = |r| coerce(DataType::Int, r).err().unwrap_or_default();
+        assert!(err(Raw::U64(u64::MAX)).contains("got 18446744073709551615,"));
+        assert!(err(Raw::NumText("1e20")).contains("got 1e20, out of the int range"));
+        assert!(err(Raw::Text("99999999999999999999")).contains("\"99999999999999999999\""));
+        let long = "7".repeat(1000);
+        assert!(err(Raw::Text(&long)).len() < 300, "the echo is capped");
         assert!(matches!(
             coerce(DataType::Bool, Raw::Text("TRUE")),
             Ok(Cell::Bool(true))

@@ -328,3 +328,23 @@ fn read_array(
     ctx.flush(b);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::member_literal;
+
+    #[test]
+    fn member_literal_finds_the_last_top_level_member() {
+        let raw = br#"{"a": {"n": 1, "s": "x\"}"}, "n" : 1e400 , "b":[1,{"n":2}], "n":99999999999999999999}"#;
+        assert_eq!(member_literal(raw, "n"), Some("99999999999999999999"));
+        assert_eq!(member_literal(raw, "a"), Some(r#"{"n": 1, "s": "x\"}"}"#));
+        assert_eq!(member_literal(raw, "b"), Some(r#"[1,{"n":2}]"#));
+        assert_eq!(member_literal(raw, "zz"), None);
+        assert_eq!(
+            member_literal(br#"{"\u006e": -2e300}"#, "n"),
+            Some("-2e300")
+        );
+        assert_eq!(member_literal(b"[1]", "n"), None);
+        assert_eq!(member_literal(br#"{"n": 1"#, "n"), None);
+    }
+}
