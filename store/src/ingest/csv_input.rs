@@ -156,37 +156,24 @@ struct Records<R> {
 }
 
 impl<R: Read> Records<R> {
-    /// Appends the next line (without its `\n`) to `raw`; false at the end of the input.
+    /// Appends the next line (without its `\n`) to `raw`; false at the end of the input. A
+    /// line over `max` bytes is an error as soon as `max + 1` bytes of it are read.
     fn read_line(&mut self, max: usize) -> Result<bool, Stop> {
-        let mut started = false;
-        let mut len = 0usize;
-        loop {
-            let chunk = match self.r.fill_buf() {
-                Ok(c) => c,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Stop::Io(e)),
-            };
-            if chunk.is_empty() {
-                return Ok(started);
-            }
-            if !started {
-                started = true;
-                self.line_no += 1;
-            }
-            let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
-                Some(p) => (p, true),
-                None => (chunk.len(), false),
-            };
-            if len + take > max {
-                return Err(Stop::LineTooLong);
-            }
-            self.raw.extend_from_slice(&chunk[..take]);
-            len += take;
-            self.r.consume(if done { take + 1 } else { take });
-            if done {
-                return Ok(true);
-            }
+        let limit = (max as u64).saturating_add(1);
+        let got = (&mut self.r)
+            .take(limit)
+            .read_until(b'\n', &mut self.raw)
+            .map_err(Stop::Io)?;
+        if got == 0 {
+            return Ok(false);
         }
+        self.line_no += 1;
+        if self.raw.last() == Some(&b'\n') {
+            self.raw.pop();
+        } else if got as u64 == limit {
+            return Err(Stop::LineTooLong);
+        }
+        Ok(true)
     }
 
     /// Reads the next record into `fields` and `raw` (empty lines between records are
