@@ -185,7 +185,7 @@ async fn ingest_all(
                 bar.set_message(format!("{} records", p.records));
             }) as mlc_store::ingest::ProgressFn
         });
-        let report = ingest(&store, &schema, input, format, &opts, progress).await?;
+        let report = ingest(store, &schema, input, format, &opts, progress).await?;
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
