@@ -10,7 +10,7 @@ pub enum StoreError {
     BadUrl(String),
     /// A command that only reads was pointed at a SQLite file that does not exist.
     #[error(
-        "no store at `{0}`: point `--db` (or the MLC_DB variable) at an existing store, e.g. `--db sqlite://PATH` or `--db postgres://...`; `mlc ingest` and `mlc serve` create one"
+        "no store at `{0}`: point `--db` (or the MLC_DB variable) at an existing store, e.g. `--db sqlite://PATH` or `--db postgres://...`; `mlc ingest --checks RULES` and `mlc serve` create one"
     )]
     NoStore(String),
     #[error("bad store URL parameter: {0}")]
