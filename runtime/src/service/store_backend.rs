@@ -56,10 +56,11 @@ impl std::fmt::Debug for StoreBackend {
 
 /// Beside a SQLite file (`mlc.db` -> `mlc.db.alerts.json`); elsewhere in the working folder.
 fn default_state_file(db: &str) -> PathBuf {
-    match db.strip_prefix("sqlite://") {
-        Some(path) if !path.is_empty() && !path.contains(":memory:") => {
-            let path = path.split('?').next().unwrap_or(path);
-            PathBuf::from(format!("{path}.alerts.json"))
+    match mlc_store::sqlite_file(db) {
+        Some(path) if !path.as_os_str().is_empty() => {
+            let mut p = path.into_os_string();
+            p.push(".alerts.json");
+            PathBuf::from(p)
         }
         _ => PathBuf::from("mlc-alerts.json"),
     }
@@ -92,6 +93,32 @@ fn check_info(plan: &CheckPlan) -> CheckInfo {
 }
 
 impl StoreBackend {
+    /// Creates the tables of the components the rules declare and the store does not know
+    /// yet. Without them a check on a component nothing was ingested into yet is an `error`
+    /// ("unknown component"), and fires its alert, at its first evaluation (which `mlc serve`
+    /// runs at start) when there is simply no data yet (`insufficient`). Tables that exist
+    /// are left to ingest, which adds newly declared fields. Called on the blocking thread
+    /// of a reload; a failure is logged and shows again at ingest.
+    fn create_new_components(&self, program: &mlc_engine::plan::Program) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        handle.block_on(async {
+            let known: Vec<String> = match self.store.components().await {
+                Ok(known) => known.into_iter().map(|c| c.name).collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot list the store's components");
+                    return;
+                }
+            };
+            for schema in program.components.iter().filter(|c| !known.contains(&c.name)) {
+                if let Err(e) = self.store.ensure_component(schema).await {
+                    tracing::warn!(component = %schema.name, error = %e, "cannot create the component's table");
+                }
+            }
+        });
+    }
+
     pub async fn open(config: &ServiceConfig) -> Result<StoreBackend, String> {
         let store = Store::open(&config.db)
             .await
@@ -153,6 +180,7 @@ impl Backend for StoreBackend {
         files.extend(loaded.program.plugins.iter().map(|p| p.path.clone()));
         let version = loaded.rules_version;
         let program = Arc::new(loaded.program);
+        self.create_new_components(&program);
         let executor = Executor::new(self.store.clone(), program.clone(), version.clone())
             .with_max_series(self.max_series);
         Ok(RuleSet {
@@ -335,6 +363,15 @@ mod tests {
         assert_eq!(
             default_state_file("postgres://u@h/db"),
             PathBuf::from("mlc-alerts.json")
+        );
+        // A bare path is a SQLite file too.
+        assert_eq!(
+            default_state_file("data/mlc.db"),
+            PathBuf::from("data/mlc.db.alerts.json")
+        );
+        assert_eq!(
+            default_state_file("sqlite://data/mlc.db?segment_rows=0"),
+            PathBuf::from("data/mlc.db.alerts.json")
         );
     }
 }
