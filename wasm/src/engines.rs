@@ -42,7 +42,7 @@ fn engines() -> Result<&'static Engines, String> {
                 .map_err(|e| format!("cannot start the WebAssembly engine: {e}"))?;
             let metered = Engine::new(&config(true))
                 .map_err(|e| format!("cannot start the WebAssembly engine: {e}"))?;
-            start_ticker(vec![plain.clone(), metered.clone()]);
+            start_ticker(vec![plain.clone(), metered.clone()])?;
             Ok(Engines { plain, metered })
         })
         .as_ref()
@@ -61,8 +61,10 @@ pub fn engine(metered: bool) -> Result<&'static Engine, String> {
 
 /// One background thread advances the epoch of both engines every [`TICK`]; a store whose
 /// deadline (in ticks) passes traps with `Trap::Interrupt` at the next loop back-edge or call.
-fn start_ticker(engines: Vec<Engine>) {
-    let spawned = std::thread::Builder::new()
+/// Without the thread no deadline would ever fire, so failing to start it fails the engines,
+/// and every plugin load says why, rather than running plugins without a time limit.
+fn start_ticker(engines: Vec<Engine>) -> Result<(), String> {
+    std::thread::Builder::new()
         .name("mlc-wasm-epoch".into())
         .spawn(move || {
             // Epochs follow the wall clock, not the number of wake-ups: on a loaded machine
@@ -79,11 +81,13 @@ fn start_ticker(engines: Vec<Engine>) {
                     ticks += 1;
                 }
             }
-        });
-    if let Err(e) = spawned {
-        // Without a ticker, deadlines never fire; fuel and the memory cap still hold.
-        tracing::error!("cannot start the plugin timeout thread: {e}; plugin timeouts are off");
-    }
+        })
+        .map(drop)
+        .map_err(|e| {
+            format!(
+                "cannot start the plugin timeout thread ({e}): plugins cannot run without their time limit"
+            )
+        })
 }
 
 /// Ticks to allow for `budget` of wall-clock time: rounded up, plus one because the current

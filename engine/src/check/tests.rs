@@ -1,10 +1,10 @@
 //! Unit tests of the checker on small in-memory programs; the data-driven cases live in the
 //! repository's `tests/cases/`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::{NoPlugins, compile};
-use crate::load::{FileSystem, MemoryFs, load};
+use crate::load::{MemoryFs, load};
 use crate::plan::{BaselinePlan, Program, RowSet};
 
 const COMPONENTS: &str = r#"
@@ -211,51 +211,6 @@ fn joins_need_qualified_ambiguous_columns() {
         "check j { on inference join feedback using request_id group by request_id expect count() > 0 }",
     );
     assert!(got.is_empty(), "the join key is not ambiguous: {got:?}");
-}
-
-/// Prints the diagnostics and plans of the files named by `MLC_DUMP`, for development.
-#[test]
-#[ignore]
-fn dump() {
-    struct Disk;
-    impl FileSystem for Disk {
-        fn read(&self, path: &Path) -> std::io::Result<String> {
-            std::fs::read_to_string(path)
-        }
-        fn list_mlc(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-            fn walk(d: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-                for e in std::fs::read_dir(d)? {
-                    let p = e?.path();
-                    if p.is_dir() {
-                        walk(&p, out)?;
-                    } else if p.extension().is_some_and(|x| x == "mlc") {
-                        out.push(p);
-                    }
-                }
-                Ok(())
-            }
-            let mut out = Vec::new();
-            walk(dir, &mut out)?;
-            out.sort();
-            Ok(out)
-        }
-        fn is_dir(&self, path: &Path) -> bool {
-            path.is_dir()
-        }
-    }
-    let roots: Vec<PathBuf> = std::env::var("MLC_DUMP")
-        .unwrap_or_default()
-        .split(',')
-        .map(PathBuf::from)
-        .collect();
-    let loaded = load(&Disk, &roots);
-    println!(
-        "{}",
-        mlc_grammar::render(&loaded.diagnostics, &loaded.sources, false)
-    );
-    let (p, diags) = compile(&loaded.files, &loaded.sources, &NoPlugins);
-    println!("{}", mlc_grammar::render(&diags, &loaded.sources, false));
-    println!("{}", crate::explain::explain(&p, None).unwrap_or_default());
 }
 
 /// The lint benchmark: a generated file of 2,000 checks (about 20,000 lines), loaded,
