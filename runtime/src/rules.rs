@@ -21,7 +21,7 @@ pub struct DiskFs;
 
 impl FileSystem for DiskFs {
     fn read(&self, path: &Path) -> io::Result<String> {
-        std::fs::read_to_string(path)
+        read_regular(path)
     }
 
     fn list_mlc(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
@@ -52,12 +52,70 @@ impl FileSystem for DiskFs {
     }
 }
 
+/// Reads a rule file, refusing anything but a regular file (after following symlinks).
+///
+/// Opening a FIFO for reading blocks until a writer appears, so a FIFO named `x.mlc` in a
+/// rules folder used to hang `mlc lint` and wedge `mlc serve`'s reload for good. Sockets and
+/// devices are refused for the same reason. The type is checked before opening and again on
+/// the opened file.
+pub fn read_regular(path: &Path) -> io::Result<String> {
+    use std::io::Read as _;
+    refuse_irregular(&std::fs::metadata(path)?)?;
+    let mut file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    refuse_irregular(&meta)?;
+    let mut text = String::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// An error naming what a file is when it is not a regular file (or a folder, which the
+/// callers handle themselves). The callers' messages name the path.
+fn refuse_irregular(meta: &std::fs::Metadata) -> io::Result<()> {
+    let kind = meta.file_type();
+    if kind.is_file() || kind.is_dir() {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "it is {}, not a regular file: rules and plugin modules are read only from \
+             regular files (remove it, or replace it with a regular file)",
+            irregular_kind(&kind)
+        ),
+    ))
+}
+
+#[cfg(unix)]
+fn irregular_kind(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if kind.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else {
+        "a special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn irregular_kind(_: &std::fs::FileType) -> &'static str {
+    "a special file"
+}
+
 /// Reads plugin signatures from the modules themselves (`mlc_wasm::inspect`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WasmPlugins;
 
 impl PluginResolver for WasmPlugins {
     fn describe(&self, decl_path: &Path) -> Result<PluginSignature, String> {
+        // `inspect` reads the module whole: a FIFO would block it as it would a rule file.
+        if let Ok(meta) = std::fs::metadata(decl_path) {
+            refuse_irregular(&meta)
+                .map_err(|e| format!("cannot read `{}`: {e}", decl_path.display()))?;
+        }
         mlc_wasm::inspect(decl_path)
     }
 }
@@ -409,6 +467,40 @@ mod tests {
             "{}",
             dirty.rules_version
         );
+    }
+
+    /// A FIFO named `*.mlc` blocks whoever opens it to read: loading must refuse it instead.
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_named_mlc_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        std::fs::write(root.join("a.mlc"), "component a { key k time t }\n").unwrap();
+        let fifo = root.join("b.mlc");
+        assert!(
+            Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        let roots = vec![root.clone()];
+        std::thread::spawn(move || {
+            let rules = load_rules(&roots);
+            let _ = tx.send((rules.has_errors(), rules.render(false)));
+        });
+        let outcome = rx.recv_timeout(std::time::Duration::from_secs(10));
+        if outcome.is_err() {
+            // Release the blocked reader before failing, so the thread ends.
+            drop(std::fs::OpenOptions::new().write(true).open(&fifo));
+        }
+        let (errors, text) = outcome.expect("loading a folder with a FIFO blocked");
+        assert!(errors, "{text}");
+        assert!(text.contains("b.mlc") && text.contains("FIFO"), "{text}");
+        // fmt reads through the same file system.
+        let report = fmt_paths(std::slice::from_ref(&root), true);
+        assert!(report.has_errors());
     }
 
     #[test]
