@@ -171,7 +171,11 @@ impl AlertBook {
                         last_eval_us: at_us,
                     };
                     if state == State::Firing {
-                        out.push(notify(&alert, false, at_us + resend_horizon_us));
+                        out.push(notify(
+                            &alert,
+                            false,
+                            at_us.saturating_add(resend_horizon_us),
+                        ));
                     }
                     self.alerts.insert(ks, alert);
                 }
@@ -179,13 +183,21 @@ impl AlertBook {
                     alert.message = message;
                     alert.severity = check.severity.clone();
                     alert.last_eval_us = at_us;
+                    // A streak cannot start after an evaluation that belongs to it (an
+                    // evaluation finishing out of order, or a time saved by an older version
+                    // from a mistaken `at`): it started at the earliest failing evaluation.
+                    alert.active_since_us = alert.active_since_us.min(at_us);
                     if alert.state == State::Pending
                         && at_us.saturating_sub(alert.active_since_us) >= for_us
                     {
                         alert.state = State::Firing;
-                        out.push(notify(alert, false, at_us + resend_horizon_us));
+                        out.push(notify(
+                            alert,
+                            false,
+                            at_us.saturating_add(resend_horizon_us),
+                        ));
                     } else if alert.state == State::Firing {
-                        out.push(notify(alert, true, at_us + resend_horizon_us));
+                        out.push(notify(alert, true, at_us.saturating_add(resend_horizon_us)));
                     }
                 }
                 (Some(alert), false) => {
@@ -219,12 +231,26 @@ impl AlertBook {
         for ks in gone {
             out.extend(self.end(&ks, check, at_us));
         }
+        // A resolution "in the future" of this evaluation is no reason to keep it forever.
         self.alerts.retain(|_, a| {
             a.state != State::Resolved
-                || a.resolved_us
-                    .is_none_or(|r| at_us.saturating_sub(r) <= RESOLVED_RETENTION_US)
+                || a.resolved_us.is_none_or(|r| {
+                    at_us.saturating_sub(r).saturating_abs() <= RESOLVED_RETENTION_US
+                })
         });
         out
+    }
+
+    /// Drops every alert with a time after `limit_us` (saved by a version that let a mistaken
+    /// evaluation time drive alerts); returns how many.
+    pub fn drop_future(&mut self, limit_us: i64) -> usize {
+        let before = self.alerts.len();
+        self.alerts.retain(|_, a| {
+            a.active_since_us <= limit_us
+                && a.last_eval_us <= limit_us
+                && a.resolved_us.is_none_or(|r| r <= limit_us)
+        });
+        before - self.alerts.len()
     }
 
     /// Ends one alert: a firing one resolves (and is announced), a pending one is dropped.
@@ -347,6 +373,60 @@ mod tests {
         assert_eq!(back, book);
         let n = back.observe(&c, &[res("DE", "fail")], 120 * S);
         assert_eq!(n[0].alert.state, State::Firing);
+    }
+
+    #[test]
+    fn times_at_the_ends_of_the_range_do_not_wrap() {
+        let mut book = AlertBook::default();
+        let c = check(0);
+        let n = book.observe(&c, &[res("DE", "fail")], i64::MAX - 1);
+        assert_eq!(n.len(), 1);
+        assert_eq!(
+            n[0].ends_at_us,
+            i64::MAX,
+            "saturates instead of wrapping negative"
+        );
+        let n = book.observe(&c, &[res("DE", "fail")], i64::MAX);
+        assert!(n[0].repeat && n[0].ends_at_us == i64::MAX);
+        let n = book.observe(&c, &[res("DE", "pass")], i64::MAX);
+        assert_eq!(n[0].alert.state, State::Resolved);
+        // Resolved "in the future" of the evaluation: not kept forever.
+        book.observe(&c, &[res("DE", "pass")], 0);
+        assert_eq!(book.alerts().count(), 0);
+    }
+
+    #[test]
+    fn a_pending_alert_saved_in_the_future_still_fires_after_for() {
+        // An older version let `at=1772323200000` (epoch ms as seconds, year ~58,000) start a
+        // streak; live evaluations must still fire it after `for`, not never.
+        let mut book = AlertBook::default();
+        let c = check(120);
+        book.observe(&c, &[res("DE", "fail")], 1_772_323_200_000 * S);
+        assert!(book.observe(&c, &[res("DE", "fail")], 0).is_empty());
+        assert!(book.observe(&c, &[res("DE", "fail")], 60 * S).is_empty());
+        let n = book.observe(&c, &[res("DE", "fail")], 120 * S);
+        assert_eq!(
+            n.len(),
+            1,
+            "fires once `for` has passed since the first live failure"
+        );
+        assert_eq!(n[0].alert.active_since_us, 0);
+    }
+
+    #[test]
+    fn alerts_from_the_future_are_dropped_on_restore() {
+        let mut book = AlertBook::default();
+        let c = check(120);
+        let d = CheckInfo {
+            name: "d".into(),
+            ..check(120)
+        };
+        book.observe(&c, &[res("DE", "fail")], 100 * S);
+        book.observe(&d, &[res("US", "fail")], 1_772_323_200_000 * S);
+        assert_eq!(book.drop_future(1000 * S), 1);
+        let left: Vec<&Alert> = book.alerts().collect();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].check, "c");
     }
 
     #[test]
