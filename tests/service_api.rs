@@ -159,6 +159,23 @@ impl Drop for Server {
     }
 }
 
+/// RFC 3339 for now plus `secs` (negative: in the past).
+fn now_plus(secs: i64) -> String {
+    (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(secs)).to_string()
+}
+
+/// Waits for the start evaluation of every check (`mlc serve` evaluates each once at start),
+/// so that it cannot land after what a test does next.
+fn wait_for_start_evaluations(server: &Server) {
+    wait_for("the start evaluation of every check", 20, || {
+        server.get("/v1/checks")["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["last_run"].is_object())
+    });
+}
+
 fn setup(rules: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("rules")).unwrap();
@@ -305,10 +322,11 @@ fn gauge(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 fn ingest_over_http_then_results_and_metrics() {
     let dir = setup(RULES);
     let server = Server::start(dir.path(), &[]);
+    wait_for_start_evaluations(&server);
     let body = [
-        json!({"request_id": "a", "ts": "2026-03-01T10:00:00Z", "age": 30, "country": "DE", "score": 0.7}),
-        json!({"request_id": "b", "ts": "2026-03-01T11:00:00Z", "age": -1, "country": "DE", "score": 0.9}),
-        json!({"request_id": "c", "ts": "2026-03-01T12:00:00Z", "age": 40, "country": "US", "score": 0.1}),
+        json!({"request_id": "a", "ts": now_plus(-3 * 3600), "age": 30, "country": "DE", "score": 0.7}),
+        json!({"request_id": "b", "ts": now_plus(-2 * 3600), "age": -1, "country": "DE", "score": 0.9}),
+        json!({"request_id": "c", "ts": now_plus(-3600), "age": 40, "country": "US", "score": 0.1}),
         json!({"request_id": "d", "ts": "not a time", "age": 1, "country": "US", "score": 0.1}),
     ]
     .iter()
@@ -330,8 +348,12 @@ fn ingest_over_http_then_results_and_metrics() {
     assert_eq!(again["accepted"], 0);
     assert_eq!(again["duplicates"], 3);
 
-    let (status, eval) = server.post("/v1/evaluate?at=2026-03-02T00:00:00Z", "");
+    // At a given time: stored and returned, but /metrics (like alerts) only follows live
+    // evaluations.
+    let at = now_plus(-1800);
+    let (status, eval) = server.post(&format!("/v1/evaluate?at={at}"), "");
     assert_eq!(status, 200, "{eval}");
+    assert_eq!(eval["live"], false);
     let results = eval["results"].as_array().unwrap();
     let ages = results.iter().find(|r| r["check"] == "ages_valid").unwrap();
     assert_eq!(ages["status"], "fail");
@@ -342,23 +364,36 @@ fn ingest_over_http_then_results_and_metrics() {
         .find(|r| r["check"] == "mean_score" && r["slice"]["country"] == "DE")
         .unwrap();
     assert_eq!(de["status"], "fail");
-
-    let page = server.get("/v1/results?check=mean_score&status=fail");
-    let stored = page["results"].as_array().unwrap();
-    assert_eq!(stored.len(), 1, "{page}");
-    assert_eq!(stored[0]["slice"], json!({"country": "DE"}));
-    let page = server.get("/v1/results?limit=1");
-    assert_eq!(page["results"].as_array().unwrap().len(), 1);
-    assert_eq!(page["next_offset"], 1);
-    let page = server.get("/v1/results?since=2026-03-03T00:00:00Z");
-    assert!(page["results"].as_array().unwrap().is_empty());
-
-    let m = server.metrics();
     let slice_de = [
         ("check", "mean_score"),
         ("slice", "country=DE"),
         ("status", "fail"),
     ];
+    assert_eq!(
+        gauge(&server.metrics(), "mlc_check_status", &slice_de),
+        None
+    );
+
+    // Now: a live evaluation.
+    let (status, eval) = server.post("/v1/evaluate", "");
+    assert_eq!(status, 200, "{eval}");
+    assert_eq!(eval["live"], true);
+
+    let page = server.get("/v1/results?check=mean_score&status=fail");
+    let stored = page["results"].as_array().unwrap();
+    assert_eq!(stored.len(), 2, "{page}");
+    assert!(
+        stored
+            .iter()
+            .all(|r| r["slice"] == json!({"country": "DE"}))
+    );
+    let page = server.get("/v1/results?limit=1");
+    assert_eq!(page["results"].as_array().unwrap().len(), 1);
+    assert_eq!(page["next_offset"], 1);
+    let page = server.get(&format!("/v1/results?since={}", now_plus(3600)));
+    assert!(page["results"].as_array().unwrap().is_empty());
+
+    let m = server.metrics();
     assert_eq!(gauge(&m, "mlc_check_status", &slice_de), Some(1.0));
     let pass_us = [
         ("check", "mean_score"),
@@ -456,6 +491,20 @@ fn token_is_required_except_on_health_and_metrics() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);
+    // The scheme is case-insensitive (RFC 7235); the token is not.
+    for (header, status) in [
+        ("bearer t0ken", 200),
+        ("BEARER t0ken", 200),
+        ("bearer T0KEN", 401),
+    ] {
+        let r = server
+            .client
+            .get(server.url("/v1/checks"))
+            .header("authorization", header)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), status, "{header}");
+    }
     assert_eq!(
         server
             .client
@@ -592,9 +641,22 @@ fn alerts_reach_alertmanager_after_retries_and_resolve() {
     let dir = setup(RULES);
     let (am, bodies) = receiver(2);
     let server = Server::start(dir.path(), &["--alertmanager", &format!("http://{am}")]);
-    let bad = json!({"request_id": "x", "ts": "2026-03-01T10:00:00Z", "age": -5, "country": "DE", "score": 0.1});
+    wait_for_start_evaluations(&server);
+    let bad =
+        json!({"request_id": "x", "ts": now_plus(-3600), "age": -5, "country": "DE", "score": 0.1});
     server.post("/v1/ingest/inference", &bad.to_string());
-    server.post("/v1/evaluate?check=ages_valid&at=2026-03-02T00:00:00Z", "");
+    // An evaluation at a given time drives no alert.
+    let (status, eval) = server.post(
+        &format!("/v1/evaluate?check=ages_valid&at={}", now_plus(-60)),
+        "",
+    );
+    assert_eq!(status, 200, "{eval}");
+    assert_eq!(eval["results"][0]["status"], "fail");
+    assert_eq!(server.get("/v1/checks")["checks"][0]["alerts"], json!([]));
+    // A live one does.
+    let (_, eval) = server.post("/v1/evaluate?check=ages_valid", "");
+    assert_eq!(eval["results"][0]["status"], "fail");
+    let fired_at = eval["at"].as_str().unwrap().to_string();
     wait_for("firing alert", 15, || !bodies.lock().unwrap().is_empty());
     let alert = bodies.lock().unwrap()[0][0].clone();
     assert_eq!(alert["labels"]["alertname"], "ages_valid");
@@ -604,12 +666,21 @@ fn alerts_reach_alertmanager_after_retries_and_resolve() {
         alert["annotations"]["description"],
         "Ages are never negative"
     );
-    assert_eq!(alert["startsAt"], "2026-03-02T00:00:00Z");
+    assert_eq!(alert["startsAt"], fired_at.as_str());
 
-    // The window moves past the bad record: the check passes and the alert resolves.
-    let good = json!({"request_id": "y", "ts": "2026-03-05T10:00:00Z", "age": 5, "country": "DE", "score": 0.1});
-    server.post("/v1/ingest/inference", &good.to_string());
-    server.post("/v1/evaluate?check=ages_valid&at=2026-03-06T00:00:00Z", "");
+    // The check is relaxed so that it passes: the alert (kept across the reload) resolves.
+    std::fs::write(
+        dir.path().join("rules/model.mlc"),
+        RULES.replace("all(age >= 0)", "all(age >= -10)"),
+    )
+    .unwrap();
+    let version = server.get("/v1/checks")["rules_version"].clone();
+    wait_for("the relaxed rules", 15, || {
+        server.get("/v1/checks")["rules_version"] != version
+    });
+    let (_, eval) = server.post("/v1/evaluate?check=ages_valid", "");
+    assert_eq!(eval["results"][0]["status"], "pass", "{eval}");
+    let resolved_at = eval["at"].as_str().unwrap().to_string();
     wait_for("resolved alert", 15, || {
         bodies
             .lock()
@@ -617,7 +688,7 @@ fn alerts_reach_alertmanager_after_retries_and_resolve() {
             .iter()
             .flat_map(|b| b.as_array().cloned().unwrap_or_default())
             .any(|a| {
-                a["labels"]["alertname"] == "ages_valid" && a["endsAt"] == "2026-03-06T00:00:00Z"
+                a["labels"]["alertname"] == "ages_valid" && a["endsAt"] == resolved_at.as_str()
             })
     });
 }
@@ -667,4 +738,176 @@ fn a_broken_plugin_file_keeps_the_old_plugin_running() {
     assert!(checks.to_string().contains("mean.wasm"), "{checks}");
     // The old plugin is still the one evaluated.
     assert_eq!(evaluate(&server), "pass");
+}
+
+/// A FIFO named `*.mlc` used to block the rules' read for good: `POST /-/reload` hung,
+/// SIGHUP did nothing, SIGTERM never exited and `mlc lint` hung. It is refused with a
+/// diagnostic instead.
+#[cfg(unix)]
+#[test]
+fn a_fifo_in_the_rules_folder_is_refused_and_blocks_nothing() {
+    let dir = setup(RULES);
+    let server = Server::start(dir.path(), &["--no-watch"]);
+    let fifo = dir.path().join("rules/pipe.mlc");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let r = client.post(server.url("/-/reload")).send().unwrap();
+    assert_eq!(r.status(), 422);
+    let body: Json = r.json().unwrap();
+    assert!(body.to_string().contains("FIFO"), "{body}");
+    assert_eq!(
+        gauge(&server.metrics(), "mlc_rules_last_reload_successful", &[]),
+        Some(0.0)
+    );
+
+    // `mlc lint` says the same, and exits.
+    let mut lint = Command::new(env!("CARGO_BIN_EXE_mlc"))
+        .arg("lint")
+        .arg(dir.path().join("rules"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = lint.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = lint.kill();
+            panic!("mlc lint hangs on a FIFO");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut lint.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("FIFO"), "{stderr}");
+
+    // Once it is gone, SIGHUP reloads.
+    std::fs::remove_file(&fifo).unwrap();
+    let hup = Command::new("kill")
+        .arg("-HUP")
+        .arg(server.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    wait_for("reload after SIGHUP", 15, || {
+        gauge(&server.metrics(), "mlc_rules_last_reload_successful", &[]) == Some(1.0)
+    });
+    let status = server.sigterm();
+    assert!(status.success(), "SIGTERM must exit 0, got {status}");
+}
+
+/// A client sending a header slowly (or not at all) is disconnected after
+/// `--header-timeout-secs`; one sending a body slowly gets 408 after `--body-timeout-secs`.
+#[test]
+fn slow_clients_are_disconnected() {
+    use std::io::{Read, Write};
+    let dir = setup(RULES);
+    let server = Server::start(
+        dir.path(),
+        &["--header-timeout-secs", "1", "--body-timeout-secs", "2"],
+    );
+    let closed_within = |stream: &mut std::net::TcpStream, limit: Duration| -> (bool, String) {
+        stream.set_read_timeout(Some(limit)).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => return (true, String::from_utf8_lossy(&got).into()),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return (true, String::from_utf8_lossy(&got).into());
+                }
+                Err(_) => return (false, String::from_utf8_lossy(&got).into()),
+            }
+        }
+    };
+
+    let mut partial = std::net::TcpStream::connect(server.addr).unwrap();
+    partial
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let t = Instant::now();
+    let (closed, _) = closed_within(&mut partial, Duration::from_secs(5));
+    assert!(closed, "a partial header held the connection");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+
+    let mut slow_body = std::net::TcpStream::connect(server.addr).unwrap();
+    slow_body
+        .write_all(b"POST /v1/ingest/inference HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n[")
+        .unwrap();
+    let t = Instant::now();
+    let (closed, text) = closed_within(&mut slow_body, Duration::from_secs(6));
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(closed, "a slow body held the connection");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+
+    // The service still answers.
+    let r = server.client.get(server.url("/healthz")).send().unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// Checks with a long `every` show results at once: each is evaluated at start. The log says
+/// where the dashboard is.
+#[test]
+fn every_check_is_evaluated_at_start_and_the_dashboard_url_is_logged() {
+    let dir = setup(&RULES.replace("every 1h", "every 6h"));
+    let server = Server::start(dir.path(), &[]);
+    wait_for_start_evaluations(&server);
+    let checks = server.get("/v1/checks");
+    for c in checks["checks"].as_array().unwrap() {
+        let at: jiff::Timestamp = c["last_run"]["at"].as_str().unwrap().parse().unwrap();
+        assert_eq!(at.as_second() % (6 * 3600), 0, "at its current slot: {c}");
+        assert!(at <= jiff::Timestamp::now(), "{c}");
+    }
+    let stored = server.get("/v1/results?check=ages_valid");
+    assert_eq!(stored["results"].as_array().unwrap().len(), 1, "{stored}");
+    // No data yet is no evidence of failure: not an `error` (an unknown component), no alert.
+    assert_eq!(stored["results"][0]["status"], "insufficient", "{stored}");
+    assert_eq!(checks["checks"][0]["alerts"], json!([]), "{checks}");
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
+    assert!(
+        log.contains(&format!("http://{}/", server.addr)),
+        "no dashboard URL in the log:\n{log}"
+    );
+}
+
+/// `at=1772323200000` (epoch milliseconds given as seconds: the year 58,000) used to be
+/// evaluated, stored with an `at` that is not RFC 3339 and sorted first for good, and left
+/// an alert pending for good.
+#[test]
+fn evaluation_times_out_of_range_are_refused() {
+    let dir = setup(RULES);
+    let server = Server::start(dir.path(), &[]);
+    wait_for_start_evaluations(&server);
+    let before = server.get("/v1/results?limit=1000")["results"]
+        .as_array()
+        .unwrap()
+        .len();
+    for at in ["1772323200000", "1e19", &now_plus(3600)] {
+        let (status, body) = server.post(&format!("/v1/evaluate?at={at}"), "");
+        assert_eq!(status, 400, "{at}: {body}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{body}"
+        );
+    }
+    let after = server.get("/v1/results?limit=1000")["results"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, after, "nothing stored");
+    assert_eq!(server.get("/v1/checks")["checks"][0]["alerts"], json!([]));
 }

@@ -19,6 +19,7 @@ CONFIG FILE (mlc.toml):
   watch = true                    debounce_ms = 500
   notify_retries = 5              notify_backoff_ms = 500
   shutdown_timeout_secs = 30      state_file = \"mlc-alerts.json\"
+  header_timeout_secs = 10        body_timeout_secs = 60
 
 SIGNALS: SIGHUP reloads the rules; SIGTERM and SIGINT shut down gracefully (in-flight
 requests and evaluations finish, alert state is saved, exit 0).
@@ -69,6 +70,13 @@ pub struct Args {
     /// How long shutdown waits for evaluations and alert deliveries [default: 30].
     #[arg(long, env = "MLC_SHUTDOWN_TIMEOUT_SECS")]
     shutdown_timeout_secs: Option<u64>,
+    /// Seconds a request's header may take to arrive (also how long an idle keep-alive
+    /// connection is kept) [default: 10].
+    #[arg(long, env = "MLC_HEADER_TIMEOUT_SECS")]
+    header_timeout_secs: Option<u64>,
+    /// Seconds a request's body may take to arrive after its header (408 after) [default: 60].
+    #[arg(long, env = "MLC_BODY_TIMEOUT_SECS")]
+    body_timeout_secs: Option<u64>,
     /// Where alert state is saved [default: next to a SQLite store, else ./mlc-alerts.json].
     #[arg(long, env = "MLC_STATE_FILE")]
     state_file: Option<PathBuf>,
@@ -116,16 +124,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         notify_backoff_ms: args.notify_backoff_ms,
         shutdown_timeout_secs: args.shutdown_timeout_secs,
         state_file: args.state_file,
+        header_timeout_secs: args.header_timeout_secs,
+        body_timeout_secs: args.body_timeout_secs,
     };
     let config = ServiceConfig::resolve(cli, file).map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    let outcome = runtime.block_on(async move {
         let backend = service::store_backend::StoreBackend::open(&config)
             .await
             .map_err(anyhow::Error::msg)?;
         service::serve(config, Arc::new(backend)).await?;
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    // Dropping the runtime would wait for every blocking task, and a rules load stuck in a
+    // read (the reload that gave up on it is long answered) would keep the process alive
+    // after "shutdown complete".
+    runtime.shutdown_timeout(BLOCKING_TASKS_GRACE);
+    outcome
 }
+
+/// How long the process waits at exit for blocking tasks still running (everything that
+/// matters was finished and saved by `service::serve` before it returned).
+const BLOCKING_TASKS_GRACE: std::time::Duration = std::time::Duration::from_secs(2);

@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// Longest request header or body timeout accepted (a day): the timeouts exist so that a slow
+/// client cannot hold a connection for good.
+pub const MAX_TIMEOUT_SECS: u64 = 86_400;
+
 /// Default listen address: loopback only, so nothing is exposed by accident.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9400";
 
@@ -29,6 +33,8 @@ pub struct ConfigLayer {
     pub notify_backoff_ms: Option<u64>,
     pub shutdown_timeout_secs: Option<u64>,
     pub state_file: Option<PathBuf>,
+    pub header_timeout_secs: Option<u64>,
+    pub body_timeout_secs: Option<u64>,
 }
 
 impl ConfigLayer {
@@ -61,6 +67,8 @@ impl ConfigLayer {
             notify_backoff_ms: self.notify_backoff_ms.or(lower.notify_backoff_ms),
             shutdown_timeout_secs: self.shutdown_timeout_secs.or(lower.shutdown_timeout_secs),
             state_file: self.state_file.or(lower.state_file),
+            header_timeout_secs: self.header_timeout_secs.or(lower.header_timeout_secs),
+            body_timeout_secs: self.body_timeout_secs.or(lower.body_timeout_secs),
         }
     }
 }
@@ -95,7 +103,24 @@ pub struct ServiceConfig {
     pub shutdown_timeout: Duration,
     /// Where the alert state is saved; `None` = the backend's default.
     pub state_file: Option<PathBuf>,
+    /// How long a request's header may take to arrive, from the moment the connection is
+    /// ready for a request (accepted, or its previous response sent): slower clients, and
+    /// idle keep-alive connections, are disconnected.
+    pub header_timeout: Duration,
+    /// How long a request's body may take to arrive once its header has; slower uploads get
+    /// 408 and the connection is closed.
+    pub body_timeout: Duration,
+    /// Longest a reload may spend reading the rules before it is refused (not a setting:
+    /// [`RELOAD_TIMEOUT`]; tests shorten it).
+    pub reload_timeout: Duration,
 }
+
+/// How long reading the rules may take before a reload is refused.
+pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default of `header_timeout_secs`.
+pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
+/// Default of `body_timeout_secs`.
+pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 60;
 
 impl ServiceConfig {
     /// Merges `cli` (flags and environment) over `file` (`mlc.toml`) over the defaults.
@@ -123,6 +148,22 @@ impl ServiceConfig {
             }
             urls.push(url);
         }
+        let header_timeout_secs = layer
+            .header_timeout_secs
+            .unwrap_or(DEFAULT_HEADER_TIMEOUT_SECS);
+        let body_timeout_secs = layer.body_timeout_secs.unwrap_or(DEFAULT_BODY_TIMEOUT_SECS);
+        for (name, secs) in [
+            ("header_timeout_secs", header_timeout_secs),
+            ("body_timeout_secs", body_timeout_secs),
+        ] {
+            if secs == 0 || secs > MAX_TIMEOUT_SECS {
+                return Err(format!(
+                    "invalid {name} {secs}: it must be between 1 and {MAX_TIMEOUT_SECS} seconds \
+                     (--{} N)",
+                    name.replace('_', "-")
+                ));
+            }
+        }
         Ok(ServiceConfig {
             checks,
             listen,
@@ -138,6 +179,9 @@ impl ServiceConfig {
             notify_backoff: Duration::from_millis(layer.notify_backoff_ms.unwrap_or(500)),
             shutdown_timeout: Duration::from_secs(layer.shutdown_timeout_secs.unwrap_or(30)),
             state_file: layer.state_file,
+            header_timeout: Duration::from_secs(header_timeout_secs),
+            body_timeout: Duration::from_secs(body_timeout_secs),
+            reload_timeout: RELOAD_TIMEOUT,
         })
     }
 }

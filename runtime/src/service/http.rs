@@ -1,15 +1,17 @@
 //! The HTTP API (SPEC section 10) on axum: routes, bearer-token auth, JSON errors.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes, HttpBody as _};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use futures::StreamExt as _;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
@@ -70,7 +72,60 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(app.clone(), body_deadline))
         .with_state(app)
+}
+
+/// Gives each request's body `body_timeout` to arrive, counted from when its header has. A
+/// body still arriving then ends in an error for whoever reads it, and the request is answered
+/// 408 with `Connection: close`, so a client trickling a body cannot hold a connection.
+async fn body_deadline(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    if request.body().is_end_stream() {
+        return next.run(request).await;
+    }
+    let limit = app.config.body_timeout;
+    let deadline = tokio::time::Instant::now() + limit;
+    let expired = Arc::new(AtomicBool::new(false));
+    let flag = expired.clone();
+    let request = request.map(move |body| {
+        let stream = body.into_data_stream();
+        Body::from_stream(futures::stream::unfold(Some(stream), move |state| {
+            let flag = flag.clone();
+            async move {
+                let mut stream = state?;
+                match tokio::time::timeout_at(deadline, stream.next()).await {
+                    Ok(Some(item)) => Some((item, Some(stream))),
+                    Ok(None) => None,
+                    Err(_) => {
+                        flag.store(true, Ordering::Release);
+                        let e = std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "the request body did not arrive in time",
+                        );
+                        Some((Err(axum::Error::new(e)), None))
+                    }
+                }
+            }
+        }))
+    });
+    let response = next.run(request).await;
+    if !expired.load(Ordering::Acquire) {
+        return response;
+    }
+    tracing::debug!("request body timed out; closing the connection");
+    let mut response = ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        format!(
+            "the request body did not arrive within {} s: send it faster, in smaller batches, \
+             or raise --body-timeout-secs",
+            limit.as_secs()
+        ),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// Compares in time independent of where the first difference is, so the token cannot be
@@ -80,6 +135,16 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header. The scheme's name is
+/// case-insensitive (RFC 7235 section 2.1: `bearer`, `BEARER` and `Bearer` are one scheme);
+/// the token is compared exactly.
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once([' ', '\t'])?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 async fn require_token(
@@ -94,8 +159,7 @@ async fn require_token(
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(bearer_credentials);
     match given {
         Some(g) if same_secret(g.as_bytes(), token.as_bytes()) => next.run(request).await,
         Some(_) => {
@@ -428,6 +492,24 @@ async fn results(
     ))
 }
 
+/// How far ahead of the clock `POST /v1/evaluate?at=` may ask for: a little clock skew
+/// between the caller and the service, no more (records of the future are not in yet).
+pub const EVALUATE_MAX_AHEAD_US: i64 = 5 * 60 * 1_000_000;
+
+/// Refuses an evaluation time more than [`EVALUATE_MAX_AHEAD_US`] ahead of `now_us`.
+fn not_ahead(text: &str, at_us: i64, now_us: i64) -> Result<(), String> {
+    if at_us <= now_us.saturating_add(EVALUATE_MAX_AHEAD_US) {
+        return Ok(());
+    }
+    let shown: String = text.chars().take(64).collect();
+    Err(format!(
+        "`at` {shown} ({}) is in the future: an evaluation time may be at most 5 minutes ahead \
+         of now ({}); leave `at` out to evaluate now",
+        rfc3339(at_us),
+        rfc3339(now_us)
+    ))
+}
+
 #[derive(Debug, Deserialize)]
 struct EvaluateParams {
     check: Option<String>,
@@ -439,9 +521,15 @@ async fn evaluate(
     params: Result<Query<EvaluateParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
     let Query(p) = params.map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
-    let at_us = match p.at.as_deref() {
-        Some(t) => parse_time(t).map_err(ApiError::bad_request)?,
-        None => now_us(),
+    // Only an evaluation at the current time drives the live state (alerts, /metrics, last
+    // run); one at a given time is a look at that time, stored and returned.
+    let (at_us, live) = match p.at.as_deref() {
+        Some(t) => {
+            let at_us = parse_time(t).map_err(ApiError::bad_request)?;
+            not_ahead(t, at_us, now_us()).map_err(ApiError::bad_request)?;
+            (at_us, false)
+        }
+        None => (now_us(), true),
     };
     let rules = app
         .rules()
@@ -460,7 +548,7 @@ async fn evaluate(
     let mut errors = serde_json::Map::new();
     for name in names {
         let _inflight = app.inflight_guard();
-        match app.run_evaluation(&name, at_us).await {
+        match app.run_evaluation(&name, at_us, live).await {
             Ok(results) => all.extend(results),
             Err(e) => {
                 errors.insert(name, Json::String(e));
@@ -471,6 +559,7 @@ async fn evaluate(
         &all,
         &[
             ("at", json!(rfc3339(at_us))),
+            ("live", json!(live)),
             ("errors", Json::Object(errors)),
         ],
     ))
@@ -543,6 +632,36 @@ mod tests {
         assert_eq!(parse_time("60").unwrap(), 60_000_000);
         assert_eq!(parse_time("1970-01-01T00:01:00Z").unwrap(), 60_000_000);
         assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for header in [
+            "Bearer t0k",
+            "bearer t0k",
+            "BEARER t0k",
+            "bEaReR   t0k ",
+            "Bearer\tt0k",
+        ] {
+            assert_eq!(bearer_credentials(header), Some("t0k"), "{header:?}");
+        }
+        assert_eq!(bearer_credentials("Basic dTpw"), None);
+        assert_eq!(bearer_credentials("Bearer"), None);
+        assert_eq!(bearer_credentials("Bearert0k"), None);
+    }
+
+    #[test]
+    fn evaluation_times_may_not_run_ahead_of_the_clock() {
+        let now = 1_772_323_200_000_000;
+        assert!(not_ahead("x", now, now).is_ok());
+        assert!(not_ahead("x", now - 86_400_000_000, now).is_ok());
+        assert!(not_ahead("x", now + EVALUATE_MAX_AHEAD_US, now).is_ok());
+        let e = not_ahead("now+1h", now + 3_600_000_000, now).unwrap_err();
+        assert!(e.contains("now+1h") && e.contains("future"), "{e}");
+        assert!(
+            not_ahead("x", i64::MAX, i64::MAX - 1).is_ok(),
+            "no overflow"
+        );
     }
 
     #[test]

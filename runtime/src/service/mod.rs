@@ -8,6 +8,7 @@
 pub mod alerts;
 pub mod backend;
 pub mod config;
+mod conn;
 mod dashboard;
 mod http;
 pub mod metrics;
@@ -112,6 +113,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// How far in the future a saved alert's times may be (clock adjustments between runs)
+/// before it is taken for corrupt and dropped at start.
+const FUTURE_ALERT_SLACK_US: i64 = 24 * 3600 * 1_000_000;
+
 pub fn rfc3339(us: i64) -> String {
     jiff::Timestamp::from_microsecond(us)
         .map(|t| t.to_string())
@@ -186,7 +191,18 @@ impl App {
     pub async fn restore_alerts(&self) {
         match self.backend.load_alert_state().await {
             Ok(Some(text)) => match AlertBook::from_json(&text) {
-                Ok(book) => {
+                Ok(mut book) => {
+                    // Versions that let `POST /v1/evaluate?at=` drive alerts could save one
+                    // pending since the year 58,000 (epoch milliseconds read as seconds): it
+                    // would never fire. Such alerts are dropped; the next evaluation judges
+                    // afresh.
+                    let dropped = book.drop_future(now_us().saturating_add(FUTURE_ALERT_SLACK_US));
+                    if dropped > 0 {
+                        tracing::warn!(
+                            alerts = dropped,
+                            "saved alerts with times in the future dropped; the next evaluations judge them afresh"
+                        );
+                    }
                     let n = book.alerts().count();
                     *lock(&self.alerts) = book;
                     tracing::info!(alerts = n, "alert state restored");
@@ -204,14 +220,25 @@ impl App {
         let _gate = self.reload_gate.lock().await;
         let backend = self.backend.clone();
         let roots = self.config.checks.clone();
-        let loaded = tokio::task::spawn_blocking(move || backend.load_rules(&roots))
-            .await
-            .unwrap_or_else(|e| {
-                Err(RulesError {
-                    message: format!("loading the rules crashed: {e}"),
-                    diagnostics: Vec::new(),
-                })
-            });
+        let limit = self.config.reload_timeout;
+        let loading = tokio::task::spawn_blocking(move || backend.load_rules(&roots));
+        // A load that never returns (a file system that hangs) must not hold the gate: the
+        // reload is refused and the next one may try again.
+        let loaded = match tokio::time::timeout(limit, loading).await {
+            Ok(Ok(loaded)) => loaded,
+            Ok(Err(e)) => Err(RulesError {
+                message: format!("loading the rules crashed: {e}"),
+                diagnostics: Vec::new(),
+            }),
+            Err(_) => Err(RulesError {
+                message: format!(
+                    "reading the rules took longer than {} s (a rule file that blocks on \
+                     read, or a hung file system?)",
+                    limit.as_secs_f64()
+                ),
+                diagnostics: Vec::new(),
+            }),
+        };
         let at = rfc3339(now_us());
         let set = match loaded {
             Ok(set) => Arc::new(set),
@@ -274,9 +301,16 @@ impl App {
         }
     }
 
-    /// Evaluates one check at `at_us` (the backend stores the results), updates `/metrics`
-    /// and the alert state.
-    pub async fn run_evaluation(&self, check: &str, at_us: i64) -> Result<Vec<ResultDoc>, String> {
+    /// Evaluates one check at `at_us` (the backend stores the results). A `live` evaluation
+    /// (a scheduled slot, or `POST /v1/evaluate` without `at`) also updates `/metrics`, the
+    /// check's last run and the alert state; any other only stores and returns its results, so
+    /// that a look at another time cannot fire, hold or resolve an alert.
+    pub async fn run_evaluation(
+        &self,
+        check: &str,
+        at_us: i64,
+        live: bool,
+    ) -> Result<Vec<ResultDoc>, String> {
         let rules = self
             .rules()
             .ok_or_else(|| "no rules are loaded".to_string())?;
@@ -302,6 +336,9 @@ impl App {
             Err(e) => {
                 self.metrics.evaluation_errors.get_or_create(&labels).inc();
                 tracing::error!(check, at = %rfc3339(at_us), error = %e, "evaluation failed");
+                if !live {
+                    return Err(e);
+                }
                 lock(&self.last_runs).insert(
                     check.to_string(),
                     LastRun {
@@ -319,6 +356,10 @@ impl App {
             self.metrics.evaluation_errors.get_or_create(&labels).inc();
             tracing::error!(check, error = %e, "results could not be stored");
             error = Some(format!("results not stored: {e}"));
+        }
+        if !live {
+            tracing::debug!(check, at = %rfc3339(at_us), results = evaluation.results.len(), "evaluated at a given time (alerts and /metrics left alone)");
+            return Ok(evaluation.results);
         }
         let values: Vec<Json> = evaluation.results.iter().map(|r| r.value.clone()).collect();
         self.metrics.record_results(check, &values);
@@ -417,6 +458,19 @@ pub async fn serve(config: ServiceConfig, backend: Arc<dyn Backend>) -> Result<(
 
 /// Runs the service on an already bound listener until `shutdown` completes (tests bind
 /// port 0 and pass their own shutdown).
+/// Where a browser on this machine finds the dashboard: the listen address, or loopback
+/// when listening on every interface.
+pub fn dashboard_url(local: std::net::SocketAddr) -> String {
+    let mut shown = local;
+    if local.ip().is_unspecified() {
+        shown.set_ip(match local.ip() {
+            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{shown}/")
+}
+
 /// How often `mlc serve` runs [`Backend::maintain`].
 const MAINTAIN_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -433,7 +487,7 @@ pub async fn serve_on(
     let (reload_tx, mut reload_rx) = mpsc::unbounded_channel::<ReloadCause>();
     let mut watcher = None;
     if app.config.watch {
-        match RuleWatcher::start(app.config.debounce, reload_tx.clone()) {
+        match RuleWatcher::start(app.config.debounce, &app.config.checks, reload_tx.clone()) {
             Ok(mut w) => {
                 let files = app.rules().map(|r| r.files.clone()).unwrap_or_default();
                 w.watch_rules(&app.config.checks, &files);
@@ -462,6 +516,15 @@ pub async fn serve_on(
     let reloader = tokio::spawn(async move {
         while let Some(cause) = reload_rx.recv().await {
             tracing::info!(?cause, "reloading rules");
+            // Re-resolve first: a checks folder replaced by another is watched before it is
+            // read, so an edit made during the reload is not missed.
+            if let Some(w) = watcher.as_mut() {
+                let files = reload_app
+                    .rules()
+                    .map(|r| r.files.clone())
+                    .unwrap_or_default();
+                w.watch_rules(&reload_app.config.checks, &files);
+            }
             if let Ok(set) = reload_app.reload().await
                 && let Some(w) = watcher.as_mut()
             {
@@ -490,11 +553,17 @@ pub async fn serve_on(
     };
 
     let router = http::router(app.clone());
-    let addr = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let local = listener.local_addr().ok();
+    let addr = local.map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(%addr, "mlc serve listening");
+    if let Some(local) = local {
+        tracing::info!(
+            url = %dashboard_url(local),
+            token = app.config.token.is_some(),
+            "dashboard"
+        );
+    }
+    let listener = conn::TimeoutListener::new(listener, app.config.header_timeout);
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await;
