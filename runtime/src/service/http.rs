@@ -429,16 +429,10 @@ struct ResultsParams {
     offset: Option<u64>,
 }
 
-/// An RFC 3339 time or Unix epoch seconds, as microseconds.
+/// A time in a query (`at`, `since`): the forms of every command's `--at`, one parser for all
+/// (`crate::time`), 400 with the reason for anything else or out of range.
 pub fn parse_time(text: &str) -> Result<i64, String> {
-    if let Ok(secs) = text.parse::<f64>()
-        && secs.is_finite()
-    {
-        return Ok((secs * 1e6).round() as i64);
-    }
-    text.parse::<jiff::Timestamp>().map(|t| t.as_microsecond()).map_err(|e| {
-        format!("invalid time `{text}`: {e} (use RFC 3339 like 2026-03-01T00:00:00Z or epoch seconds)")
-    })
+    crate::time::parse_time(text, now_us())
 }
 
 const MAX_PAGE: u64 = 1000;
@@ -632,6 +626,20 @@ mod tests {
         assert_eq!(parse_time("60").unwrap(), 60_000_000);
         assert_eq!(parse_time("1970-01-01T00:01:00Z").unwrap(), 60_000_000);
         assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
+        // The forms of every command's --at, from the one shared parser.
+        assert_eq!(parse_time("2026-03-01").unwrap(), 1_772_323_200_000_000);
+        assert_eq!(
+            parse_time("2026-03-01T01:00:00+01:00").unwrap(),
+            1_772_323_200_000_000
+        );
+        let hour_ago = parse_time("now-1h").unwrap();
+        assert!((now_us() - 3_600_000_000 - hour_ago).abs() < 60_000_000);
+        assert!(
+            parse_time("1772323200000")
+                .unwrap_err()
+                .contains("milliseconds")
+        );
+        assert!(parse_time("1e19").is_err());
     }
 
     #[test]
