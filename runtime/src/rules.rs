@@ -138,6 +138,33 @@ impl Rules {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
 
+    /// Refuses the first of `names` that is not a loaded check, listing the checks there are
+    /// (`--check NAME` of `mlc check`, `backfill` and `explain`).
+    pub fn require_checks<'n>(
+        &self,
+        names: impl IntoIterator<Item = &'n str>,
+    ) -> Result<(), String> {
+        for name in names {
+            if self.program.check(name).is_none() {
+                let known: Vec<&str> = self
+                    .program
+                    .checks
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect();
+                let known = if known.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    known.join(", ")
+                };
+                return Err(format!(
+                    "no check named `{name}` in the rules; the checks are: {known}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The diagnostics as `mlc lint` prints them.
     pub fn render(&self, color: bool) -> String {
         mlc_grammar::render(&self.diagnostics, &self.sources, color)

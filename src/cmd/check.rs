@@ -62,20 +62,9 @@ pub fn load(paths: &[PathBuf], checks: &[String]) -> Result<mlc_runtime::rules::
         eprintln!("{}", rules.summary());
         return Err(ExitCode::from(2));
     }
-    for name in checks {
-        if rules.program.check(name).is_none() {
-            let known: Vec<&str> = rules
-                .program
-                .checks
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect();
-            eprintln!(
-                "error: no check named `{name}`; the loaded checks are: {}",
-                known.join(", ")
-            );
-            return Err(ExitCode::from(2));
-        }
+    if let Err(e) = rules.require_checks(checks.iter().map(String::as_str)) {
+        eprintln!("error: {e}");
+        return Err(ExitCode::from(2));
     }
     Ok(rules)
 }

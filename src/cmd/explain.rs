@@ -21,27 +21,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("{}", rules.summary());
         return Ok(ExitCode::from(2));
     }
-    match mlc_engine::explain::explain(&rules.program, args.check.as_deref()) {
-        Some(text) => {
-            print!("{text}");
-            Ok(ExitCode::SUCCESS)
-        }
-        None => {
-            let names: Vec<&str> = rules
-                .program
-                .checks
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect();
-            anyhow::bail!(
-                "no check named `{}` in the rules; the checks are: {}",
-                args.check.unwrap_or_default(),
-                if names.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    names.join(", ")
-                }
-            )
-        }
-    }
+    rules
+        .require_checks(args.check.as_deref())
+        .map_err(anyhow::Error::msg)?;
+    print!(
+        "{}",
+        mlc_engine::explain::explain(&rules.program, args.check.as_deref()).unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
 }
