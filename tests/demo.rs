@@ -78,11 +78,13 @@ fn assert_verdicts(json_lines: &str) {
 fn demo_catches_every_fault_and_check_and_ingest_agree() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    // A plain date is midnight UTC, the same instant as AT: every command takes the same
+    // time forms (the demo once refused a date).
     let out = mlc(
         &[
             "demo",
             "--at",
-            AT,
+            "2026-03-01",
             "--db",
             "demo.db",
             "--requests-per-day",
