@@ -29,11 +29,9 @@ mod rows;
 mod segments;
 mod sql;
 mod sqlite;
-mod sqlite_read;
-mod sqlite_write;
 
 /// Segments built during one ingest (see [`Store::write_ingest_batch`]).
-pub(crate) type IngestSeal = std::sync::Arc<std::sync::Mutex<sqlite_write::InlineSeal>>;
+pub(crate) type IngestSeal = std::sync::Arc<std::sync::Mutex<sqlite::InlineSeal>>;
 
 use std::pin::Pin;
 
@@ -277,7 +275,7 @@ impl Store {
     }
 
     /// An ingest's batch, owned (SQLite writes it on a blocking thread without a copy), with
-    /// the ingest's [`sqlite_write::InlineSeal`] when it builds segments as it goes, and told
+    /// the ingest's [`sqlite::InlineSeal`] when it builds segments as it goes, and told
     /// whether the batch likely holds duplicates (the ingest's previous batch did): PostgreSQL
     /// then skips its direct `COPY`, which a duplicate would make it redo through its stage
     /// table. The outcome is the same either way.
