@@ -27,6 +27,7 @@ pub mod ingest;
 mod postgres;
 mod rows;
 mod segments;
+mod shared_sql;
 mod sql;
 mod sqlite;
 

@@ -23,6 +23,7 @@ use sqlx::{AssertSqlSafe, Row};
 use crate::error::{Result, StoreError};
 use crate::rows::{Column, Rows};
 use crate::segments;
+use crate::shared_sql::sqlite as shared;
 use crate::sql::{self, EXTRA_COLUMN, StoredColumn, quote, stored_fields, table_name};
 use crate::{QuarantinedRecord, ResultQuery, StoredResult, WriteOutcome};
 use read::Readers;
@@ -488,123 +489,32 @@ impl SqliteStore {
     }
 
     pub(crate) async fn get_state(&self, name: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT value FROM mlc_state WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| r.try_get::<String, _>(0))
-            .transpose()
-            .map_err(StoreError::from)
+        let mut conn = self.pool.acquire().await?;
+        shared::get_state(&mut conn, name).await
     }
 
     pub(crate) async fn put_state(&self, name: &str, value: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO mlc_state (name, value, updated_at_us) VALUES (?, ?, ?)
-             ON CONFLICT (name) DO UPDATE SET value = excluded.value,
-                 updated_at_us = excluded.updated_at_us",
-        )
-        .bind(name)
-        .bind(value)
-        .bind(sql::now_us())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        shared::put_state(&mut conn, name, value).await
     }
 
     pub(crate) async fn claim_slot(&self, check: &str, slot_us: i64, owner: &str) -> Result<bool> {
         let mut tx = self.begin_write().await?;
-        let claimed = sqlx::query(
-            "INSERT INTO mlc_slots (check_name, slot_us, owner, claimed_at_us)
-             VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(check)
-        .bind(slot_us)
-        .bind(owner)
-        .bind(sql::now_us())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        // Claims older than a week are of no further use.
-        sqlx::query("DELETE FROM mlc_slots WHERE check_name = ? AND slot_us < ?")
-            .bind(check)
-            .bind(slot_us.saturating_sub(7 * 86_400 * 1_000_000))
-            .execute(&mut *tx)
-            .await?;
+        let claimed = shared::claim_slot(&mut tx, check, slot_us, owner).await?;
         tx.commit().await?;
         Ok(claimed)
     }
 
     pub(crate) async fn insert_results(&self, results: &[StoredResult]) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        for r in results {
-            sqlx::query(
-                "INSERT INTO mlc_results (check_name, at_us, status, rules_version, slice, column_name, json)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&r.check)
-            .bind(r.at_us)
-            .bind(&r.status)
-            .bind(&r.rules_version)
-            .bind(&r.slice)
-            .bind(r.column.as_deref())
-            .bind(&r.json)
-            .execute(&mut *tx)
-            .await?;
-        }
+        shared::insert_results(&mut tx, results).await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub(crate) async fn query_results(&self, q: &ResultQuery) -> Result<Vec<StoredResult>> {
-        let mut sql = String::from(
-            "SELECT check_name, at_us, status, rules_version, slice, column_name, json
-             FROM mlc_results WHERE 1 = 1",
-        );
-        if q.check.is_some() {
-            sql.push_str(" AND check_name = ?");
-        }
-        if q.since_us.is_some() {
-            sql.push_str(" AND at_us >= ?");
-        }
-        if q.until_us.is_some() {
-            sql.push_str(" AND at_us < ?");
-        }
-        if q.status.is_some() {
-            sql.push_str(" AND status = ?");
-        }
-        sql.push_str(" ORDER BY at_us DESC, id DESC LIMIT ? OFFSET ?");
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        if let Some(c) = &q.check {
-            query = query.bind(c.clone());
-        }
-        if let Some(s) = q.since_us {
-            query = query.bind(s);
-        }
-        if let Some(u) = q.until_us {
-            query = query.bind(u);
-        }
-        if let Some(s) = &q.status {
-            query = query.bind(s.clone());
-        }
-        let limit = q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
-        query = query
-            .bind(limit)
-            .bind(i64::try_from(q.offset).unwrap_or(i64::MAX));
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredResult {
-                    check: r.try_get(0)?,
-                    at_us: r.try_get(1)?,
-                    status: r.try_get(2)?,
-                    rules_version: r.try_get(3)?,
-                    slice: r.try_get(4)?,
-                    column: r.try_get(5)?,
-                    json: r.try_get(6)?,
-                })
-            })
-            .collect()
+        let mut conn = self.pool.acquire().await?;
+        shared::query_results(&mut conn, q).await
     }
 
     pub(crate) async fn prune_batch(
