@@ -626,19 +626,19 @@ fn commands_that_only_read_never_create_a_store() {
         );
     }
     // A first ingest that fails stores nothing and leaves no empty store behind.
-    let missing = dir.path().join("missing.csv");
-    let out = mlc_in(
-        dir.path(),
-        &[
+    let ingest_new = |file: &str| {
+        let args = [
             "ingest",
             "--checks",
             checks,
             "--db",
             "new.db",
             "inference",
-            missing.to_str().unwrap(),
-        ],
-    );
+            file,
+        ];
+        mlc_in(dir.path(), &args)
+    };
+    let out = ingest_new(dir.path().join("missing.csv").to_str().unwrap());
     assert_ne!(out.status.code(), Some(0));
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
@@ -647,18 +647,7 @@ fn commands_that_only_read_never_create_a_store() {
     );
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, "nothing,like,the,schema\n1,2,3,4\n").unwrap();
-    let out = mlc_in(
-        dir.path(),
-        &[
-            "ingest",
-            "--checks",
-            checks,
-            "--db",
-            "new.db",
-            "inference",
-            "bad.csv",
-        ],
-    );
+    let out = ingest_new("bad.csv");
     assert_ne!(
         out.status.code(),
         Some(0),

@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use mlc_store::{ComponentSchema, DataType, FieldSchema, Store};
 
+mod common;
+use common::garbage;
+
 const MLC: &str = env!("CARGO_BIN_EXE_mlc");
 
 fn pg_url() -> String {
@@ -109,18 +112,6 @@ fn assert_no_panic(o: &Output) {
         o.status.code().is_some_and(|c| c == 0 || c == 1 || c == 2),
         "{t}"
     );
-}
-
-/// Deterministic pseudo-random bytes (xorshift), so a failure can be reproduced.
-fn garbage(n: usize, mut seed: u64) -> Vec<u8> {
-    (0..n)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 24) as u8
-        })
-        .collect()
 }
 
 #[test]

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 mod common;
 
-use common::{drop_schema, pg_url};
+use common::{drop_schema, garbage, pg_url};
 use mlc_store::{ComponentSchema, DataType, FieldSchema, Store};
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -323,17 +323,6 @@ fn written(head: String, n: usize, line: fn(usize) -> String, tail: String) -> I
         }
         w.write_all(tail.as_bytes()).unwrap();
     }))
-}
-
-fn garbage(n: usize, mut seed: u64) -> Vec<u8> {
-    (0..n)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 24) as u8
-        })
-        .collect()
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Helpers shared by the tests that run `mlc serve` as a process.
+//! Helpers shared by the end-to-end tests (`mlc serve` as a process, stores, hostile input).
 #![allow(dead_code, clippy::unwrap_used)] // each test binary uses part of it
 
 use std::net::{SocketAddr, TcpListener};
@@ -66,4 +66,16 @@ pub fn terminate(child: &mut Child) {
         .status()
         .unwrap();
     assert!(child.wait().unwrap().success());
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so a failure can be reproduced.
+pub fn garbage(n: usize, mut seed: u64) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 24) as u8
+        })
+        .collect()
 }

@@ -398,24 +398,8 @@ fn the_slice_limit_is_exact_on_every_path() {
 #[test]
 fn a_check_past_the_series_limit_is_one_error() {
     let rows = SourceRows::plain(frame());
-    let make = |_: &AggregateCall| {
-        Ok(Box::new(SumAcc {
-            n: 0,
-            sum: 0.0,
-            sides: vec![],
-        }) as Box<dyn Accumulator>)
-    };
-    let eval = |plan: &CheckPlan, max_series: usize| {
-        let input = CheckInput {
-            current: &rows,
-            baseline: None,
-            time: cid("ts", DataType::Timestamp),
-            baseline_time: None,
-            freshness_secs: None,
-            max_series,
-        };
-        evaluate_check(plan, &input, &make)
-    };
+    let eval =
+        |plan: &CheckPlan, max_series: usize| evaluate_plain(plan, &rows, &sum_acc, max_series);
     // `frame()` has 3 countries: DE, US and null.
     let plan = sum_plan(40.0, 1);
     assert_eq!(eval(&plan, 3).unwrap().len(), 3);
@@ -512,28 +496,41 @@ fn sum_plan(expect_ge: f64, min_rows: u64) -> CheckPlan {
     }
 }
 
-/// `plan` over `f` (no baseline), its aggregates made by `make`.
-fn run_with(plan: &CheckPlan, f: Frame, make: &check::AccFactory<'_>) -> Vec<Outcome> {
-    let rows = SourceRows::plain(f);
+/// `plan` over `rows` (no baseline), its aggregates made by `make`, at most `max_series`
+/// results.
+fn evaluate_plain(
+    plan: &CheckPlan,
+    rows: &SourceRows,
+    make: &check::AccFactory<'_>,
+    max_series: usize,
+) -> Result<Vec<Outcome>, EvalError> {
     let input = CheckInput {
-        current: &rows,
+        current: rows,
         baseline: None,
         time: cid("ts", DataType::Timestamp),
         baseline_time: None,
         freshness_secs: None,
-        max_series: check::DEFAULT_MAX_SERIES,
+        max_series,
     };
-    evaluate_check(plan, &input, make).unwrap()
+    evaluate_check(plan, &input, make)
+}
+
+/// `plan` over `f` (no baseline), its aggregates made by `make`.
+fn run_with(plan: &CheckPlan, f: Frame, make: &check::AccFactory<'_>) -> Vec<Outcome> {
+    evaluate_plain(plan, &SourceRows::plain(f), make, check::DEFAULT_MAX_SERIES).unwrap()
+}
+
+/// A [`SumAcc`] for every aggregate.
+fn sum_acc(_: &AggregateCall) -> Result<Box<dyn Accumulator>, String> {
+    Ok(Box::new(SumAcc {
+        n: 0,
+        sum: 0.0,
+        sides: vec![],
+    }))
 }
 
 fn run(plan: &CheckPlan, f: Frame) -> Vec<Outcome> {
-    run_with(plan, f, &|_: &AggregateCall| {
-        Ok(Box::new(SumAcc {
-            n: 0,
-            sum: 0.0,
-            sides: vec![],
-        }) as Box<dyn Accumulator>)
-    })
+    run_with(plan, f, &sum_acc)
 }
 
 #[test]
