@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 mod common;
 
 use common::{drop_schema, pg_url};
-use mlc_runtime::demo::judge::judge;
+use mlc_demo::judge::judge;
 use serde_json::Value as Json;
 
 const AT: &str = "2026-03-01T00:00:00Z";

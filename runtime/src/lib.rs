@@ -1,7 +1,6 @@
 //! mlc-runtime: runs checked plans over the store (evaluation, results, tests of checks)
 //! and the long-running service.
 
-pub mod demo;
 pub mod exec;
 pub mod results;
 pub mod rules;

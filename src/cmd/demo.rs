@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use mlc_runtime::demo::{self, DemoConfig, DemoOptions};
+use mlc_demo::{DemoConfig, DemoOptions};
 
 /// Generates 35 days of a credit-risk model's pipeline (inference requests, late labels,
 /// offline re-scoring, training data, batch jobs, features) with ten injected faults,
@@ -42,7 +42,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("--at {e}"))?,
         None => {
             let now = jiff::Timestamp::now().as_microsecond();
-            now - now.rem_euclid(demo::generate::HOUR)
+            now - now.rem_euclid(mlc_demo::generate::HOUR)
         }
     };
     let db = PathBuf::from(args.db.strip_prefix("sqlite://").unwrap_or(&args.db));
@@ -65,7 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let mut stdout = std::io::stdout().lock();
-    let outcome = runtime.block_on(demo::run(&opts, &mut stdout))?;
+    let outcome = runtime.block_on(mlc_demo::run(&opts, &mut stdout))?;
     Ok(if outcome.as_expected {
         ExitCode::SUCCESS
     } else {

@@ -15,8 +15,8 @@ use super::data::rfc3339;
 use super::generate::{DemoConfig, generate};
 use super::judge::{Verdict, judge, print_summary};
 use super::load::store_table;
-use crate::exec::Executor;
-use crate::results::CheckResult;
+use mlc_runtime::exec::Executor;
+use mlc_runtime::results::CheckResult;
 
 /// What `mlc demo` was asked to do.
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::DemoError;
 use super::embedded::FILES;
 use super::run::Rules;
-use crate::rules::{load_rules, load_rules_with};
+use mlc_runtime::rules::{load_rules, load_rules_with};
 
 /// Where the built-in files appear to live, in diagnostics and in results' `file`.
 const BUILTIN_DIR: &str = "examples/pipeline";

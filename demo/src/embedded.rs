@@ -5,23 +5,23 @@
 pub const FILES: &[(&str, &str)] = &[
     (
         "components.mlc",
-        include_str!("../../../examples/pipeline/components.mlc"),
+        include_str!("../../examples/pipeline/components.mlc"),
     ),
     (
         "consistency.mlc",
-        include_str!("../../../examples/pipeline/consistency.mlc"),
+        include_str!("../../examples/pipeline/consistency.mlc"),
     ),
     (
         "drift.mlc",
-        include_str!("../../../examples/pipeline/drift.mlc"),
+        include_str!("../../examples/pipeline/drift.mlc"),
     ),
     (
         "quality.mlc",
-        include_str!("../../../examples/pipeline/quality.mlc"),
+        include_str!("../../examples/pipeline/quality.mlc"),
     ),
     (
         "validity.mlc",
-        include_str!("../../../examples/pipeline/validity.mlc"),
+        include_str!("../../examples/pipeline/validity.mlc"),
     ),
 ];
 
