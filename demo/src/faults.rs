@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-/// The four kinds of post-deployment problems of SPEC section 1.
+/// The four kinds of post-deployment problems (docs/demo.md#the-pipeline).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Quadrant {
     StatelessSingle,

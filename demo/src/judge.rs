@@ -1,4 +1,4 @@
-//! Compares evaluation results (the result JSON of SPEC section 8) with what the demo
+//! Compares evaluation results (the result JSON of docs/evaluation.md#results) with what the demo
 //! expects of them ([`super::faults`]), and prints the summary `mlc demo` ends with.
 
 use std::io::{self, Write};

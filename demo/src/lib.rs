@@ -1,5 +1,5 @@
 //! `mlc demo`: the example pipeline of examples/pipeline with generated, seeded records,
-//! faults injected in each of the four quadrants of SPEC section 1, evaluated end to end
+//! faults injected in each of the four quadrants of docs/demo.md (stateless or stateful, one component or several), evaluated end to end
 //! on a fresh SQLite store, and the table of what the example checks must say about them.
 
 pub mod data;

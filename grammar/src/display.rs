@@ -51,7 +51,7 @@ impl Display for Literal {
     }
 }
 
-/// Binding strength, loosest first, as in SPEC section 5.
+/// Binding strength, loosest first, as in docs/language.md#expressions.
 const OR: u8 = 1;
 const AND: u8 = 2;
 const NOT: u8 = 3;

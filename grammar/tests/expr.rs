@@ -1,4 +1,4 @@
-//! Expression parsing: precedence and associativity (SPEC section 5) and the canonical
+//! Expression parsing: precedence and associativity (docs/language.md#expressions) and the canonical
 //! text of `Display`, checked as a table of input -> fully parenthesized tree.
 
 // Test helpers outside #[test] functions may unwrap too: a panic is a test failure.

@@ -1,4 +1,4 @@
-//! Check results as users see them: the JSON object of SPEC section 8 (field names and
+//! Check results as users see them: the JSON object of docs/evaluation.md#results (field names and
 //! order are a contract), the human message, and the table and JUnit renderings of
 //! `mlc check`.
 
@@ -71,7 +71,7 @@ pub struct ExpectJson {
     pub reason: Option<String>,
 }
 
-/// One result, exactly as SPEC section 8 prints it.
+/// One result, exactly as docs/evaluation.md#results describes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckResult {
     pub check: String,

@@ -14,7 +14,7 @@ use mlc_runtime::results::{CheckResult, render_junit, render_table};
 pub enum Format {
     /// Aligned columns for people.
     Table,
-    /// One result object per line (SPEC section 8).
+    /// One result object per line (docs/evaluation.md#results).
     Json,
     /// JUnit XML for CI systems.
     Junit,

@@ -115,7 +115,7 @@ impl WriteOutcome {
     }
 }
 
-/// One stored check result. `json` is the full result object of SPEC section 8; the other
+/// One stored check result. `json` is the full result object of docs/evaluation.md#results; the other
 /// fields are copies of some of its members, kept as columns so that they can be filtered on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredResult {

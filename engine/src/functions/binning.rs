@@ -1,4 +1,4 @@
-//! The bins `psi` and `js` compare (SPEC section 5): for a numeric column, ten bins cut at the
+//! The bins `psi` and `js` compare (docs/functions.md#psi): for a numeric column, ten bins cut at the
 //! baseline's deciles (bin i holds `e(i-1) < v <= e(i)`); for a categorical column, one bin
 //! per category seen on either side.
 

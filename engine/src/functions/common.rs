@@ -154,7 +154,7 @@ impl<'a> Label<'a> {
     }
 }
 
-/// A row-level predicate. SPEC: a predicate that is null on a row counts as false.
+/// A row-level predicate: one that is null on a row counts as false (docs/evaluation.md#verdicts).
 pub(crate) struct Pred<'a>(&'a BooleanArray);
 
 impl<'a> Pred<'a> {

@@ -33,7 +33,7 @@ pub(super) fn item(
     (item, builder.diags.into_inner())
 }
 
-/// Operator precedence, loosest first (SPEC section 5). Comparisons are non-associative:
+/// Operator precedence, loosest first (docs/language.md#expressions). Comparisons are non-associative:
 /// the grammar allows one per operand, so their associativity here never matters.
 static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
     PrattParser::new()

@@ -40,7 +40,7 @@ pub struct CheckInfo {
 
 /// A loaded, linted set of rules.
 pub struct RuleSet {
-    /// `rules_version` as SPEC section 8 defines it.
+    /// `rules_version` as docs/evaluation.md#results defines it.
     pub version: String,
     pub checks: Vec<CheckInfo>,
     /// Component names that can be ingested into.
@@ -68,7 +68,7 @@ impl RuleSet {
     }
 }
 
-/// One result of SPEC section 8: its text exactly as produced (field order kept, for
+/// One result of docs/evaluation.md#results: its text exactly as produced (field order kept, for
 /// storing and serving) and the same parsed (for metrics, alerts and the dashboard).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResultDoc {

@@ -1,4 +1,4 @@
-//! The HTTP API (SPEC section 10) on axum: routes, bearer-token auth, JSON errors.
+//! The HTTP API (docs/operations.md#the-http-api) on axum: routes, bearer-token auth, JSON errors.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -560,7 +560,7 @@ async fn evaluate(
 }
 
 /// `{"results": [...], other fields}` with each result's text as produced, so the field
-/// order of SPEC section 8 survives (serde_json's `Value` would sort the keys).
+/// order of docs/evaluation.md#results survives (serde_json's `Value` would sort the keys).
 fn json_with_results(results: &[ResultDoc], fields: &[(&str, Json)]) -> Response {
     let total: usize = results.iter().map(|r| r.text.len() + 1).sum();
     let mut body = String::with_capacity(total + 128);

@@ -1,6 +1,6 @@
 //! `mlc serve`: the long-running service. It loads the rules, evaluates each check on its
 //! `every`, stores every result, keeps alert state and notifies receivers, reloads the rules
-//! when they change (all-or-nothing), and answers the HTTP API of SPEC section 10.
+//! when they change (all-or-nothing), and answers the HTTP API of docs/operations.md#the-http-api.
 //!
 //! [`App`] is the shared state; [`serve`] binds the listener and runs until SIGTERM/SIGINT.
 //! Storage, rules and evaluation are reached through [`backend::Backend`].
