@@ -190,8 +190,8 @@ async fn ingest_all(
             bar.finish_and_clear();
         }
         // An input of no records (an empty file, a header alone) is not an error, but say so.
-        let none = report.accepted + report.duplicates + report.quarantined == 0
-            && report.error.is_none();
+        let none =
+            report.accepted + report.duplicates + report.quarantined == 0 && report.error.is_none();
         println!(
             "{name}: {} accepted, {} duplicates, {} quarantined{}",
             report.accepted,
