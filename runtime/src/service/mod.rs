@@ -155,7 +155,10 @@ impl App {
     }
 
     pub fn rules(&self) -> Option<Arc<RuleSet>> {
-        self.rules.read().ok().and_then(|r| r.clone())
+        self.rules
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     pub fn reload_status(&self) -> ReloadStatus {
@@ -256,11 +259,13 @@ impl App {
                 return Err(err);
             }
         };
+        // Poisoned or not, the new rules are installed: a panic elsewhere while the lock was
+        // held must not leave the service running the old rules while reporting the new.
         let old = self
             .rules
             .write()
-            .ok()
-            .and_then(|mut r| r.replace(set.clone()));
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .replace(set.clone());
         let mut notes = Vec::new();
         if let Some(old) = old {
             for check in old.checks.iter().filter(|c| set.check(&c.name).is_none()) {

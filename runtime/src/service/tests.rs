@@ -951,3 +951,32 @@ async fn a_replaced_or_removed_checks_folder_is_followed() {
     .await;
     svc.stop().await;
 }
+
+/// A panic elsewhere while the rules lock was held poisons it; a reload must still install
+/// the new rules (it once skipped them silently, reporting success).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poisoned_rules_lock_does_not_stop_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.mlc"), "check first every 60 for 0\n").unwrap();
+    let backend = Arc::new(FakeBackend::default());
+    let config = ServiceConfig::resolve(layer(dir.path()), None).unwrap();
+    let app = App::new(config, backend);
+    app.reload().await.unwrap();
+    let poison = app.clone();
+    let _ = std::thread::spawn(move || {
+        let _held = poison.rules.write().unwrap();
+        panic!("poison the rules lock");
+    })
+    .join();
+    assert!(app.rules.is_poisoned());
+    std::fs::write(dir.path().join("a.mlc"), "check second every 60 for 0\n").unwrap();
+    app.reload().await.unwrap();
+    let names: Vec<String> = app
+        .rules()
+        .unwrap()
+        .checks
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    assert_eq!(names, ["second"]);
+}
