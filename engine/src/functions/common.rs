@@ -238,6 +238,22 @@ impl<'a> Cat<'a> {
             Cat::Str(s) => s.get(i).is_none(),
         }
     }
+
+    /// Row `i` as a [`Value`] (`Value::Null` when missing).
+    pub(crate) fn value(&self, i: usize) -> Value {
+        match self {
+            Cat::Num(n) if n.is_int() => n.get_int(i).map_or(Value::Null, Value::Int),
+            Cat::Num(n) => n.get(i).map_or(Value::Null, Value::Float),
+            Cat::Bool(b) => {
+                if b.is_valid(i) {
+                    Value::Bool(b.value(i))
+                } else {
+                    Value::Null
+                }
+            }
+            Cat::Str(s) => s.get(i).map_or(Value::Null, |v| Value::Str(v.to_owned())),
+        }
+    }
 }
 
 /// Compensated (Neumaier) summation: keeps sums of many terms accurate to the last bits, so
@@ -704,24 +720,6 @@ pub(crate) fn sig(
         variadic: false,
         returns,
         wants_time: false,
-    }
-}
-
-impl Cat<'_> {
-    /// Row `i` as a [`Value`] (`Value::Null` when missing).
-    pub(crate) fn value(&self, i: usize) -> Value {
-        match self {
-            Cat::Num(n) if n.is_int() => n.get_int(i).map_or(Value::Null, Value::Int),
-            Cat::Num(n) => n.get(i).map_or(Value::Null, Value::Float),
-            Cat::Bool(b) => {
-                if b.is_valid(i) {
-                    Value::Bool(b.value(i))
-                } else {
-                    Value::Null
-                }
-            }
-            Cat::Str(s) => s.get(i).map_or(Value::Null, |v| Value::Str(v.to_owned())),
-        }
     }
 }
 
