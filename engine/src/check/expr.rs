@@ -239,13 +239,13 @@ impl CheckCx<'_> {
                         ))
                     }
                     _ => {
-                        self.nested_aggregate(&name.name, name.span, false);
+                        self.nested_aggregate(&name.name, name.span);
                         None
                     }
                 }
             }
             ExprKind::BaselineCall { name, .. } => {
-                self.nested_aggregate(&format!("baseline.{}", name.name), e.span, true);
+                self.nested_aggregate(&format!("baseline.{}", name.name), e.span);
                 None
             }
             ExprKind::Field { field, .. } => {
@@ -389,7 +389,7 @@ impl CheckCx<'_> {
         }
     }
 
-    fn nested_aggregate(&mut self, name: &str, span: Span, _baseline: bool) {
+    fn nested_aggregate(&mut self, name: &str, span: Span) {
         let (message, help) = match &self.use_ctx {
             UseCtx::Agg(outer, _) => (
                 format!("aggregate `{name}` cannot be nested inside `{outer}(...)`"),
