@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use mlc_grammar::ast::{BinaryOp, Expected, Severity, Span, UnaryOp};
 use mlc_grammar::diagnostic::FileId;
 
+use crate::functions::Function;
 use crate::schema::{ComponentSchema, DataType};
 use crate::value::Value;
 
@@ -304,8 +305,9 @@ pub enum RowExprKind {
         target: Box<RowExpr>,
         relative: bool,
     },
+    /// A builtin scalar function (plugins are aggregates), resolved when the check is compiled.
     Scalar {
-        function: String,
+        function: &'static dyn Function,
         args: Vec<RowExpr>,
     },
 }
@@ -377,8 +379,9 @@ pub enum AggExpr {
         target: Box<AggExpr>,
         relative: bool,
     },
+    /// A builtin scalar function on aggregate values (`abs(mean(x) - 1)`).
     Scalar {
-        function: String,
+        function: &'static dyn Function,
         args: Vec<AggExpr>,
     },
 }

@@ -232,7 +232,7 @@ impl CheckCx<'_> {
                         let ty = return_type(sig.returns, &tys);
                         Some(row(
                             RowExprKind::Scalar {
-                                function: f.name().to_string(),
+                                function: f,
                                 args: compiled,
                             },
                             ty,
@@ -1128,7 +1128,7 @@ impl CheckCx<'_> {
                         let ty = return_type(sig.returns, &tys);
                         Some((
                             AggExpr::Scalar {
-                                function: f.name().to_string(),
+                                function: f,
                                 args: compiled.into_iter().map(|(a, _)| a).collect(),
                             },
                             ty,

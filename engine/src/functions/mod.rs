@@ -198,6 +198,27 @@ pub trait Function: Sync + Send {
     }
 }
 
+/// A function shows as its name (in `mlc explain` and in explanations).
+impl std::fmt::Display for dyn Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::fmt::Debug for dyn Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Function({})", self.name())
+    }
+}
+
+/// Builtins are one value each, known by their unique name: plans holding them compare as
+/// plans naming them did.
+impl PartialEq for dyn Function {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
 /// Every builtin, in the order of the reference.
 pub fn all() -> &'static [&'static dyn Function] {
     &[
