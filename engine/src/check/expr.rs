@@ -9,7 +9,7 @@ use super::clauses::{CheckCx, UseCtx};
 use super::suggest;
 use super::types::{Ty, accepts, comparable, describe_arg, plugin_accepts, return_type};
 use crate::functions::{self, ArgType, FunctionKind, Signature};
-use crate::plan::{AggExpr, AggTarget, AggregateCall, ColumnId, RowExpr, RowExprKind, RowSet};
+use crate::plan::{AggExpr, AggregateCall, ColumnId, FunctionRef, RowExpr, RowExprKind, RowSet};
 use crate::value::Value;
 
 /// What a call name refers to.
@@ -1305,9 +1305,9 @@ impl CheckCx<'_> {
         on_baseline: bool,
     ) -> Option<(AggExpr, Ty)> {
         let fname = name.name.clone();
-        let (kind, target) = match &callee {
-            Callee::Builtin(_, sig) => (sig.kind, AggTarget::Builtin),
-            Callee::Plugin(_) => (FunctionKind::Aggregate, AggTarget::Plugin),
+        let (kind, function) = match &callee {
+            Callee::Builtin(f, sig) => (sig.kind, FunctionRef::Builtin(*f)),
+            Callee::Plugin(_) => (FunctionKind::Aggregate, FunctionRef::Plugin(fname.clone())),
         };
         let rows = match (kind, on_baseline) {
             (FunctionKind::Scalar, true) => {
@@ -1371,12 +1371,12 @@ impl CheckCx<'_> {
             self.push(d);
             return None;
         }
-        if fname == "coverage" && target == AggTarget::Builtin && self.source.len() < 2 {
+        if function.builtin().is_some_and(|f| f.needs_join()) && self.source.len() < 2 {
             let d = Diagnostic::error(
                 Code::NeedsJoin,
                 self.file,
                 e.span,
-                "`coverage()` measures join matches, but this check's source has no join",
+                format!("`{fname}()` measures join matches, but this check's source has no join"),
             )
             .with_label("no join in `on`")
             .with_help(
@@ -1433,8 +1433,7 @@ impl CheckCx<'_> {
             Some(&i) => i,
             None => {
                 self.aggregates.push(AggregateCall {
-                    function: fname,
-                    target,
+                    function,
                     args: compiled,
                     rows,
                     text,

@@ -12,9 +12,9 @@ use arrow_array::{ArrayRef, RecordBatch, new_empty_array};
 use arrow_schema::{DataType as ArrowType, Field, Schema};
 use mlc_engine::eval::check::builtin_accumulator;
 use mlc_engine::eval::{CheckInput, SourceRows, evaluate_check};
-use mlc_engine::functions::Accumulator;
+use mlc_engine::functions::{Accumulator, SpecialInput};
 use mlc_engine::plan::{
-    AggTarget, AggregateCall, BaselinePlan, CheckPlan, ColumnId, Program, SourcePlan,
+    AggregateCall, BaselinePlan, CheckPlan, ColumnId, FunctionRef, Program, SourcePlan,
 };
 use mlc_engine::schema::DataType;
 use mlc_store::Store;
@@ -108,6 +108,8 @@ struct CheckReads {
     timing: Timing,
     current: SourceReads,
     baseline: Option<BaselineReads>,
+    /// An aggregate reads [`SpecialInput::EventAge`] (`freshness()`): the first component's
+    /// latest event time before `T` is read too, ignoring `window`.
     freshness: bool,
 }
 
@@ -477,7 +479,7 @@ impl Executor {
         let freshness = check
             .aggregates
             .iter()
-            .any(|a| a.target == AggTarget::Builtin && a.function == "freshness");
+            .any(|a| a.function.special_input() == Some(SpecialInput::EventAge));
         if freshness {
             reads
                 .max_time
@@ -850,15 +852,12 @@ fn run_check(
         max_series,
     };
     let make = |call: &AggregateCall| -> Result<Box<dyn Accumulator>, String> {
-        match call.target {
-            AggTarget::Builtin => builtin_accumulator(call),
-            AggTarget::Plugin => match plugins.get(&call.function) {
+        match &call.function {
+            FunctionRef::Builtin(_) => builtin_accumulator(call),
+            FunctionRef::Plugin(name) => match plugins.get(name) {
                 Some(Ok(p)) => p.accumulator().map_err(|e| e.to_string()),
-                Some(Err(e)) => Err(format!(
-                    "plugin `{}` could not be loaded: {e}",
-                    call.function
-                )),
-                None => Err(format!("plugin `{}` is not declared", call.function)),
+                Some(Err(e)) => Err(format!("plugin `{name}` could not be loaded: {e}")),
+                None => Err(format!("plugin `{name}` is not declared")),
             },
         }
     };
