@@ -45,7 +45,7 @@ pub struct CheckInput<'a> {
     pub baseline_time: Option<ColumnId>,
     /// [`SpecialInput::EventAge`] (`freshness()`): seconds from `T` back to the latest event
     /// before `T`; `None` when there is none.
-    pub freshness_secs: Option<f64>,
+    pub event_age_secs: Option<f64>,
     /// The most results (slices times `each` columns) one evaluation may give: grouping stops
     /// at the first slice past it and the check is an error, so a `group by` over an id keeps
     /// memory and stored results bounded by this, not by the rows.
@@ -410,7 +410,7 @@ fn evaluate_column(
                     && let Some(special) = f.special_input()
                 {
                     let measured = match special {
-                        SpecialInput::EventAge => input.freshness_secs,
+                        SpecialInput::EventAge => input.event_age_secs,
                         SpecialInput::JoinMatchRate => match slice_coverage {
                             Some(c) => c,
                             None => {

@@ -411,7 +411,7 @@ fn a_check_past_the_series_limit_is_one_error() {
             baseline: None,
             time: cid("ts", DataType::Timestamp),
             baseline_time: None,
-            freshness_secs: None,
+            event_age_secs: None,
             max_series,
         };
         evaluate_check(plan, &input, &make)
@@ -521,7 +521,7 @@ fn run_with(plan: &CheckPlan, f: Frame, make: &check::AccFactory<'_>) -> Vec<Out
         baseline: None,
         time: cid("ts", DataType::Timestamp),
         baseline_time: None,
-        freshness_secs: None,
+        event_age_secs: None,
         max_series: check::DEFAULT_MAX_SERIES,
     };
     evaluate_check(plan, &input, make).unwrap()

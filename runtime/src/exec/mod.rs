@@ -110,7 +110,7 @@ struct CheckReads {
     baseline: Option<BaselineReads>,
     /// An aggregate reads [`SpecialInput::EventAge`] (`freshness()`): the first component's
     /// latest event time before `T` is read too, ignoring `window`.
-    freshness: bool,
+    event_age: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -476,11 +476,11 @@ impl Executor {
                 reads,
             )),
         });
-        let freshness = check
+        let event_age = check
             .aggregates
             .iter()
             .any(|a| a.function.special_input() == Some(SpecialInput::EventAge));
-        if freshness {
+        if event_age {
             reads
                 .max_time
                 .insert(current.first.component.clone(), at_us);
@@ -493,7 +493,7 @@ impl Executor {
             },
             current,
             baseline,
-            freshness,
+            event_age,
         }
     }
 
@@ -833,7 +833,7 @@ fn run_check(
         Some(_) => Some(time_of(first)),
         None => None,
     };
-    let freshness_secs = if reads.freshness {
+    let event_age_secs = if reads.event_age {
         match fetched.max_time.get(first) {
             Some(Ok(Some(t))) => Some((timing.at_us - t) as f64 / US as f64),
             Some(Ok(None)) => None,
@@ -848,7 +848,7 @@ fn run_check(
         baseline: baseline.as_ref(),
         time: time_of(first),
         baseline_time,
-        freshness_secs,
+        event_age_secs,
         max_series,
     };
     let make = |call: &AggregateCall| -> Result<Box<dyn Accumulator>, String> {
