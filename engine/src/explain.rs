@@ -7,7 +7,7 @@
 use std::fmt::{self, Write as _};
 
 use crate::plan::{
-    AggExpr, AggTarget, BaselinePlan, CheckPlan, ColumnId, Program, RowExpr, RowExprKind, RowSet,
+    AggExpr, BaselinePlan, CheckPlan, ColumnId, FunctionRef, Program, RowExpr, RowExprKind, RowSet,
 };
 use crate::value::Value;
 
@@ -375,7 +375,7 @@ impl fmt::Display for CheckPlan {
             writeln!(f, "    {label}:")?;
             for (i, a) in of_set {
                 let args: Vec<String> = a.args.iter().map(|x| p.row(x)).collect();
-                let plugin = if a.target == AggTarget::Plugin {
+                let plugin = if matches!(a.function, FunctionRef::Plugin(_)) {
                     " (plugin)"
                 } else {
                     ""
@@ -383,7 +383,7 @@ impl fmt::Display for CheckPlan {
                 writeln!(
                     f,
                     "      a{i} = {}({}){plugin}  as {:?}",
-                    a.function,
+                    a.function.name(),
                     args.join(", "),
                     a.text
                 )?;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use mlc_grammar::ast::{BinaryOp, Expected, Severity, Span, UnaryOp};
 use mlc_grammar::diagnostic::FileId;
 
+use crate::functions::Function;
 use crate::schema::{ComponentSchema, DataType};
 use crate::value::Value;
 
@@ -304,8 +305,9 @@ pub enum RowExprKind {
         target: Box<RowExpr>,
         relative: bool,
     },
+    /// A builtin scalar function (plugins are aggregates), resolved when the check is compiled.
     Scalar {
-        function: String,
+        function: &'static dyn Function,
         args: Vec<RowExpr>,
     },
 }
@@ -320,17 +322,42 @@ pub enum RowSet {
     Both,
 }
 
+/// The function an aggregate call runs, resolved when the check is compiled: evaluation
+/// never looks a name up. Everything a builtin does is in its file under `functions/`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum AggTarget {
-    Builtin,
-    Plugin,
+pub enum FunctionRef {
+    Builtin(&'static dyn Function),
+    /// A declared plugin, by its name in `Program::plugins`; the executor loads the module.
+    Plugin(String),
+}
+
+impl FunctionRef {
+    /// The name as written in the check.
+    pub fn name(&self) -> &str {
+        match self {
+            FunctionRef::Builtin(f) => f.name(),
+            FunctionRef::Plugin(name) => name,
+        }
+    }
+
+    /// The builtin, unless this is a plugin.
+    pub fn builtin(&self) -> Option<&'static dyn Function> {
+        match self {
+            FunctionRef::Builtin(f) => Some(*f),
+            FunctionRef::Plugin(_) => None,
+        }
+    }
+
+    /// What a special builtin reads instead of argument columns (`freshness`, `coverage`).
+    pub fn special_input(&self) -> Option<crate::functions::SpecialInput> {
+        self.builtin().and_then(|f| f.special_input())
+    }
 }
 
 /// One aggregate to compute, e.g. `recall(prediction, label)` over the current rows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AggregateCall {
-    pub function: String,
-    pub target: AggTarget,
+    pub function: FunctionRef,
     pub args: Vec<RowExpr>,
     pub rows: RowSet,
     /// As written (canonical form), the key of this aggregate in a result's `values`.
@@ -377,8 +404,9 @@ pub enum AggExpr {
         target: Box<AggExpr>,
         relative: bool,
     },
+    /// A builtin scalar function on aggregate values (`abs(mean(x) - 1)`).
     Scalar {
-        function: String,
+        function: &'static dyn Function,
         args: Vec<AggExpr>,
     },
 }

@@ -9,7 +9,7 @@ use super::clauses::{CheckCx, UseCtx};
 use super::suggest;
 use super::types::{Ty, accepts, comparable, describe_arg, plugin_accepts, return_type};
 use crate::functions::{self, ArgType, FunctionKind, Signature};
-use crate::plan::{AggExpr, AggTarget, AggregateCall, ColumnId, RowExpr, RowExprKind, RowSet};
+use crate::plan::{AggExpr, AggregateCall, ColumnId, FunctionRef, RowExpr, RowExprKind, RowSet};
 use crate::value::Value;
 
 /// What a call name refers to.
@@ -232,20 +232,20 @@ impl CheckCx<'_> {
                         let ty = return_type(sig.returns, &tys);
                         Some(row(
                             RowExprKind::Scalar {
-                                function: f.name().to_string(),
+                                function: f,
                                 args: compiled,
                             },
                             ty,
                         ))
                     }
                     _ => {
-                        self.nested_aggregate(&name.name, name.span, false);
+                        self.nested_aggregate(&name.name, name.span);
                         None
                     }
                 }
             }
             ExprKind::BaselineCall { name, .. } => {
-                self.nested_aggregate(&format!("baseline.{}", name.name), e.span, true);
+                self.nested_aggregate(&format!("baseline.{}", name.name), e.span);
                 None
             }
             ExprKind::Field { field, .. } => {
@@ -389,7 +389,7 @@ impl CheckCx<'_> {
         }
     }
 
-    fn nested_aggregate(&mut self, name: &str, span: Span, _baseline: bool) {
+    fn nested_aggregate(&mut self, name: &str, span: Span) {
         let (message, help) = match &self.use_ctx {
             UseCtx::Agg(outer, _) => (
                 format!("aggregate `{name}` cannot be nested inside `{outer}(...)`"),
@@ -1128,7 +1128,7 @@ impl CheckCx<'_> {
                         let ty = return_type(sig.returns, &tys);
                         Some((
                             AggExpr::Scalar {
-                                function: f.name().to_string(),
+                                function: f,
                                 args: compiled.into_iter().map(|(a, _)| a).collect(),
                             },
                             ty,
@@ -1305,9 +1305,9 @@ impl CheckCx<'_> {
         on_baseline: bool,
     ) -> Option<(AggExpr, Ty)> {
         let fname = name.name.clone();
-        let (kind, target) = match &callee {
-            Callee::Builtin(_, sig) => (sig.kind, AggTarget::Builtin),
-            Callee::Plugin(_) => (FunctionKind::Aggregate, AggTarget::Plugin),
+        let (kind, function) = match &callee {
+            Callee::Builtin(f, sig) => (sig.kind, FunctionRef::Builtin(*f)),
+            Callee::Plugin(_) => (FunctionKind::Aggregate, FunctionRef::Plugin(fname.clone())),
         };
         let rows = match (kind, on_baseline) {
             (FunctionKind::Scalar, true) => {
@@ -1371,12 +1371,12 @@ impl CheckCx<'_> {
             self.push(d);
             return None;
         }
-        if fname == "coverage" && target == AggTarget::Builtin && self.source.len() < 2 {
+        if function.builtin().is_some_and(|f| f.needs_join()) && self.source.len() < 2 {
             let d = Diagnostic::error(
                 Code::NeedsJoin,
                 self.file,
                 e.span,
-                "`coverage()` measures join matches, but this check's source has no join",
+                format!("`{fname}()` measures join matches, but this check's source has no join"),
             )
             .with_label("no join in `on`")
             .with_help(
@@ -1433,8 +1433,7 @@ impl CheckCx<'_> {
             Some(&i) => i,
             None => {
                 self.aggregates.push(AggregateCall {
-                    function: fname,
-                    target,
+                    function,
                     args: compiled,
                     rows,
                     text,

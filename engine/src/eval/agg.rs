@@ -6,7 +6,7 @@ use mlc_grammar::ast::{BinaryOp, UnaryOp};
 use serde::Serialize;
 
 use super::row::within;
-use super::scalar::{call_scalar, compare_values};
+use super::scalar::compare_values;
 use crate::plan::{AggExpr, AggregateCall};
 use crate::value::Value;
 
@@ -206,7 +206,9 @@ fn eval(expr: &AggExpr, values: &[AggResult]) -> Result<Value, Problem> {
                 .iter()
                 .map(|a| eval(a, values))
                 .collect::<Result<Vec<_>, _>>()?;
-            call_scalar(function, &args).map_err(|e| Problem::Error(e.to_string()))
+            function
+                .call_scalar(&args)
+                .map_err(|e| Problem::Error(e.to_string()))
         }
     }
 }

@@ -9,8 +9,8 @@ use arrow_array::{Array, ArrayRef, BooleanArray};
 use super::agg::{AggResult, ExpectOutcome, Status, format_value, group_thousands, judge};
 use super::slice::{Slice, TooManySlices, key_string, slices_at_most};
 use super::{Frame, arrow_error, eval_row, predicate_mask};
-use crate::functions::{self, Accumulator, EvalError, Outcome as AccOutcome, Side};
-use crate::plan::{AggTarget, AggregateCall, CheckPlan, ColumnId, RowSet};
+use crate::functions::{Accumulator, EvalError, Outcome as AccOutcome, Side, SpecialInput};
+use crate::plan::{AggregateCall, CheckPlan, ColumnId, FunctionRef, RowSet};
 use crate::value::Value;
 
 /// The rows of a source with every join done as a left join, and which rows count.
@@ -43,9 +43,9 @@ pub struct CheckInput<'a> {
     pub time: ColumnId,
     /// The event-time column of the baseline rows.
     pub baseline_time: Option<ColumnId>,
-    /// `freshness()`: seconds from `T` back to the latest event before `T`; `None` when
-    /// there is none.
-    pub freshness_secs: Option<f64>,
+    /// [`SpecialInput::EventAge`] (`freshness()`): seconds from `T` back to the latest event
+    /// before `T`; `None` when there is none.
+    pub event_age_secs: Option<f64>,
     /// The most results (slices times `each` columns) one evaluation may give: grouping stops
     /// at the first slice past it and the check is an error, so a `group by` over an id keeps
     /// memory and stored results bounded by this, not by the rows.
@@ -75,20 +75,17 @@ pub struct Outcome {
 pub type AccFactory<'a> =
     dyn Fn(&AggregateCall) -> Result<Box<dyn Accumulator>, String> + Sync + 'a;
 
-/// The accumulator of a builtin aggregate from the registry.
+/// The accumulator of a builtin aggregate, from the function the plan holds.
 pub fn builtin_accumulator(call: &AggregateCall) -> Result<Box<dyn Accumulator>, String> {
-    functions::lookup(&call.function)
+    call.function
+        .builtin()
         .and_then(|f| f.accumulator())
         .ok_or_else(|| {
             format!(
                 "`{}` has no aggregate implementation in this build",
-                call.function
+                call.function.name()
             )
         })
-}
-
-fn is_special(call: &AggregateCall, name: &str) -> bool {
-    call.target == AggTarget::Builtin && call.function == name
 }
 
 /// The rows (with `where` applied) over which coverage is measured, which of them matched,
@@ -313,7 +310,7 @@ fn evaluate_column(
     // `each` columns are not already spread over the cores) they run side by side.
     type State = Result<Box<dyn Accumulator>, String>;
     let per_agg = |call: &&AggregateCall| -> Vec<State> {
-        if is_special(call, "freshness") || is_special(call, "coverage") {
+        if call.function.special_input().is_some() {
             return Vec::new();
         }
         let cur_args = argument(call, current, cur_each.as_ref(), &input.time, true);
@@ -348,9 +345,9 @@ fn evaluate_column(
     // leader, is fed; the others start from its state.
     let kinds: Vec<Option<&'static str>> = calls
         .iter()
-        .map(|c| match c.target {
-            AggTarget::Builtin => make(c).ok().and_then(|a| a.state_kind()),
-            AggTarget::Plugin => None,
+        .map(|c| match c.function {
+            FunctionRef::Builtin(_) => make(c).ok().and_then(|a| a.state_kind()),
+            FunctionRef::Plugin(_) => None,
         })
         .collect();
     let leader: Vec<usize> = (0..calls.len())
@@ -409,24 +406,22 @@ fn evaluate_column(
             .iter()
             .zip(by_agg.iter_mut())
             .map(|(call, computed)| {
-                if is_special(call, "freshness") {
-                    return match input.freshness_secs {
-                        Some(s) => AggResult::Value(Value::Duration(s)),
-                        None => AggResult::Undefined(
-                            "freshness() is undefined: no event before the evaluation time".into(),
-                        ),
+                if let Some(f) = call.function.builtin()
+                    && let Some(special) = f.special_input()
+                {
+                    let measured = match special {
+                        SpecialInput::EventAge => input.event_age_secs,
+                        SpecialInput::JoinMatchRate => match slice_coverage {
+                            Some(c) => c,
+                            None => {
+                                return AggResult::Undefined(format!(
+                                    "{} needs a joined source (`on A join B using k`)",
+                                    call.text
+                                ));
+                            }
+                        },
                     };
-                }
-                if is_special(call, "coverage") {
-                    return match slice_coverage.flatten() {
-                        Some(c) => AggResult::Value(Value::Float(c)),
-                        None if slice_coverage.is_none() => AggResult::Undefined(
-                            "coverage() needs a joined source (`on A join B using k`)".into(),
-                        ),
-                        None => AggResult::Undefined(
-                            "coverage() is undefined: no rows of the first component".into(),
-                        ),
-                    };
+                    return finish(call, Ok(f.special_outcome(measured)));
                 }
                 computed.next().unwrap_or_else(|| {
                     AggResult::Undefined("internal error: the aggregate was not computed".into())
@@ -497,7 +492,7 @@ fn argument(
         RowSet::Baseline => !current,
         RowSet::Both => true,
     };
-    if !reads || is_special(call, "freshness") || is_special(call, "coverage") {
+    if !reads || call.function.special_input().is_some() {
         return Ok(Vec::new());
     }
     let mut args = call
@@ -506,8 +501,10 @@ fn argument(
         .map(|a| eval_row(a, frame, each))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{}: {e}", call.text))?;
-    let wants_time = call.target == AggTarget::Builtin
-        && functions::lookup(&call.function).is_some_and(|f| f.signature().wants_time);
+    let wants_time = call
+        .function
+        .builtin()
+        .is_some_and(|f| f.signature().wants_time);
     if wants_time {
         let t = frame.column(time).cloned().ok_or_else(|| {
             format!(

@@ -6,7 +6,6 @@ use mlc_grammar::ast::{BinaryOp, UnaryOp};
 
 use super::Frame;
 use super::column::{Col, Kind};
-use super::scalar::call_scalar;
 use crate::functions::EvalError;
 use crate::plan::{RowExpr, RowExprKind};
 use crate::schema::DataType;
@@ -159,7 +158,7 @@ pub fn eval_col(expr: &RowExpr, frame: &Frame, each: Option<&ArrayRef>) -> Resul
             for i in 0..n {
                 row.clear();
                 row.extend(cols.iter().map(|c| c.value_at(i)));
-                out.push(call_scalar(function, &row)?);
+                out.push(function.call_scalar(&row)?);
             }
             values_to_col(out, expr.ty)
         }

@@ -1,21 +1,9 @@
-//! Scalar functions on single values (`abs`, `ln`, `coalesce`, ...), used both on rows and on
-//! aggregate values: each is the registry's, in its own file under `functions/`; nothing here
-//! repeats their semantics.
+//! Ordering single values: comparisons in `expect` and the order of slices.
+//! Scalar functions (`abs`, `ln`, `coalesce`, ...) are not here: a plan holds each call's
+//! builtin, and [`crate::functions::Function::call_scalar`] in its own file is the one
+//! implementation.
 
-use crate::functions::{self, EvalError, FunctionKind};
 use crate::value::Value;
-
-/// Calls the scalar function `name` on one set of argument values.
-pub fn call_scalar(name: &str, args: &[Value]) -> Result<Value, EvalError> {
-    if let Some(f) = functions::lookup(name)
-        && f.signature().kind == FunctionKind::Scalar
-    {
-        return f.call_scalar(args);
-    }
-    Err(EvalError::Invalid(format!(
-        "`{name}` is not a known scalar function"
-    )))
-}
 
 /// Orders two non-null values of comparable kinds (numbers with numbers, strings with
 /// strings, bools with bools).

@@ -457,8 +457,9 @@ impl Accumulator for SumAcc {
 
 fn sum_plan(expect_ge: f64, min_rows: u64) -> CheckPlan {
     let call = AggregateCall {
-        function: "testsum".into(),
-        target: AggTarget::Builtin,
+        // Not a builtin: the tests' factory supplies its accumulator, as the host does a
+        // plugin's.
+        function: FunctionRef::Plugin("testsum".into()),
         args: vec![col("age", DataType::Int)],
         rows: RowSet::Current,
         text: "testsum(age)".into(),
@@ -509,7 +510,7 @@ fn evaluate_plain(
         baseline: None,
         time: cid("ts", DataType::Timestamp),
         baseline_time: None,
-        freshness_secs: None,
+        event_age_secs: None,
         max_series,
     };
     evaluate_check(plan, &input, make)
@@ -633,8 +634,7 @@ fn metrics_plan(calls: &[(&str, &[&str])], group: &str) -> CheckPlan {
     plan.aggregates = calls
         .iter()
         .map(|(f, args)| AggregateCall {
-            function: f.to_string(),
-            target: AggTarget::Builtin,
+            function: FunctionRef::Builtin(crate::functions::lookup(f).unwrap()),
             args: args.iter().map(|a| col(a, DataType::Int)).collect(),
             rows: RowSet::Current,
             text: format!("{f}({})", args.join(", ")),

@@ -1,7 +1,8 @@
 //! `coverage()`: In a joined source, the fraction of the first component's rows that found a match.
 
 use super::common::sig;
-use super::{Example, Function, FunctionKind, ReturnType, Signature};
+use super::{Example, Function, FunctionKind, Outcome, ReturnType, Signature, SpecialInput};
+use crate::value::Value;
 
 pub struct Coverage;
 
@@ -13,7 +14,7 @@ impl Function for Coverage {
         "In a joined source, the fraction of the first component's rows that found a match."
     }
     fn signature(&self) -> Signature {
-        // Computed by the executor from data other than argument columns: no accumulator.
+        // Computed from the joins' match mask, not from argument columns: no accumulator.
         sig(FunctionKind::Special, &[], ReturnType::Number)
     }
     fn examples(&self) -> &'static [Example] {
@@ -21,5 +22,17 @@ impl Function for Coverage {
             source: "expect coverage() >= 80%",
             description: "at least 80% of predictions have their label yet",
         }]
+    }
+    fn special_input(&self) -> Option<SpecialInput> {
+        Some(SpecialInput::JoinMatchRate)
+    }
+    fn special_outcome(&self, matched_fraction: Option<f64>) -> Outcome {
+        match matched_fraction {
+            Some(c) => Outcome::Value(Value::Float(c)),
+            None => Outcome::Undefined("no rows of the first component".into()),
+        }
+    }
+    fn needs_join(&self) -> bool {
+        true
     }
 }

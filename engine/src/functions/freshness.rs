@@ -1,7 +1,8 @@
 //! `freshness()`: The evaluation time minus the latest event time before it, in seconds; ignores window.
 
 use super::common::sig;
-use super::{Example, Function, FunctionKind, ReturnType, Signature};
+use super::{Example, Function, FunctionKind, Outcome, ReturnType, Signature, SpecialInput};
+use crate::value::Value;
 
 pub struct Freshness;
 
@@ -13,7 +14,7 @@ impl Function for Freshness {
         "The evaluation time minus the latest event time before it, in seconds; ignores window."
     }
     fn signature(&self) -> Signature {
-        // Computed by the executor from data other than argument columns: no accumulator.
+        // Computed from the latest event time, not from argument columns: no accumulator.
         sig(FunctionKind::Special, &[], ReturnType::Duration)
     }
     fn examples(&self) -> &'static [Example] {
@@ -21,5 +22,14 @@ impl Function for Freshness {
             source: "expect freshness() < 15m",
             description: "the component reported within the last 15 minutes",
         }]
+    }
+    fn special_input(&self) -> Option<SpecialInput> {
+        Some(SpecialInput::EventAge)
+    }
+    fn special_outcome(&self, age_secs: Option<f64>) -> Outcome {
+        match age_secs {
+            Some(s) => Outcome::Value(Value::Duration(s)),
+            None => Outcome::Undefined("no event before the evaluation time".into()),
+        }
     }
 }

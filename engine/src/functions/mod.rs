@@ -1,7 +1,13 @@
 //! The builtin function registry: one file per builtin, each implementing [`Function`],
-//! registered once in [`all`]. The checker types calls from [`Function::signature`]; the
-//! executor runs aggregates through [`Function::accumulator`]; docs/functions.md is generated
-//! from [`Function::summary`] and [`Function::examples`], so the reference cannot drift.
+//! registered once in [`all`]. The checker resolves a call's name once ([`lookup`]) and the
+//! plan holds the function itself (`plan::FunctionRef`, `RowExprKind::Scalar`), so nothing
+//! after checking goes by name. The checker types calls from [`Function::signature`] and
+//! validates them with hooks such as [`Function::needs_join`]; the evaluator runs aggregates
+//! through [`Function::accumulator`], scalars through [`Function::call_scalar`], and the
+//! special functions from the data they declare in [`Function::special_input`];
+//! docs/functions.md is generated from [`Function::summary`] and [`Function::examples`], so
+//! the reference cannot drift. A builtin's whole behaviour is in its file: adding one is a new
+//! file and a line in [`all`].
 
 mod binning;
 mod common;
@@ -76,8 +82,9 @@ pub enum FunctionKind {
     Aggregate,
     /// Compares current and baseline rows (`ks`, `psi`, ...); needs a `baseline` clause.
     TwoSample,
-    /// Evaluated by the executor from data other than the argument columns:
-    /// `freshness()` (latest event time, ignoring `window`) and `coverage()` (join matches).
+    /// Computed from data other than the argument columns, which the function names through
+    /// [`Function::special_input`]: `freshness()` (latest event time, ignoring `window`) and
+    /// `coverage()` (join matches).
     Special,
 }
 
@@ -161,6 +168,20 @@ pub enum EvalError {
     Invalid(String),
 }
 
+/// What a [`FunctionKind::Special`] function is computed from instead of argument columns.
+/// The executor reads it, the evaluator measures it per slice and hands the measure to
+/// [`Function::special_outcome`]; neither knows which function asked for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecialInput {
+    /// Seconds from the evaluation time back to the latest event of the first component
+    /// before it, ignoring `window` (the executor reads the component's latest event time).
+    EventAge,
+    /// The fraction of the first component's rows (after `where`, per slice) that found a
+    /// match in every join: the joins' match mask. Only a joined source has one, so a function
+    /// reading it also answers `true` to [`Function::needs_join`].
+    JoinMatchRate,
+}
+
 /// Streaming state of one aggregate over one row set (init = construction).
 pub trait Accumulator: Send {
     /// Feeds one batch: one array per argument, all the same length, nulls included
@@ -195,6 +216,42 @@ pub trait Function: Sync + Send {
             "{} is not a scalar function",
             self.name()
         )))
+    }
+    /// The data a [`FunctionKind::Special`] function is computed from (`None`: its argument
+    /// columns, through [`Function::accumulator`] or [`Function::call_scalar`]).
+    fn special_input(&self) -> Option<SpecialInput> {
+        None
+    }
+    /// The value of a special function from its input measured over one slice's rows;
+    /// `None` when there was nothing to measure (no event, no rows).
+    fn special_outcome(&self, _measured: Option<f64>) -> Outcome {
+        Outcome::Undefined(format!("{}() is not a special function", self.name()))
+    }
+    /// Whether a call is only valid on a joined source (`on A join B using k`); the checker
+    /// rejects it otherwise (E0208).
+    fn needs_join(&self) -> bool {
+        false
+    }
+}
+
+/// A function shows as its name (in `mlc explain` and in explanations).
+impl std::fmt::Display for dyn Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::fmt::Debug for dyn Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Function({})", self.name())
+    }
+}
+
+/// Builtins are one value each, known by their unique name: plans holding them compare as
+/// plans naming them did.
+impl PartialEq for dyn Function {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
     }
 }
 

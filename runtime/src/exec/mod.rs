@@ -12,9 +12,9 @@ use arrow_array::{ArrayRef, RecordBatch, new_empty_array};
 use arrow_schema::{DataType as ArrowType, Field, Schema};
 use mlc_engine::eval::check::builtin_accumulator;
 use mlc_engine::eval::{CheckInput, SourceRows, evaluate_check};
-use mlc_engine::functions::Accumulator;
+use mlc_engine::functions::{Accumulator, SpecialInput};
 use mlc_engine::plan::{
-    AggTarget, AggregateCall, BaselinePlan, CheckPlan, ColumnId, Program, SourcePlan,
+    AggregateCall, BaselinePlan, CheckPlan, ColumnId, FunctionRef, Program, SourcePlan,
 };
 use mlc_engine::schema::DataType;
 use mlc_store::Store;
@@ -108,7 +108,9 @@ struct CheckReads {
     timing: Timing,
     current: SourceReads,
     baseline: Option<BaselineReads>,
-    freshness: bool,
+    /// An aggregate reads [`SpecialInput::EventAge`] (`freshness()`): the first component's
+    /// latest event time before `T` is read too, ignoring `window`.
+    event_age: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -474,11 +476,11 @@ impl Executor {
                 reads,
             )),
         });
-        let freshness = check
+        let event_age = check
             .aggregates
             .iter()
-            .any(|a| a.target == AggTarget::Builtin && a.function == "freshness");
-        if freshness {
+            .any(|a| a.function.special_input() == Some(SpecialInput::EventAge));
+        if event_age {
             reads
                 .max_time
                 .insert(current.first.component.clone(), at_us);
@@ -491,7 +493,7 @@ impl Executor {
             },
             current,
             baseline,
-            freshness,
+            event_age,
         }
     }
 
@@ -831,7 +833,7 @@ fn run_check(
         Some(_) => Some(time_of(first)),
         None => None,
     };
-    let freshness_secs = if reads.freshness {
+    let event_age_secs = if reads.event_age {
         match fetched.max_time.get(first) {
             Some(Ok(Some(t))) => Some((timing.at_us - t) as f64 / US as f64),
             Some(Ok(None)) => None,
@@ -846,19 +848,16 @@ fn run_check(
         baseline: baseline.as_ref(),
         time: time_of(first),
         baseline_time,
-        freshness_secs,
+        event_age_secs,
         max_series,
     };
     let make = |call: &AggregateCall| -> Result<Box<dyn Accumulator>, String> {
-        match call.target {
-            AggTarget::Builtin => builtin_accumulator(call),
-            AggTarget::Plugin => match plugins.get(&call.function) {
+        match &call.function {
+            FunctionRef::Builtin(_) => builtin_accumulator(call),
+            FunctionRef::Plugin(name) => match plugins.get(name) {
                 Some(Ok(p)) => p.accumulator().map_err(|e| e.to_string()),
-                Some(Err(e)) => Err(format!(
-                    "plugin `{}` could not be loaded: {e}",
-                    call.function
-                )),
-                None => Err(format!("plugin `{}` is not declared", call.function)),
+                Some(Err(e)) => Err(format!("plugin `{name}` could not be loaded: {e}")),
+                None => Err(format!("plugin `{name}` is not declared")),
             },
         }
     };
