@@ -14,9 +14,7 @@ use sqlx::{AssertSqlSafe, Connection, Row};
 use crate::error::{Result, StoreError};
 use crate::rows::{Column, Rows};
 use crate::shared_sql::postgres as shared;
-use crate::sql::{
-    self, ColumnBuilder, EXTRA_COLUMN, ReadPlan, StoredColumn, quote, stored_fields, table_name,
-};
+use crate::sql::{self, ColumnBuilder, EXTRA_COLUMN, ReadPlan, quote, stored_fields, table_name};
 use crate::{BatchStream, QuarantinedRecord, ResultQuery, StoredResult, WriteOutcome};
 
 #[derive(Clone)]
@@ -120,24 +118,6 @@ impl PgStore {
         self.pool.close().await;
     }
 
-    async fn load(
-        conn: &mut PgConnection,
-        name: &str,
-    ) -> Result<Option<(ComponentSchema, Vec<StoredColumn>)>> {
-        let row = sqlx::query("SELECT schema, columns FROM mlc_components WHERE name = $1")
-            .bind(name)
-            .fetch_optional(conn)
-            .await?;
-        match row {
-            None => Ok(None),
-            Some(row) => {
-                let schema: String = row.try_get(0)?;
-                let columns: String = row.try_get(1)?;
-                sql::decode_schema(name, &schema, &columns).map(Some)
-            }
-        }
-    }
-
     pub(crate) async fn ensure_component(&self, schema: &ComponentSchema) -> Result<()> {
         let table = quote(&table_name(&schema.name));
         let mut tx = self.pool.begin().await?;
@@ -145,7 +125,7 @@ impl PgStore {
         sqlx::query("LOCK TABLE mlc_components IN SHARE ROW EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await?;
-        let existing = Self::load(&mut tx, &schema.name).await?;
+        let existing = shared::load_declaration(&mut tx, &schema.name).await?;
         let (mut stored, added) = match &existing {
             None => {
                 let cols = sql::needed_columns(schema);
@@ -184,35 +164,14 @@ impl PgStore {
             sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await?;
         }
         stored.extend(added);
-        sqlx::query(
-            "INSERT INTO mlc_components (name, table_name, schema, columns, updated_at_us)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (name) DO UPDATE SET schema = excluded.schema,
-                 columns = excluded.columns, updated_at_us = excluded.updated_at_us",
-        )
-        .bind(&schema.name)
-        .bind(table_name(&schema.name))
-        .bind(sql::encode_json(schema)?)
-        .bind(sql::encode_json(&stored)?)
-        .bind(sql::now_us())
-        .execute(&mut *tx)
-        .await?;
+        shared::save_declaration(&mut tx, schema, &stored).await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub(crate) async fn components(&self) -> Result<Vec<ComponentSchema>> {
-        let rows = sqlx::query("SELECT name, schema, columns FROM mlc_components ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let name: String = r.try_get(0)?;
-                let schema: String = r.try_get(1)?;
-                let columns: String = r.try_get(2)?;
-                Ok(sql::decode_schema(&name, &schema, &columns)?.0)
-            })
-            .collect()
+        let mut conn = self.pool.acquire().await?;
+        shared::components(&mut conn).await
     }
 
     /// Writes one batch in one transaction. The rows go by binary `COPY` straight into the

@@ -1,5 +1,6 @@
-//! The SQL both backends run word for word: the service's state (`mlc_state`), evaluation
-//! slot claims (`mlc_slots`) and stored results (`mlc_results`). Written once, as a macro
+//! The SQL both backends run word for word: component declarations (`mlc_components`), the
+//! service's state (`mlc_state`), evaluation slot claims (`mlc_slots`) and stored results
+//! (`mlc_results`). Written once, as a macro
 //! instantiated for each sqlx backend, with `QueryBuilder::push_bind` writing each backend's
 //! placeholder (`?` or `$n`); the backends differ only in how they begin a write transaction
 //! (SQLite takes its write lock up front), which the caller does.
@@ -15,10 +16,81 @@ macro_rules! shared_sql {
         use sqlx::{QueryBuilder, Row};
 
         use super::{RESULT_COLUMNS, SLOT_RETENTION_US};
+        use mlc_engine::schema::ComponentSchema;
+
         use crate::error::{Result, StoreError};
+        use crate::sql::{StoredColumn, table_name};
         use crate::{ResultQuery, StoredResult, sql};
 
         type Conn = <$db as sqlx::Database>::Connection;
+
+        /// The last declaration of component `name` and its stored columns, if any.
+        pub(crate) async fn load_declaration(
+            conn: &mut Conn,
+            name: &str,
+        ) -> Result<Option<(ComponentSchema, Vec<StoredColumn>)>> {
+            let mut q = QueryBuilder::<$db>::new(
+                "SELECT schema, columns FROM mlc_components WHERE name = ",
+            );
+            q.push_bind(name);
+            match q.build().fetch_optional(conn).await? {
+                None => Ok(None),
+                Some(row) => {
+                    let schema: String = row.try_get(0)?;
+                    let columns: String = row.try_get(1)?;
+                    sql::decode_schema(name, &schema, &columns).map(Some)
+                }
+            }
+        }
+
+        /// Records `schema` and its stored columns inside the caller's write transaction.
+        pub(crate) async fn save_declaration(
+            tx: &mut Conn,
+            schema: &ComponentSchema,
+            stored: &[StoredColumn],
+        ) -> Result<()> {
+            let mut q = QueryBuilder::<$db>::new(
+                "INSERT INTO mlc_components (name, table_name, schema, columns, updated_at_us) ",
+            );
+            let row = (
+                schema.name.clone(),
+                table_name(&schema.name),
+                sql::encode_json(schema)?,
+                sql::encode_json(&stored)?,
+                sql::now_us(),
+            );
+            q.push_values([row], |mut b, (n, t, s, c, at)| {
+                b.push_bind(n)
+                    .push_bind(t)
+                    .push_bind(s)
+                    .push_bind(c)
+                    .push_bind(at);
+            });
+            q.push(
+                " ON CONFLICT (name) DO UPDATE SET schema = excluded.schema, \
+                 columns = excluded.columns, updated_at_us = excluded.updated_at_us",
+            );
+            q.build().execute(tx).await?;
+            Ok(())
+        }
+
+        /// The last declaration of every component, by name.
+        pub(crate) async fn components(conn: &mut Conn) -> Result<Vec<ComponentSchema>> {
+            let rows = QueryBuilder::<$db>::new(
+                "SELECT name, schema, columns FROM mlc_components ORDER BY name",
+            )
+            .build()
+            .fetch_all(conn)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let name: String = r.try_get(0)?;
+                    let schema: String = r.try_get(1)?;
+                    let columns: String = r.try_get(2)?;
+                    Ok(sql::decode_schema(&name, &schema, &columns)?.0)
+                })
+                .collect()
+        }
 
         pub(crate) async fn get_state(conn: &mut Conn, name: &str) -> Result<Option<String>> {
             let mut q = QueryBuilder::<$db>::new("SELECT value FROM mlc_state WHERE name = ");

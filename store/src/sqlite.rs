@@ -15,8 +15,7 @@ use std::time::Duration;
 use mlc_engine::schema::{ComponentSchema, DataType};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, Row};
 
@@ -24,7 +23,7 @@ use crate::error::{Result, StoreError};
 use crate::rows::{Column, Rows};
 use crate::segments;
 use crate::shared_sql::sqlite as shared;
-use crate::sql::{self, EXTRA_COLUMN, StoredColumn, quote, stored_fields, table_name};
+use crate::sql::{self, EXTRA_COLUMN, quote, stored_fields, table_name};
 use crate::{QuarantinedRecord, ResultQuery, StoredResult, WriteOutcome};
 use read::Readers;
 use seal::drop_segments;
@@ -175,28 +174,10 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
-    async fn load(
-        conn: &mut SqliteConnection,
-        name: &str,
-    ) -> Result<Option<(ComponentSchema, Vec<StoredColumn>)>> {
-        let row = sqlx::query("SELECT schema, columns FROM mlc_components WHERE name = ?")
-            .bind(name)
-            .fetch_optional(conn)
-            .await?;
-        match row {
-            None => Ok(None),
-            Some(row) => {
-                let schema: String = row.try_get(0)?;
-                let columns: String = row.try_get(1)?;
-                sql::decode_schema(name, &schema, &columns).map(Some)
-            }
-        }
-    }
-
     pub(crate) async fn ensure_component(&self, schema: &ComponentSchema) -> Result<()> {
         let table = quote(&table_name(&schema.name));
         let mut tx = self.begin_write().await?;
-        let existing = Self::load(&mut tx, &schema.name).await?;
+        let existing = shared::load_declaration(&mut tx, &schema.name).await?;
         let (mut stored, added) = match &existing {
             None => {
                 let cols = sql::needed_columns(schema);
@@ -238,35 +219,14 @@ impl SqliteStore {
             drop_segments(&mut tx, &table_name(&schema.name), None).await?;
         }
         stored.extend(added);
-        sqlx::query(
-            "INSERT INTO mlc_components (name, table_name, schema, columns, updated_at_us)
-             VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (name) DO UPDATE SET schema = excluded.schema,
-                 columns = excluded.columns, updated_at_us = excluded.updated_at_us",
-        )
-        .bind(&schema.name)
-        .bind(table_name(&schema.name))
-        .bind(sql::encode_json(schema)?)
-        .bind(sql::encode_json(&stored)?)
-        .bind(sql::now_us())
-        .execute(&mut *tx)
-        .await?;
+        shared::save_declaration(&mut tx, schema, &stored).await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub(crate) async fn components(&self) -> Result<Vec<ComponentSchema>> {
-        let rows = sqlx::query("SELECT name, schema, columns FROM mlc_components ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let name: String = r.try_get(0)?;
-                let schema: String = r.try_get(1)?;
-                let columns: String = r.try_get(2)?;
-                Ok(sql::decode_schema(&name, &schema, &columns)?.0)
-            })
-            .collect()
+        let mut conn = self.pool.acquire().await?;
+        shared::components(&mut conn).await
     }
 
     /// Stores a batch. File databases write on a blocking thread through [`Writer`], which
