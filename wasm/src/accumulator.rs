@@ -10,7 +10,7 @@ use arrow_schema::DataType as ArrowType;
 use mlc_engine::functions::{Accumulator, EvalError, Outcome, Side};
 use mlc_engine::value::Value;
 
-use crate::host::{SharedSandbox, chunk_rows, poisoned_lock};
+use crate::host::{SharedSandbox, chunk_rows, eval_error, poisoned_lock};
 
 /// One aggregate state (a handle) inside a plugin's sandbox.
 pub struct PluginAccumulator {
@@ -114,7 +114,7 @@ impl Accumulator for PluginAccumulator {
                 .update_with(self.handle, self.n_args, len, capacity, |col, bytes| {
                     convert(args[col].as_ref(), offset, bytes)
                 })
-                .map_err(EvalError::Invalid)?;
+                .map_err(eval_error)?;
             offset += len;
         }
         Ok(())
@@ -135,14 +135,12 @@ impl Accumulator for PluginAccumulator {
             ));
         }
         let mut sandbox = self.sandbox.lock().map_err(|_| poisoned_lock())?;
-        sandbox
-            .merge(self.handle, other.handle)
-            .map_err(EvalError::Invalid)
+        sandbox.merge(self.handle, other.handle).map_err(eval_error)
     }
 
     fn finalize(&self) -> Result<Outcome, EvalError> {
         let mut sandbox = self.sandbox.lock().map_err(|_| poisoned_lock())?;
-        match sandbox.finalize(self.handle).map_err(EvalError::Invalid)? {
+        match sandbox.finalize(self.handle).map_err(eval_error)? {
             Ok(value) => Ok(Outcome::Value(Value::Float(value))),
             Err(reason) => Ok(Outcome::Undefined(reason)),
         }

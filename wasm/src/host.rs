@@ -14,6 +14,7 @@ use wasmtime::{
 use crate::abi::{self, ABI_VERSION, PluginMeta};
 use crate::cache::{CacheHit, ModuleCache, default_cache_dir, sha256_hex};
 use crate::engines;
+use crate::failure::{During, FailureCounts, PluginError, PluginFailure};
 use crate::validate::check_module;
 
 /// The sandbox bounds of one plugin.
@@ -71,7 +72,7 @@ pub(crate) fn bytes_text(bytes: u64) -> String {
     format!("{bytes} bytes")
 }
 
-fn duration_text(d: Duration) -> String {
+pub(crate) fn duration_text(d: Duration) -> String {
     if d.subsec_nanos() == 0 {
         format!("{}s", d.as_secs())
     } else {
@@ -216,8 +217,10 @@ pub(crate) struct Sandbox {
     store: Store<HostState>,
     exports: Exports,
     spent: Duration,
-    poisoned: Option<String>,
+    poisoned: Option<PluginError>,
     pub scratch: Option<Scratch>,
+    /// Where failures are counted, when the session was given a tally.
+    failures: Option<FailureCounts>,
 }
 
 impl Sandbox {
@@ -226,7 +229,8 @@ impl Sandbox {
         engine: &Engine,
         pre: &InstancePre<HostState>,
         limits: Limits,
-    ) -> Result<Sandbox, String> {
+        failures: Option<FailureCounts>,
+    ) -> Result<Sandbox, PluginError> {
         let memory_cap = usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX);
         let mut store = Store::new(
             engine,
@@ -237,30 +241,29 @@ impl Sandbox {
         );
         store.limiter(|s| s as &mut dyn ResourceLimiter);
         if let Some(fuel) = limits.fuel {
-            store
-                .set_fuel(fuel)
-                .map_err(|e| format!("cannot set the fuel budget: {e}"))?;
+            store.set_fuel(fuel).map_err(|e| {
+                PluginError::host(
+                    name,
+                    PluginFailure::Other(format!("cannot set the fuel budget: {e}")),
+                )
+            })?;
         }
         store.set_epoch_deadline(engines::ticks_for(limits.timeout));
         let started = Instant::now();
         let instance = pre.instantiate(&mut store);
         let spent = started.elapsed();
         let instance = instance.map_err(|e| {
-            if let Some(desired) = store.data().refused {
-                format!(
-                    "it needs {} of memory to start, more than its limit of {}; raise it with \
-                     `memory` in the plugin declaration",
-                    bytes_text(desired as u64),
-                    bytes_text(limits.memory_bytes)
-                )
-            } else {
-                format!(
-                    "it cannot be started: {}",
-                    describe_error(&e, &limits, None)
-                )
-            }
+            let failure = match store.data().refused {
+                Some(desired) => PluginFailure::Memory {
+                    limit: limits.memory_bytes,
+                    asked: desired as u64,
+                },
+                None => classify(&e, &limits, None),
+            };
+            PluginError::new(name, During::Start, failure)
         })?;
-        let exports = Exports::new(&mut store, &instance)?;
+        let exports = Exports::new(&mut store, &instance)
+            .map_err(|e| PluginError::host(name, PluginFailure::Other(e)))?;
         Ok(Sandbox {
             name: name.to_string(),
             limits,
@@ -269,42 +272,64 @@ impl Sandbox {
             spent,
             poisoned: None,
             scratch: None,
+            failures,
         })
+    }
+
+    /// Runs one of the calls the host makes on behalf of an accumulator and counts its
+    /// failure, if it has a tally: once per failing call, not for the repeats of a sandbox
+    /// that had already failed. A call that poisons the sandbox without returning an error
+    /// (a failed `mlc_last_error` behind an undefined result, a failed `mlc_agg_free`)
+    /// counts too.
+    fn counted<R>(
+        &mut self,
+        f: impl FnOnce(&mut Sandbox) -> Result<R, PluginError>,
+    ) -> Result<R, PluginError> {
+        let was_poisoned = self.poisoned.is_some();
+        let result = f(self);
+        if !was_poisoned && let Some(failures) = &self.failures {
+            let reason = match (&result, &self.poisoned) {
+                (Err(e), _) => Some(e.reason()),
+                (Ok(_), Some(p)) => Some(p.reason()),
+                (Ok(_), None) => None,
+            };
+            if let Some(reason) = reason {
+                failures.record(&self.name, reason);
+            }
+        }
+        result
+    }
+
+    /// Poisons the sandbox with `failure` and returns it.
+    fn poison(&mut self, failure: PluginError) -> PluginError {
+        self.poisoned = Some(failure.clone());
+        failure
     }
 
     /// Runs one call into the plugin under the session's remaining time budget; any trap
     /// or limit poisons the sandbox.
     fn call<R>(
         &mut self,
-        what: &str,
+        what: &'static str,
         f: impl FnOnce(&Exports, &mut Store<HostState>) -> wasmtime::Result<R>,
-    ) -> Result<R, String> {
+    ) -> Result<R, PluginError> {
         if let Some(reason) = &self.poisoned {
             return Err(reason.clone());
         }
         let remaining = self.limits.timeout.saturating_sub(self.spent);
         if remaining.is_zero() {
-            let reason = format!(
-                "plugin `{}` exceeded its timeout of {} (raise it with `timeout` in the plugin \
-                 declaration)",
-                self.name,
-                duration_text(self.limits.timeout)
-            );
-            self.poisoned = Some(reason.clone());
-            return Err(reason);
+            let failure = PluginFailure::Timeout {
+                limit: self.limits.timeout,
+            };
+            return Err(self.poison(PluginError::new(&self.name, During::BetweenCalls, failure)));
         }
         self.store.set_epoch_deadline(engines::ticks_for(remaining));
         let started = Instant::now();
         let result = f(&self.exports, &mut self.store);
         self.spent += started.elapsed();
         result.map_err(|e| {
-            let reason = format!(
-                "plugin `{}` failed in {what}: {}",
-                self.name,
-                describe_error(&e, &self.limits, self.store.data().refused)
-            );
-            self.poisoned = Some(reason.clone());
-            reason
+            let failure = classify(&e, &self.limits, self.store.data().refused);
+            self.poison(PluginError::new(&self.name, During::Call(what), failure))
         })
     }
 
@@ -327,7 +352,7 @@ impl Sandbox {
     fn last_error(&mut self) -> String {
         let packed = match self.call("mlc_last_error", |e, s| e.last_error.call(s, ())) {
             Ok(packed) => packed,
-            Err(reason) => return reason,
+            Err(reason) => return reason.to_string(),
         };
         let (ptr, len) = abi::unpack_ptr_len(packed);
         if len == 0 {
@@ -341,14 +366,18 @@ impl Sandbox {
 
     /// Reads and validates the ABI version and metadata.
     fn read_meta(&mut self) -> Result<PluginMeta, String> {
-        let version = self.call("mlc_abi_version", |e, s| e.abi_version.call(s, ()))?;
+        let version = self
+            .call("mlc_abi_version", |e, s| e.abi_version.call(s, ()))
+            .map_err(|e| e.to_string())?;
         if version != ABI_VERSION {
             return Err(format!(
                 "it speaks plugin ABI version {version}, but this mlc speaks version \
                  {ABI_VERSION}; rebuild it with a matching mlc-plugin-sdk (see docs/plugins.md)"
             ));
         }
-        let packed = self.call("mlc_meta", |e, s| e.meta.call(s, ()))?;
+        let packed = self
+            .call("mlc_meta", |e, s| e.meta.call(s, ()))
+            .map_err(|e| e.to_string())?;
         let (ptr, len) = abi::unpack_ptr_len(packed);
         if len == 0 || len > abi::MAX_META_BYTES {
             return Err(format!(
@@ -368,13 +397,20 @@ impl Sandbox {
         PluginMeta::parse(&bytes)
     }
 
-    pub fn init(&mut self) -> Result<i32, String> {
+    pub fn init(&mut self) -> Result<i32, PluginError> {
+        self.counted(Sandbox::try_init)
+    }
+
+    fn try_init(&mut self) -> Result<i32, PluginError> {
         let handle = self.call("mlc_agg_init", |e, s| e.init.call(s, ()))?;
         if handle < 0 {
             let message = self.last_error();
-            return Err(format!(
-                "plugin `{}` could not start an aggregate: {message}",
-                self.name
+            return Err(PluginError::host(
+                &self.name,
+                PluginFailure::Reported(format!(
+                    "plugin `{}` could not start an aggregate: {message}",
+                    self.name
+                )),
             ));
         }
         Ok(handle)
@@ -383,13 +419,13 @@ impl Sandbox {
     pub fn free_state(&mut self, handle: i32) {
         // Freeing after a failure is pointless and would report the failure again.
         if self.poisoned.is_none() {
-            let _ = self.call("mlc_agg_free", |e, s| e.agg_free.call(s, handle));
+            let _ = self.counted(|s| s.call("mlc_agg_free", |e, s| e.agg_free.call(s, handle)));
         }
     }
 
     /// A buffer for `n_cols` columns of up to `rows` rows, reusing the current one when it
     /// is big enough.
-    pub fn ensure_scratch(&mut self, n_cols: usize, rows: usize) -> Result<Scratch, String> {
+    pub fn ensure_scratch(&mut self, n_cols: usize, rows: usize) -> Result<Scratch, PluginError> {
         if let Some(s) = self.scratch
             && s.n_cols == n_cols
             && s.rows >= rows
@@ -402,9 +438,12 @@ impl Sandbox {
         }
         let size = Scratch::bytes_for(n_cols, rows);
         let size_i32 = i32::try_from(size).map_err(|_| {
-            format!(
-                "plugin `{}`: a chunk of {rows} rows is too large",
-                self.name
+            PluginError::host(
+                &self.name,
+                PluginFailure::Other(format!(
+                    "plugin `{}`: a chunk of {rows} rows is too large",
+                    self.name
+                )),
             )
         })?;
         let ptr = self.call("mlc_alloc", |e, s| e.alloc.call(s, size_i32))?;
@@ -417,8 +456,8 @@ impl Sandbox {
                 self.name,
                 self.memory_len()
             );
-            self.poisoned = Some(reason.clone());
-            return Err(reason);
+            let failure = PluginError::host(&self.name, PluginFailure::BadOutput(reason));
+            return Err(self.poison(failure));
         }
         let scratch = Scratch {
             ptr,
@@ -440,16 +479,31 @@ impl Sandbox {
         n_cols: usize,
         rows: usize,
         capacity: usize,
+        fill: impl FnMut(usize, &mut [u8]) -> Result<(), String>,
+    ) -> Result<(), PluginError> {
+        self.counted(|s| s.try_update_with(handle, n_cols, rows, capacity, fill))
+    }
+
+    fn try_update_with(
+        &mut self,
+        handle: i32,
+        n_cols: usize,
+        rows: usize,
+        capacity: usize,
         mut fill: impl FnMut(usize, &mut [u8]) -> Result<(), String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), PluginError> {
         let scratch = self.ensure_scratch(n_cols, capacity.max(rows).max(1))?;
         let memory = self.exports.memory.data_mut(&mut self.store);
         for col in 0..n_cols {
             let table = scratch.table_ptr() as usize + col * 4;
             memory[table..table + 4].copy_from_slice(&scratch.column_ptr(col).to_le_bytes());
             let start = scratch.column_ptr(col) as usize;
-            fill(col, &mut memory[start..start + rows * 8])
-                .map_err(|e| format!("plugin `{}`: {e}", self.name))?;
+            fill(col, &mut memory[start..start + rows * 8]).map_err(|e| {
+                PluginError::host(
+                    &self.name,
+                    PluginFailure::Other(format!("plugin `{}`: {e}", self.name)),
+                )
+            })?;
         }
         let args = (
             handle,
@@ -464,26 +518,37 @@ impl Sandbox {
                 "plugin `{}` rejected the data in mlc_agg_update: {message}",
                 self.name
             );
-            self.poisoned = Some(reason.clone());
-            return Err(reason);
+            let failure = PluginError::host(&self.name, PluginFailure::Reported(reason));
+            return Err(self.poison(failure));
         }
         Ok(())
     }
 
-    pub fn merge(&mut self, dst: i32, src: i32) -> Result<(), String> {
+    pub fn merge(&mut self, dst: i32, src: i32) -> Result<(), PluginError> {
+        self.counted(|s| s.try_merge(dst, src))
+    }
+
+    fn try_merge(&mut self, dst: i32, src: i32) -> Result<(), PluginError> {
         let status = self.call("mlc_agg_merge", |e, s| e.merge.call(s, (dst, src)))?;
         if status != abi::STATUS_OK {
             let message = self.last_error();
-            return Err(format!(
-                "plugin `{}` failed in mlc_agg_merge: {message}",
-                self.name
+            return Err(PluginError::host(
+                &self.name,
+                PluginFailure::Reported(format!(
+                    "plugin `{}` failed in mlc_agg_merge: {message}",
+                    self.name
+                )),
             ));
         }
         Ok(())
     }
 
     /// `Ok(Ok(v))` a value, `Ok(Err(reason))` undefined on these rows.
-    pub fn finalize(&mut self, handle: i32) -> Result<Result<f64, String>, String> {
+    pub fn finalize(&mut self, handle: i32) -> Result<Result<f64, String>, PluginError> {
+        self.counted(|s| s.try_finalize(handle))
+    }
+
+    fn try_finalize(&mut self, handle: i32) -> Result<Result<f64, String>, PluginError> {
         let scratch = match self.scratch {
             Some(s) => s,
             None => self.ensure_scratch(1, 1)?,
@@ -500,59 +565,67 @@ impl Sandbox {
                 let value = <[u8; 8]>::try_from(bytes.as_slice()).map(f64::from_le_bytes);
                 match value {
                     Ok(v) if v.is_finite() => Ok(Ok(v)),
-                    Ok(v) => Err(format!(
-                        "plugin `{}` returned {v} from mlc_agg_finalize; a result must be a \
-                         finite number (a plugin reports an undefined metric with status 1 \
-                         and a reason)",
-                        self.name
+                    Ok(v) => Err(PluginError::host(
+                        &self.name,
+                        PluginFailure::BadOutput(format!(
+                            "plugin `{}` returned {v} from mlc_agg_finalize; a result must be a \
+                             finite number (a plugin reports an undefined metric with status 1 \
+                             and a reason)",
+                            self.name
+                        )),
                     )),
-                    Err(_) => Err(format!("plugin `{}`: result unreadable", self.name)),
+                    Err(_) => Err(PluginError::host(
+                        &self.name,
+                        PluginFailure::BadOutput(format!(
+                            "plugin `{}`: result unreadable",
+                            self.name
+                        )),
+                    )),
                 }
             }
             abi::STATUS_UNDEFINED => Ok(Err(self.last_error())),
             other => {
                 let message = self.last_error();
-                Err(format!(
-                    "plugin `{}` failed in mlc_agg_finalize (status {other}): {message}",
-                    self.name
+                Err(PluginError::host(
+                    &self.name,
+                    PluginFailure::Reported(format!(
+                        "plugin `{}` failed in mlc_agg_finalize (status {other}): {message}",
+                        self.name
+                    )),
                 ))
             }
         }
     }
 }
 
-/// Turns a wasmtime failure into the reason a user reads: which limit, or which trap.
-fn describe_error(e: &wasmtime::Error, limits: &Limits, refused: Option<usize>) -> String {
+/// Classifies a wasmtime failure: which limit, or which trap. `refused` is the memory the
+/// limiter refused, which explains the trap that followed.
+fn classify(e: &wasmtime::Error, limits: &Limits, refused: Option<usize>) -> PluginFailure {
     if let Some(desired) = refused {
-        return format!(
-            "it exceeded its memory limit of {} (it asked for {}); raise it with `memory` in \
-             the plugin declaration",
-            bytes_text(limits.memory_bytes),
-            bytes_text(desired as u64)
-        );
+        return PluginFailure::Memory {
+            limit: limits.memory_bytes,
+            asked: desired as u64,
+        };
     }
     match e.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => format!(
-            "it exceeded its timeout of {} and was stopped; raise it with `timeout` in the \
-             plugin declaration",
-            duration_text(limits.timeout)
-        ),
-        Some(Trap::OutOfFuel) => format!(
-            "it ran out of fuel (a budget of {} instructions); raise it with `fuel` in the \
-             plugin declaration",
-            limits.fuel.unwrap_or(0)
-        ),
-        Some(Trap::StackOverflow) => "it overflowed its stack (trap: stack overflow)".to_string(),
+        Some(Trap::Interrupt) => PluginFailure::Timeout {
+            limit: limits.timeout,
+        },
+        Some(Trap::OutOfFuel) => PluginFailure::OutOfFuel {
+            budget: limits.fuel.unwrap_or(0),
+        },
+        Some(Trap::StackOverflow) => PluginFailure::StackOverflow,
         Some(trap) => {
             let text = trap.to_string();
-            format!(
-                "trap: {}",
-                text.strip_prefix("wasm trap: ").unwrap_or(&text)
+            PluginFailure::Trap(
+                text.strip_prefix("wasm trap: ")
+                    .unwrap_or(&text)
+                    .to_string(),
             )
         }
         None => {
             let text = e.to_string();
-            text.lines().next().unwrap_or(&text).to_string()
+            PluginFailure::Other(text.lines().next().unwrap_or(&text).to_string())
         }
     }
 }
@@ -638,7 +711,8 @@ impl PluginHost {
             .map_err(|e| in_file(format!("it cannot be linked: {e}")))?;
         // The metadata is read in a throwaway sandbox with the plugin's own limits, so a
         // module that misbehaves at start-up is caught here and not at evaluation time.
-        let mut sandbox = Sandbox::new(name, engine, &pre, limits).map_err(in_file)?;
+        let mut sandbox =
+            Sandbox::new(name, engine, &pre, limits, None).map_err(|e| in_file(e.to_string()))?;
         let meta = sandbox.read_meta().map_err(in_file)?;
         Ok(LoadedPlugin {
             name: name.to_string(),
@@ -695,8 +769,29 @@ impl LoadedPlugin {
     /// A fresh sandbox (one `Store`, one instance) for one evaluation. Its time and fuel
     /// budgets are shared by every accumulator made from it.
     pub fn session(&self) -> Result<PluginSession, EvalError> {
-        let sandbox = Sandbox::new(&self.name, &self.engine, &self.pre, self.limits)
-            .map_err(|e| EvalError::Invalid(format!("plugin `{}`: {e}", self.name)))?;
+        self.new_session(None)
+    }
+
+    /// [`LoadedPlugin::session`], counting every failure of its calls in `failures`, by
+    /// this plugin's name and the failure's [`PluginFailure::reason`].
+    pub fn session_counted(&self, failures: &FailureCounts) -> Result<PluginSession, EvalError> {
+        self.new_session(Some(failures.clone()))
+    }
+
+    fn new_session(&self, failures: Option<FailureCounts>) -> Result<PluginSession, EvalError> {
+        let sandbox = Sandbox::new(
+            &self.name,
+            &self.engine,
+            &self.pre,
+            self.limits,
+            failures.clone(),
+        )
+        .map_err(|e| {
+            if let Some(failures) = &failures {
+                failures.record(&self.name, e.reason());
+            }
+            EvalError::Invalid(format!("plugin `{}`: {e}", self.name))
+        })?;
         Ok(PluginSession {
             sandbox: Arc::new(Mutex::new(sandbox)),
             n_args: self.meta.args.len(),
@@ -706,6 +801,15 @@ impl LoadedPlugin {
     /// An accumulator in a session of its own: the simple path for one aggregate.
     pub fn accumulator(&self) -> Result<Box<dyn Accumulator>, EvalError> {
         self.session()?.accumulator()
+    }
+
+    /// [`LoadedPlugin::accumulator`], counting failures as
+    /// [`LoadedPlugin::session_counted`] does.
+    pub fn accumulator_counted(
+        &self,
+        failures: &FailureCounts,
+    ) -> Result<Box<dyn Accumulator>, EvalError> {
+        self.session_counted(failures)?.accumulator()
     }
 }
 
@@ -729,7 +833,7 @@ impl PluginSession {
     pub fn accumulator(&self) -> Result<Box<dyn Accumulator>, EvalError> {
         let handle = {
             let mut sandbox = self.sandbox.lock().map_err(|_| poisoned_lock())?;
-            sandbox.init().map_err(EvalError::Invalid)?
+            sandbox.init().map_err(eval_error)?
         };
         Ok(Box::new(crate::accumulator::PluginAccumulator::new(
             self.sandbox.clone(),
@@ -737,6 +841,11 @@ impl PluginSession {
             self.n_args,
         )))
     }
+}
+
+/// A plugin failure as the engine sees it: its sentence.
+pub(crate) fn eval_error(e: PluginError) -> EvalError {
+    EvalError::Invalid(e.to_string())
 }
 
 pub(crate) fn poisoned_lock() -> EvalError {

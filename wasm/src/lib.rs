@@ -9,12 +9,14 @@ pub mod abi;
 mod accumulator;
 mod cache;
 mod engines;
+mod failure;
 mod host;
 mod validate;
 
 pub use abi::PluginMeta;
 pub use accumulator::PluginAccumulator;
 pub use cache::{CacheHit, ModuleCache, default_cache_dir};
+pub use failure::{During, FailureCounts, PluginError, PluginFailure};
 pub use host::{
     CHUNK_ROWS, Limits, LoadedPlugin, PluginHost, PluginSession, chunk_rows, inspect, inspect_meta,
 };

@@ -257,3 +257,62 @@ fn a_failed_sandbox_stays_failed_and_other_sandboxes_are_unaffected() {
         Outcome::Value(mlc_engine::value::Value::Float(2.0))
     );
 }
+
+#[test]
+fn each_failure_counts_once_under_its_reason() {
+    // (fixture, the reason its evaluation fails with); a sandbox that failed repeats its
+    // failure to later calls (finalize here) without counting it again.
+    let cases = [
+        ("infinite_loop", "timeout"),
+        ("infinite_loop_fuel", "fuel"),
+        ("memory_bomb", "memory"),
+        ("huge_alloc", "memory"),
+        ("stack_overflow", "stack"),
+        ("trap_in_update", "trap"),
+        ("lying_arity", "trap"),
+        ("nan_result", "output"),
+        ("infinite_result", "output"),
+        ("bad_alloc_pointer", "output"),
+        ("update_error_status", "reported"),
+        ("undefined_result", ""),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let host = PluginHost::new(Some(dir.path().to_path_buf()));
+    let column = common::floats(&(0..1000).map(|i| Some(i as f64)).collect::<Vec<_>>());
+    let mut failures = Vec::new();
+    for (name, reason) in cases {
+        let fixture =
+            std::fs::read_to_string(fixtures().join(format!("hostile/{name}.wat"))).unwrap();
+        let limits = expectations(&fixture).limits;
+        let module = dir.path().join(format!("{name}.wat"));
+        std::fs::write(&module, assemble(&fixture)).unwrap();
+        let plugin = host.load_path(name, &module, limits).unwrap();
+        let counts = mlc_wasm::FailureCounts::new();
+        let args = vec![column.clone(); plugin.meta.args.len()];
+        let outcome = (|| -> Result<Outcome, EvalError> {
+            let mut acc = plugin.accumulator_counted(&counts)?;
+            let updated = acc.update(Side::Current, &args);
+            let finalized = acc.finalize();
+            updated?;
+            finalized
+        })();
+        let expected = if reason.is_empty() {
+            vec![]
+        } else {
+            vec![(name.to_string(), reason, 1)]
+        };
+        if counts.snapshot() != expected {
+            failures.push(format!(
+                "{name}: counted {:?}, expected {expected:?} (outcome {outcome:?})",
+                counts.snapshot()
+            ));
+        }
+        // The same plugin without a tally still fails, and counts nowhere.
+        let _ = plugin.accumulator().and_then(|mut acc| {
+            acc.update(Side::Current, &args)?;
+            acc.finalize()
+        });
+        assert_eq!(counts.snapshot().len(), expected.len());
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}

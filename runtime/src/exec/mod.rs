@@ -18,7 +18,7 @@ use mlc_engine::plan::{
 };
 use mlc_engine::schema::DataType;
 use mlc_store::Store;
-use mlc_wasm::{LoadedPlugin, PluginHost};
+use mlc_wasm::{FailureCounts, LoadedPlugin, PluginHost};
 
 use crate::results::{CheckResult, Timing};
 
@@ -326,6 +326,19 @@ impl Executor {
         at_us: i64,
         prefetch: Option<&Prefetch>,
     ) -> Vec<CheckResult> {
+        self.evaluate_counted(checks, at_us, prefetch, &FailureCounts::new())
+            .await
+    }
+
+    /// [`Executor::evaluate_with`], counting in `plugin_failures` every failed plugin call
+    /// (by plugin and reason), for `/metrics`. The results say the same either way.
+    pub async fn evaluate_counted(
+        &self,
+        checks: &[&CheckPlan],
+        at_us: i64,
+        prefetch: Option<&Prefetch>,
+        plugin_failures: &FailureCounts,
+    ) -> Vec<CheckResult> {
         let mut reads = Reads::default();
         let plans: Vec<CheckReads> = checks
             .iter()
@@ -343,12 +356,14 @@ impl Executor {
             let program = self.program.clone();
             let version = self.rules_version.clone();
             let max_series = self.max_series;
+            let plugin_failures = plugin_failures.clone();
             tasks.push(tokio::task::spawn_blocking(move || {
                 let ctx = RunContext {
                     program: &program,
                     plugins: &plugins,
                     version: &version,
                     max_series,
+                    plugin_failures: &plugin_failures,
                 };
                 run_check(&ctx, &plan, &check_reads, &fetched)
             }));
@@ -777,6 +792,8 @@ struct RunContext<'a> {
     plugins: &'a HashMap<String, Result<LoadedPlugin, String>>,
     version: &'a str,
     max_series: usize,
+    /// Where plugin calls count their failures.
+    plugin_failures: &'a FailureCounts,
 }
 
 fn run_check(
@@ -790,6 +807,7 @@ fn run_check(
         plugins,
         version,
         max_series,
+        plugin_failures,
     } = *ctx;
     let timing = reads.timing;
     let fail = |reason: String| vec![CheckResult::error(plan, &reason, timing, version)];
@@ -855,7 +873,9 @@ fn run_check(
         match &call.function {
             FunctionRef::Builtin(_) => builtin_accumulator(call),
             FunctionRef::Plugin(name) => match plugins.get(name) {
-                Some(Ok(p)) => p.accumulator().map_err(|e| e.to_string()),
+                Some(Ok(p)) => p
+                    .accumulator_counted(plugin_failures)
+                    .map_err(|e| e.to_string()),
                 Some(Err(e)) => Err(format!("plugin `{name}` could not be loaded: {e}")),
                 None => Err(format!("plugin `{name}` is not declared")),
             },

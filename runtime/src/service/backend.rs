@@ -96,6 +96,9 @@ pub struct Evaluation {
     pub results: Vec<ResultDoc>,
     /// `Err` when the results could not be stored (they are still reported and alerted on).
     pub stored: Result<(), String>,
+    /// Plugin calls of this evaluation that failed: `(plugin, reason, count)`, the reason one
+    /// of `mlc_wasm::PluginFailure::REASONS` (for `mlc_plugin_failures_total`).
+    pub plugin_failures: Vec<(String, &'static str, u64)>,
 }
 
 /// Rules that did not load: a one-line summary and every rendered diagnostic.

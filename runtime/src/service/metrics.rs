@@ -51,6 +51,14 @@ pub struct ComponentLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginFailureLabels {
+    pub plugin: String,
+    /// `mlc_wasm::PluginFailure::reason`: timeout, fuel, memory, stack, trap, output,
+    /// reported, other.
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct NotifyLabels {
     pub receiver: String,
     pub outcome: String,
@@ -83,6 +91,7 @@ pub struct Metrics {
     pub evaluations_skipped: Family<CheckLabels, Counter>,
     pub evaluations_claimed_elsewhere: Family<CheckLabels, Counter>,
     pub evaluation_errors: Family<CheckLabels, Counter>,
+    plugin_failures: Family<PluginFailureLabels, Counter>,
     series_capped: Family<CheckLabels, Gauge>,
     pub notifications: Family<NotifyLabels, Counter>,
     series: Mutex<HashMap<String, CheckSeries>>,
@@ -134,6 +143,7 @@ impl Metrics {
         let evaluations_skipped = Family::<CheckLabels, Counter>::default();
         let evaluations_claimed_elsewhere = Family::<CheckLabels, Counter>::default();
         let evaluation_errors = Family::<CheckLabels, Counter>::default();
+        let plugin_failures = Family::<PluginFailureLabels, Counter>::default();
         let series_capped = Family::<CheckLabels, Gauge>::default();
         let notifications = Family::<NotifyLabels, Counter>::default();
         registry.register(
@@ -194,6 +204,12 @@ impl Metrics {
             evaluation_errors.clone(),
         );
         registry.register(
+            "mlc_plugin_failures",
+            "Plugin calls that failed during evaluations, per plugin and reason (timeout, fuel, \
+             memory, stack, trap, output, reported, other)",
+            plugin_failures.clone(),
+        );
+        registry.register(
             "mlc_check_series_dropped",
             "Slice/column series of a check not exposed at its last evaluation because of the \
              max_series_per_check cap",
@@ -217,6 +233,7 @@ impl Metrics {
             evaluations_skipped,
             evaluations_claimed_elsewhere,
             evaluation_errors,
+            plugin_failures,
             series_capped,
             notifications,
             series: Mutex::new(HashMap::new()),
@@ -304,6 +321,17 @@ impl Metrics {
         }
     }
 
+    /// Counts the failed plugin calls of one evaluation: `(plugin, reason, count)`.
+    pub fn record_plugin_failures(&self, failures: &[(String, &'static str, u64)]) {
+        for (plugin, reason, count) in failures {
+            let labels = PluginFailureLabels {
+                plugin: plugin.clone(),
+                reason: (*reason).to_string(),
+            };
+            self.plugin_failures.get_or_create(&labels).inc_by(*count);
+        }
+    }
+
     /// Removes every series of a check that is no longer loaded.
     pub fn remove_check(&self, check: &str) {
         let old = self.series.lock().ok().and_then(|mut m| m.remove(check));
@@ -379,6 +407,26 @@ mod tests {
         m.remove_check("c");
         let text = m.render().unwrap();
         assert!(!text.contains("check=\"c\""), "{text}");
+    }
+
+    #[test]
+    fn plugin_failures_are_counted_by_plugin_and_reason() {
+        let m = Metrics::new(10);
+        m.record_plugin_failures(&[("ece".into(), "timeout", 1), ("ece".into(), "fuel", 2)]);
+        m.record_plugin_failures(&[("ece".into(), "timeout", 1)]);
+        let text = m.render().unwrap();
+        assert!(
+            text.contains("mlc_plugin_failures_total{plugin=\"ece\",reason=\"timeout\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mlc_plugin_failures_total{plugin=\"ece\",reason=\"fuel\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE mlc_plugin_failures_total counter"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -356,6 +356,9 @@ impl App {
                 return Err(e);
             }
         };
+        // Counted for every evaluation, live or not, like its duration and errors.
+        self.metrics
+            .record_plugin_failures(&evaluation.plugin_failures);
         let mut error = None;
         if let Err(e) = &evaluation.stored {
             self.metrics.evaluation_errors.get_or_create(&labels).inc();

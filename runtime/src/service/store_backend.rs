@@ -246,7 +246,11 @@ impl Backend for StoreBackend {
                 .program
                 .check(&check)
                 .ok_or_else(|| format!("no check named `{check}` in the loaded rules"))?;
-            let results = compiled.executor.evaluate(&[plan], at_us).await;
+            let plugin_failures = mlc_wasm::FailureCounts::new();
+            let results = compiled
+                .executor
+                .evaluate_counted(&[plan], at_us, None, &plugin_failures)
+                .await;
             let stored: Vec<mlc_store::StoredResult> = results
                 .iter()
                 .map(|r| crate::results::stored(r, at_us))
@@ -263,6 +267,7 @@ impl Backend for StoreBackend {
             Ok(Evaluation {
                 results: docs,
                 stored: outcome,
+                plugin_failures: plugin_failures.snapshot(),
             })
         })
     }
@@ -349,6 +354,140 @@ impl Backend for StoreBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rules with a plugin whose fuel budget is enough to start but not to read 500 rows.
+    const STARVED_PLUGIN: &str = r#"
+plugin wat_mean from "mean.wat" { fuel 2000 }
+
+component api {
+  key request_id
+  time ts
+  fields {
+    latency_ms: float
+  }
+}
+
+check mean_latency {
+  on api
+  every 1h
+  window 1h
+  expect wat_mean(latency_ms) < 250
+}
+"#;
+
+    fn sample(text: &str, prefix: &str) -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_plugin_call_is_counted_on_metrics_by_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("rules");
+        std::fs::create_dir(&rules).unwrap();
+        std::fs::write(
+            rules.join("mean.wat"),
+            include_str!("../../../examples/plugins/mean_wat/mean.wat"),
+        )
+        .unwrap();
+        std::fs::write(rules.join("checks.mlc"), STARVED_PLUGIN).unwrap();
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let backend = Arc::new(StoreBackend::with_store(
+            store,
+            dir.path().join("alerts.json"),
+        ));
+        let config = ServiceConfig::resolve(
+            crate::service::ConfigLayer {
+                checks: Some(vec![rules.clone()]),
+                listen: Some("127.0.0.1:0".into()),
+                watch: Some(false),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let done = tokio::spawn(crate::service::serve_on(
+            listener,
+            config,
+            backend,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let client = reqwest::Client::new();
+        let url = |path: &str| format!("http://{addr}{path}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !client
+            .get(url("/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "service did not come up"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let metrics = || async {
+            client
+                .get(url("/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        };
+        // The service evaluates every check at start (on no rows yet); let that run end
+        // first, so the count below is that of the one evaluation asked for.
+        let started = "mlc_evaluation_duration_seconds_count{check=\"mean_latency\"} ";
+        while sample(&metrics().await, started).is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no evaluation at start"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let ts = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(10);
+        let body: String = (0..500)
+            .map(|i| {
+                format!("{{\"request_id\": \"r{i}\", \"ts\": \"{ts}\", \"latency_ms\": 100.0}}\n")
+            })
+            .collect();
+        let r = client
+            .post(url("/v1/ingest/api"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{:?}", r.text().await);
+
+        let line = "mlc_plugin_failures_total{plugin=\"wat_mean\",reason=\"fuel\"} ";
+        let before = sample(&metrics().await, line).unwrap_or(0);
+        let r: serde_json::Value = client
+            .post(url("/v1/evaluate?check=mean_latency"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let text = r.to_string();
+        assert!(
+            text.contains("ran out of fuel (a budget of 2000 instructions)"),
+            "{text}"
+        );
+        let after = sample(&metrics().await, line);
+        assert_eq!(after, Some(before + 1), "{}", metrics().await);
+
+        let _ = stop.send(());
+        done.await.unwrap().unwrap();
+    }
 
     #[test]
     fn state_file_sits_beside_a_sqlite_store() {

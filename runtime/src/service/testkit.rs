@@ -23,6 +23,8 @@ pub struct FakeBackend {
     pub ingested: Mutex<Vec<Record>>,
     pub evaluations: Mutex<Vec<(String, i64)>>,
     pub eval_delay: Mutex<Duration>,
+    /// Plugin failures every evaluation reports: `(plugin, reason, count)`.
+    pub plugin_failures: Mutex<Vec<(String, &'static str, u64)>>,
 }
 
 impl FakeBackend {
@@ -162,6 +164,7 @@ impl Backend for FakeBackend {
             Ok(Evaluation {
                 results,
                 stored: Ok(()),
+                plugin_failures: self.plugin_failures.lock().unwrap().clone(),
             })
         })
     }
