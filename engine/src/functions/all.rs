@@ -1,13 +1,10 @@
 //! `all(P)`: Whether the predicate holds on every row (null counts as false); true on no rows.
 
 use super::common::sig;
-#[allow(unused_imports)]
-use super::common::{undefined, value};
 use super::pred_acc::PredAcc;
 use super::{
     Accumulator, ArgType, Example, Function, FunctionKind, Outcome, Param, ReturnType, Signature,
 };
-#[allow(unused_imports)]
 use crate::value::Value;
 
 pub struct All;

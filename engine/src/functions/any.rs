@@ -1,13 +1,10 @@
 //! `any(P)`: Whether the predicate holds on at least one row (null counts as false); false on no rows.
 
 use super::common::sig;
-#[allow(unused_imports)]
-use super::common::{undefined, value};
 use super::pred_acc::PredAcc;
 use super::{
     Accumulator, ArgType, Example, Function, FunctionKind, Outcome, Param, ReturnType, Signature,
 };
-#[allow(unused_imports)]
 use crate::value::Value;
 
 pub struct Any;

@@ -1,13 +1,11 @@
 //! `chi2(x)`: Chi-squared test of independence on the 2 x k table of category counts (current, baseline), as scipy's chi2_contingency with correction=False; undefined with fewer than 2 categories.
 
+use super::common::undefined;
 use super::common::{Sample, SampleMode, TwoSampleAcc, sig};
-#[allow(unused_imports)]
-use super::common::{sort_floats, undefined, value};
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
     Signature,
 };
-#[allow(unused_imports)]
 use crate::value::Value;
 
 pub struct Chi2;

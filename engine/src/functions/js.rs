@@ -1,14 +1,11 @@
 //! `js(x)`: Jensen-Shannon distance (base 2) between the current and baseline bin proportions (the bins of psi, no flooring), as scipy's jensenshannon.
 
+use super::common::value;
 use super::common::{Sample, SampleMode, TwoSampleAcc, sig};
-#[allow(unused_imports)]
-use super::common::{sort_floats, undefined, value};
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
     Signature,
 };
-#[allow(unused_imports)]
-use crate::value::Value;
 
 pub struct Js;
 

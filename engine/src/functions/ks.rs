@@ -1,13 +1,11 @@
 //! `ks(x)`: Two-sample Kolmogorov-Smirnov test of the current against the baseline values, as scipy's ks_2samp (two-sided, method auto: exact p-value up to 10000 values per side, asymptotic beyond).
 
+use super::common::sort_floats;
 use super::common::{Sample, SampleMode, TwoSampleAcc, sig};
-#[allow(unused_imports)]
-use super::common::{sort_floats, undefined, value};
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
     Signature,
 };
-#[allow(unused_imports)]
 use crate::value::Value;
 
 pub struct Ks;

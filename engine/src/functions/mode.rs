@@ -1,8 +1,7 @@
 //! `mode(x)`: The most frequent non-null value; ties go to the smallest value.
 
+use super::common::undefined;
 use super::common::{Counter, sig};
-#[allow(unused_imports)]
-use super::common::{undefined, value};
 use super::counter_acc::CounterAcc;
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,

@@ -1,14 +1,11 @@
 //! `psi(x)`: Population stability index sum((p - q) ln(p / q)) over the baseline-decile bins (numeric) or the categories (string, bool); an empty bin counts as 0.0001.
 
+use super::common::value;
 use super::common::{Sample, SampleMode, TwoSampleAcc, sig};
-#[allow(unused_imports)]
-use super::common::{sort_floats, undefined, value};
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
     Signature,
 };
-#[allow(unused_imports)]
-use crate::value::Value;
 
 pub struct Psi;
 

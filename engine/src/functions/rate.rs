@@ -1,12 +1,9 @@
 //! `rate(P)`: The fraction of all rows of the slice where the predicate holds (null counts as false).
 
 use super::common::sig;
-#[allow(unused_imports)]
 use super::common::{undefined, value};
 use super::pred_acc::PredAcc;
 use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
-#[allow(unused_imports)]
-use crate::value::Value;
 
 pub struct Rate;
 

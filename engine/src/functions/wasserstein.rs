@@ -1,14 +1,11 @@
 //! `wasserstein(x)`: The first Wasserstein (earth mover's) distance between the current and the baseline values, as scipy's wasserstein_distance.
 
 use super::common::{Sample, SampleMode, TwoSampleAcc, sig};
-#[allow(unused_imports)]
-use super::common::{sort_floats, undefined, value};
+use super::common::{sort_floats, value};
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
     Signature,
 };
-#[allow(unused_imports)]
-use crate::value::Value;
 
 pub struct Wasserstein;
 
