@@ -433,24 +433,27 @@ pub(crate) fn read(
             }
         }
         let raw = || String::from_utf8_lossy(&recs.raw).into_owned();
+        let utf8 = std::str::from_utf8(&rec.bytes);
         if rec.len() != n_cols {
             let reason = format!(
                 "the row has {} fields but the header has {n_cols}",
                 rec.len()
             );
             b.reject(line, raw(), reason);
-        } else if std::str::from_utf8(&rec.bytes).is_err() {
+        } else if utf8.is_err() {
             let bad = (0..rec.len())
                 .find(|&i| std::str::from_utf8(rec.get(i)).is_err())
                 .map_or_else(|| "?".to_string(), |i| clip(&names[i]));
             let reason = format!("field `{bad}` is not valid UTF-8");
             b.reject(line, raw(), reason);
-        } else {
+        } else if let Ok(all) = utf8 {
+            // Validated once for the whole record: fields end at separators and quotes, which
+            // are ASCII, so every field boundary is a character boundary.
             let text = |i: usize| -> Raw<'_> {
-                match std::str::from_utf8(rec.get(i)) {
-                    Ok("") => Raw::Null,
-                    Ok(s) => Raw::Text(s),
-                    Err(_) => Raw::Null,
+                let start = if i == 0 { 0 } else { rec.ends[i - 1] };
+                match all.get(start..rec.ends[i]) {
+                    Some("") | None => Raw::Null,
+                    Some(s) => Raw::Text(s),
                 }
             };
             let extra = if extra_idx.is_empty() {
