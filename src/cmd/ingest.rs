@@ -46,12 +46,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(path) = new_file
         && !stored
         && !matches!(&result, Ok(c) if *c == ExitCode::SUCCESS)
+        && let Err(e) = mlc_store::remove_sqlite_store(&path)
     {
-        for suffix in ["", "-wal", "-shm", "-journal"] {
-            let mut p = path.clone().into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(p);
-        }
+        eprintln!(
+            "warning: could not remove the empty store `{}`: {e}",
+            path.display()
+        );
     }
     result
 }

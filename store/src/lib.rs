@@ -167,6 +167,21 @@ pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     Some(std::path::PathBuf::from(path))
 }
 
+/// Deletes the SQLite store at `path` with its WAL, shared-memory and journal files: for a
+/// command that created a store and then stored nothing in it (a failed first ingest), so that
+/// no empty database is left for later commands to take for real. Missing files are fine.
+pub fn remove_sqlite_store(path: &std::path::Path) -> std::io::Result<()> {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Filters of [`Store::query_results`]. Results come newest first (by `at_us`, then by
 /// insertion order).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -612,5 +627,12 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("other.db").display());
         assert!(Store::open_existing(&url).await.is_err());
         assert!(!dir.path().join("other.db").exists());
+        // A created store is removed whole, WAL and shared memory included.
+        let store = Store::open(bare).await.unwrap();
+        store.put_state("k", "v").await.unwrap();
+        store.close().await;
+        remove_sqlite_store(&path).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        remove_sqlite_store(&path).unwrap();
     }
 }
