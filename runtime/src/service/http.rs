@@ -19,7 +19,7 @@ use serde_json::{Value as Json, json};
 use super::backend::Record;
 use super::backend::{IngestError, ResultDoc, ResultsQuery};
 use super::scheduler::now_us;
-use super::{App, rfc3339};
+use super::{App, EvaluateError, rfc3339};
 
 /// An error answered as `{"error": "..."}` with a status code.
 #[derive(Debug)]
@@ -39,6 +39,10 @@ impl ApiError {
     }
     fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+    /// 503 before the first rules are loaded.
+    fn no_rules() -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no rules are loaded yet")
     }
 }
 
@@ -315,9 +319,7 @@ async fn ingest(
             ApiError::new(status, format!("cannot read the body: {rejection}"))
         }
     })?;
-    let rules = app
-        .rules()
-        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no rules are loaded yet"))?;
+    let rules = app.rules().ok_or_else(ApiError::no_rules)?;
     if !rules.components.contains(&component) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -525,18 +527,15 @@ async fn evaluate(
         }
         None => (now_us(), true),
     };
-    let rules = app
-        .rules()
-        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no rules are loaded yet"))?;
     let names: Vec<String> = match &p.check {
-        Some(name) if rules.check(name).is_some() => vec![name.clone()],
-        Some(name) => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("no check named `{name}`; GET /v1/checks lists them"),
-            ));
-        }
-        None => rules.checks.iter().map(|c| c.name.clone()).collect(),
+        Some(name) => vec![name.clone()],
+        None => app
+            .rules()
+            .ok_or_else(ApiError::no_rules)?
+            .checks
+            .iter()
+            .map(|c| c.name.clone())
+            .collect(),
     };
     let mut all = Vec::new();
     let mut errors = serde_json::Map::new();
@@ -544,8 +543,17 @@ async fn evaluate(
         let _inflight = app.inflight_guard();
         match app.run_evaluation(&name, at_us, live).await {
             Ok(results) => all.extend(results),
+            // The one check asked for: no rules, or no such check, is the answer itself. A
+            // check of all that a reload removed meanwhile is listed with the other errors.
+            Err(EvaluateError::NoRules) if p.check.is_some() => return Err(ApiError::no_rules()),
+            Err(EvaluateError::UnknownCheck(check)) if p.check.is_some() => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("no check named `{check}`; GET /v1/checks lists them"),
+                ));
+            }
             Err(e) => {
-                errors.insert(name, Json::String(e));
+                errors.insert(name, Json::String(e.to_string()));
             }
         }
     }

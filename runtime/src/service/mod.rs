@@ -54,6 +54,23 @@ pub enum ServiceError {
     Other(String),
 }
 
+/// Why [`App::run_evaluation`] gave no results. `Display` is what `POST /v1/evaluate` lists
+/// under `errors` and what the log says.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EvaluateError {
+    /// No rules are loaded yet: `POST /v1/evaluate?check=` answers 503.
+    #[error("no rules are loaded")]
+    NoRules,
+    /// The loaded rules have no check of this name: `POST /v1/evaluate?check=` answers 404.
+    /// Nothing was evaluated, counted or recorded.
+    #[error("no check named `{0}` in the loaded rules")]
+    UnknownCheck(String),
+    /// The backend's evaluation failed as a whole, in its words: counted in
+    /// `mlc_evaluation_errors_total` and, when live, kept as the check's last run error.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// The outcome of the last reload, as `GET /v1/checks` shows it.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ReloadStatus {
@@ -315,14 +332,12 @@ impl App {
         check: &str,
         at_us: i64,
         live: bool,
-    ) -> Result<Vec<ResultDoc>, String> {
-        let rules = self
-            .rules()
-            .ok_or_else(|| "no rules are loaded".to_string())?;
+    ) -> Result<Vec<ResultDoc>, EvaluateError> {
+        let rules = self.rules().ok_or(EvaluateError::NoRules)?;
         let info = rules
             .check(check)
             .cloned()
-            .ok_or_else(|| format!("no check named `{check}` in the loaded rules"))?;
+            .ok_or_else(|| EvaluateError::UnknownCheck(check.to_string()))?;
         let labels = CheckLabels {
             check: check.to_string(),
         };
@@ -341,19 +356,18 @@ impl App {
             Err(e) => {
                 self.metrics.evaluation_errors.get_or_create(&labels).inc();
                 tracing::error!(check, at = %rfc3339(at_us), error = %e, "evaluation failed");
-                if !live {
-                    return Err(e);
+                if live {
+                    lock(&self.last_runs).insert(
+                        check.to_string(),
+                        LastRun {
+                            at_us,
+                            duration_secs,
+                            results: Vec::new(),
+                            error: Some(e.clone()),
+                        },
+                    );
                 }
-                lock(&self.last_runs).insert(
-                    check.to_string(),
-                    LastRun {
-                        at_us,
-                        duration_secs,
-                        results: Vec::new(),
-                        error: Some(e.clone()),
-                    },
-                );
-                return Err(e);
+                return Err(EvaluateError::Failed(e));
             }
         };
         // Counted for every evaluation, live or not, like its duration and errors.

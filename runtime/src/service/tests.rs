@@ -980,3 +980,33 @@ async fn a_poisoned_rules_lock_does_not_stop_a_reload() {
         .collect();
     assert_eq!(names, ["second"]);
 }
+
+/// Before the first rules load (the service loads them before it listens, so only a
+/// router over a fresh `App` sees this), an evaluation is refused with 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluating_before_any_rules_load_is_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServiceConfig::resolve(layer(dir.path()), None).unwrap();
+    let backend = Arc::new(FakeBackend::default());
+    let app = App::new(config, backend.clone());
+    assert_eq!(
+        app.run_evaluation("slo", 0, true).await,
+        Err(EvaluateError::NoRules)
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, http::router(app)).await });
+    let client = reqwest::Client::new();
+    for path in ["/v1/evaluate?check=slo", "/v1/evaluate"] {
+        let r = client
+            .post(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 503, "{path}");
+        let body: Json = r.json().await.unwrap();
+        assert_eq!(body["error"], "no rules are loaded yet", "{path}");
+    }
+    assert!(backend.evaluations.lock().unwrap().is_empty());
+    server.abort();
+}
