@@ -25,6 +25,10 @@ pub struct FakeBackend {
     pub eval_delay: Mutex<Duration>,
     /// Plugin failures every evaluation reports: `(plugin, reason, count)`.
     pub plugin_failures: Mutex<Vec<(String, &'static str, u64)>>,
+    /// When set, every evaluation fails as a whole with this error.
+    pub eval_error: Mutex<Option<String>>,
+    /// When set, every evaluation's results are returned but not stored, for this reason.
+    pub store_error: Mutex<Option<String>>,
 }
 
 impl FakeBackend {
@@ -136,6 +140,9 @@ impl Backend for FakeBackend {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
+            if let Some(e) = self.eval_error.lock().unwrap().clone() {
+                return Err(e);
+            }
             let rows = self
                 .script
                 .lock()
@@ -157,13 +164,19 @@ impl Backend for FakeBackend {
                 })
                 .map(ResultDoc::from_value)
                 .collect();
-            self.stored
-                .lock()
-                .unwrap()
-                .extend(results.iter().map(|r| r.value.clone()));
+            let stored = match self.store_error.lock().unwrap().clone() {
+                Some(e) => Err(e),
+                None => {
+                    self.stored
+                        .lock()
+                        .unwrap()
+                        .extend(results.iter().map(|r| r.value.clone()));
+                    Ok(())
+                }
+            };
             Ok(Evaluation {
                 results,
-                stored: Ok(()),
+                stored,
                 plugin_failures: self.plugin_failures.lock().unwrap().clone(),
             })
         })

@@ -981,6 +981,78 @@ async fn a_poisoned_rules_lock_does_not_stop_a_reload() {
     assert_eq!(names, ["second"]);
 }
 
+/// `mlc_evaluation_errors_total` of `check`, 0 before the first.
+fn evaluation_errors(metrics: &str, check: &str) -> u64 {
+    let prefix = format!("mlc_evaluation_errors_total{{check=\"{check}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+/// `POST /v1/evaluate?check=` answers by what went wrong: a check the rules lack is 404 and
+/// nothing is evaluated or counted; an evaluation that fails as a whole is 200 with the
+/// error under `errors`, counted and kept as the last run; results that could not be stored
+/// are still returned (200), counted and kept as the last run's error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluate_answers_an_unknown_check_a_failed_evaluation_and_a_failed_store_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.mlc"), "check slo every 3600 for 0\n").unwrap();
+    let backend = Arc::new(FakeBackend::default());
+    backend.set("slo", &[("DE", "pass", 0.9), ("US", "pass", 0.8)]);
+    let svc = start(layer(dir.path()), backend.clone()).await;
+    eventually("the start evaluation", 10, async || {
+        svc.get_json("/v1/checks").await["checks"][0]["last_run"].is_object()
+    })
+    .await;
+    let post = async |check: &str| {
+        let r = svc
+            .client
+            .post(svc.url(&format!("/v1/evaluate?check={check}")))
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json::<Json>().await.unwrap())
+    };
+    let last_error =
+        async || svc.get_json("/v1/checks").await["checks"][0]["last_run"]["error"].clone();
+    let errors_before = evaluation_errors(&svc.metrics().await, "slo");
+    let evaluated_before = backend.evaluations.lock().unwrap().len();
+
+    let (status, body) = post("nope").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(
+        body["error"], "no check named `nope`; GET /v1/checks lists them",
+        "{body}"
+    );
+    assert_eq!(backend.evaluations.lock().unwrap().len(), evaluated_before);
+    assert_eq!(evaluation_errors(&svc.metrics().await, "nope"), 0);
+
+    *backend.eval_error.lock().unwrap() = Some("the store is gone".into());
+    let (status, body) = post("slo").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["errors"]["slo"], "the store is gone", "{body}");
+    assert_eq!(body["results"], serde_json::json!([]), "{body}");
+    assert_eq!(last_error().await, "the store is gone");
+    assert_eq!(
+        evaluation_errors(&svc.metrics().await, "slo"),
+        errors_before + 1
+    );
+
+    *backend.eval_error.lock().unwrap() = None;
+    *backend.store_error.lock().unwrap() = Some("disk full".into());
+    let (status, body) = post("slo").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["errors"], serde_json::json!({}), "{body}");
+    assert_eq!(body["results"].as_array().unwrap().len(), 2, "{body}");
+    assert_eq!(last_error().await, "results not stored: disk full");
+    assert_eq!(
+        evaluation_errors(&svc.metrics().await, "slo"),
+        errors_before + 2
+    );
+    svc.stop().await;
+}
+
 /// Before the first rules load (the service loads them before it listens, so only a
 /// router over a fresh `App` sees this), an evaluation is refused with 503.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
