@@ -154,7 +154,8 @@ pub trait Backend: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<IngestReport, IngestError>>;
 
     /// Evaluates one check at `at_us` and stores its results (one per slice/column, each
-    /// carrying the rules version). `Err` when the evaluation failed as a whole.
+    /// carrying the rules version). `Err` when the evaluation failed as a whole: the service
+    /// counts, logs and shows it as it is (`super::EvaluateError::Failed`), whatever its cause.
     fn evaluate(
         &self,
         rules: Arc<RuleSet>,
