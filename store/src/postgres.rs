@@ -14,7 +14,7 @@ use sqlx::{AssertSqlSafe, Connection, Row};
 use crate::error::{Result, StoreError};
 use crate::rows::{Column, Rows};
 use crate::shared_sql::postgres as shared;
-use crate::sql::{self, ColumnBuilder, EXTRA_COLUMN, ReadPlan, quote, stored_fields, table_name};
+use crate::sql::{self, ColumnBuilder, EXTRA_COLUMN, ReadPlan, quote, table_name};
 use crate::{BatchStream, QuarantinedRecord, ResultQuery, StoredResult, WriteOutcome};
 
 #[derive(Clone)]
@@ -187,9 +187,7 @@ impl PgStore {
         quarantine: &[QuarantinedRecord],
         expect_duplicates: bool,
     ) -> Result<WriteOutcome> {
-        let mut names = vec![quote(&schema.key), quote(&schema.time)];
-        names.extend(stored_fields(schema).map(|f| quote(&f.name)));
-        names.push(quote(EXTRA_COLUMN));
+        let names = sql::row_columns(schema);
         let ncols = i16::try_from(names.len()).map_err(|_| {
             StoreError::Ingest(format!(
                 "component `{}` has more columns than PostgreSQL's COPY takes",

@@ -46,6 +46,15 @@ pub(crate) struct StoredColumn {
     pub ty: DataType,
 }
 
+/// The quoted columns a batch of [`crate::Rows`] is written to, in its order: the key, the
+/// time, the stored fields, then the extra column.
+pub(crate) fn row_columns(schema: &ComponentSchema) -> Vec<String> {
+    let mut names = vec![quote(&schema.key), quote(&schema.time)];
+    names.extend(stored_fields(schema).map(|f| quote(&f.name)));
+    names.push(quote(EXTRA_COLUMN));
+    names
+}
+
 /// Every column a schema needs: key, time, then the stored fields.
 pub(crate) fn needed_columns(schema: &ComponentSchema) -> Vec<StoredColumn> {
     let mut cols = vec![

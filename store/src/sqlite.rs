@@ -23,7 +23,7 @@ use crate::error::{Result, StoreError};
 use crate::rows::{Column, Rows};
 use crate::segments;
 use crate::shared_sql::sqlite as shared;
-use crate::sql::{self, EXTRA_COLUMN, quote, stored_fields, table_name};
+use crate::sql::{self, EXTRA_COLUMN, quote, table_name};
 use crate::{QuarantinedRecord, ResultQuery, StoredResult, WriteOutcome};
 use read::Readers;
 use seal::drop_segments;
@@ -298,9 +298,7 @@ impl SqliteStore {
         rows: &Rows,
         quarantine: &[QuarantinedRecord],
     ) -> Result<WriteOutcome> {
-        let mut names = vec![quote(&schema.key), quote(&schema.time)];
-        names.extend(stored_fields(schema).map(|f| quote(&f.name)));
-        names.push(quote(EXTRA_COLUMN));
+        let names = sql::row_columns(schema);
         let ncols = names.len();
         let per_stmt = (MAX_VARIABLES / ncols).clamp(1, 1000);
         let head = format!(
