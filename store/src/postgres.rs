@@ -2,7 +2,7 @@
 //! component table when they hold no stored or repeated record, otherwise into a temporary
 //! stage table moved into the component table with `ON CONFLICT DO NOTHING`; one transaction
 //! per batch either way. The SQL SQLite runs too (declarations, state, slots, results,
-//! quarantine, simple reads) comes from `shared_sql.rs`; this file holds
+//! quarantine, simple reads, row streaming) comes from `shared_sql.rs`; this file holds
 //! PostgreSQL's own: open, the [`Dialect`], the declaration lock, `COPY`, the latest row per key.
 
 use std::str::FromStr;
@@ -11,12 +11,12 @@ use futures::TryStreamExt;
 use mlc_engine::schema::{ComponentSchema, DataType};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Connection, Row};
+use sqlx::{AssertSqlSafe, Connection};
 
 use crate::error::{Result, StoreError};
 use crate::rows::{Column, Rows};
 use crate::shared_sql::{Dialect, shared_sql};
-use crate::sql::{self, ColumnBuilder, ReadPlan, quote, table_name};
+use crate::sql::{self, ReadPlan, quote, table_name};
 use crate::{BatchStream, QuarantinedRecord, WriteOutcome};
 
 #[derive(Clone)]
@@ -24,7 +24,7 @@ pub(crate) struct PgStore {
     pool: PgPool,
 }
 
-// Declarations, state, slots, results, quarantine and the simple reads: the SQL
+// Declarations, state, slots, results, quarantine, the simple reads and row streaming: the SQL
 // both backends share (shared_sql.rs), as `PgStore` methods and the functions of `shared`.
 shared_sql!(sqlx::Postgres, PgStore);
 
@@ -51,6 +51,10 @@ fn migrator() -> Migrator {
 impl Dialect for sqlx::Postgres {
     /// A row's physical location: PostgreSQL tables have no row id of their own.
     const ROW_ID: &'static str = "ctid";
+
+    fn placeholder(n: usize) -> String {
+        format!("${n}")
+    }
 
     fn column_type(ty: DataType) -> &'static str {
         match ty {
@@ -237,18 +241,9 @@ impl PgStore {
     }
 
     pub(crate) fn scan(&self, plan: ReadPlan, start_us: Option<i64>, end_us: i64) -> BatchStream {
-        let sql = format!(
-            "SELECT {} FROM {} WHERE {t} >= $1 AND {t} < $2 ORDER BY {t}",
-            plan.select_list(),
-            quote(&plan.table),
-            t = quote(&plan.time)
-        );
-        stream_rows(
-            self.pool.clone(),
-            sql,
-            vec![start_us.unwrap_or(i64::MIN), end_us],
-            plan,
-        )
+        let sql = shared::window_sql(&plan);
+        let binds = vec![start_us.unwrap_or(i64::MIN), end_us];
+        shared::stream_rows(self.pool.clone(), sql, binds, plan)
     }
 
     pub(crate) async fn latest_by_key(
@@ -263,7 +258,7 @@ impl PgStore {
             t = quote(&plan.time),
             k = quote(&plan.key)
         );
-        stream_rows(self.pool.clone(), sql, vec![before_us], plan)
+        shared::stream_rows(self.pool.clone(), sql, vec![before_us], plan)
             .try_collect()
             .await
     }
@@ -445,57 +440,4 @@ fn put_text(buf: &mut Vec<u8>, s: Option<&str>) {
             }
         }
     }
-}
-
-/// Runs `sql` with `binds` on a task of its own and yields bounded batches through a channel
-/// of two: the reader stays at most two batches ahead of the consumer.
-fn stream_rows(pool: PgPool, sql: String, binds: Vec<i64>, plan: ReadPlan) -> BatchStream {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<arrow_array::RecordBatch>>(2);
-    tokio::spawn(async move {
-        let produce = async {
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for b in binds {
-                q = q.bind(b);
-            }
-            let mut rows = q.fetch(&pool);
-            let cap = crate::READ_BATCH_ROWS;
-            let mut builders = plan.builders(cap);
-            let mut n = 0;
-            while let Some(row) = rows.try_next().await? {
-                for (i, b) in builders.iter_mut().enumerate() {
-                    match b {
-                        ColumnBuilder::Int(b) => b.append_option(row.try_get::<Option<i64>, _>(i)?),
-                        ColumnBuilder::Float(b) => {
-                            b.append_option(row.try_get::<Option<f64>, _>(i)?)
-                        }
-                        ColumnBuilder::Bool(b) => {
-                            b.append_option(row.try_get::<Option<bool>, _>(i)?)
-                        }
-                        ColumnBuilder::Str(b) => {
-                            b.append_option(row.try_get::<Option<&str>, _>(i)?)
-                        }
-                    }
-                }
-                n += 1;
-                if n == cap {
-                    let batch = plan.finish(&mut builders, n)?;
-                    n = 0;
-                    if tx.send(Ok(batch)).await.is_err() {
-                        return Ok(());
-                    }
-                }
-            }
-            if n > 0 {
-                let batch = plan.finish(&mut builders, n)?;
-                let _ = tx.send(Ok(batch)).await;
-            }
-            Ok::<(), StoreError>(())
-        };
-        if let Err(e) = produce.await {
-            let _ = tx.send(Err(e)).await;
-        }
-    });
-    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }))
 }

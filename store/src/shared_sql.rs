@@ -1,8 +1,8 @@
 //! The SQL both backends run word for word: creating and evolving component tables and
 //! remembering their declarations (`mlc_components`), the service's state (`mlc_state`),
 //! evaluation slot claims (`mlc_slots`), stored results (`mlc_results`), quarantined records
-//! (`mlc_quarantine`), the simple reads (latest time, count, extras) and deleting old rows in
-//! batches.
+//! (`mlc_quarantine`), the simple reads (latest time, count, extras), deleting old rows in
+//! batches, and streaming fetched rows into Arrow batches.
 //!
 //! Written once, as the macro [`shared_sql!`], which each backend instantiates in its own
 //! module for its sqlx database and store type: it generates a module `shared` of free
@@ -13,10 +13,10 @@
 //! `QueryBuilder::push_bind` writes each backend's placeholder (`?` or `$n`).
 //!
 //! What the backends spell differently is explicit, in their own files: the [`Dialect`]
-//! fragments (column types, the unique index's null handling, the row identifier), how a write
-//! transaction begins (`begin_write`: SQLite takes its write lock up front), PostgreSQL's lock
-//! on `mlc_components` while a component is declared, and SQLite's column segments, dropped
-//! when columns are added or rows deleted.
+//! fragments (placeholders, column types, the unique index's null handling, the row
+//! identifier), how a write transaction begins (`begin_write`: SQLite takes its write lock up
+//! front), PostgreSQL's lock on `mlc_components` while a component is declared, and SQLite's
+//! column segments, dropped when columns are added or rows deleted.
 
 use mlc_engine::schema::DataType;
 
@@ -32,6 +32,10 @@ pub(crate) const RESULT_COLUMNS: &str =
 pub(crate) trait Dialect {
     /// The hidden column that names a row of a table (to delete rows in batches).
     const ROW_ID: &'static str;
+
+    /// The placeholder of the `n`th bound value (from 1) in SQL written out whole, for the
+    /// queries a backend also runs outside sqlx (`QueryBuilder::push_bind` writes its own).
+    fn placeholder(n: usize) -> String;
 
     /// The column type a declared type is stored as.
     fn column_type(ty: DataType) -> &'static str;
@@ -50,13 +54,16 @@ macro_rules! shared_sql {
     ($db:ty, $store:ident) => {
         /// The SQL both backends share (see `shared_sql.rs`).
         pub(crate) mod shared {
+            use futures::TryStreamExt;
             use mlc_engine::schema::ComponentSchema;
             use sqlx::{AssertSqlSafe, QueryBuilder, Row};
 
             use $crate::error::{Result, StoreError};
             use $crate::shared_sql::{Dialect, RESULT_COLUMNS, SLOT_RETENTION_US};
-            use $crate::sql::{self, EXTRA_COLUMN, StoredColumn, quote, table_name};
-            use $crate::{QuarantinedRecord, ResultQuery, StoredResult};
+            use $crate::sql::{
+                self, ColumnBuilder, EXTRA_COLUMN, ReadPlan, StoredColumn, quote, table_name,
+            };
+            use $crate::{BatchStream, QuarantinedRecord, ResultQuery, StoredResult};
 
             type Conn = <$db as sqlx::Database>::Connection;
 
@@ -210,6 +217,77 @@ macro_rules! shared_sql {
                     .push_bind(i64::try_from(batch_rows).unwrap_or(i64::MAX))
                     .push(")");
                 Ok(q.build().execute(conn).await?.rows_affected())
+            }
+
+            /// The query of a window read: `plan`'s columns of the rows with `start <= time <
+            /// end`, in time order; the binds are `start` and `end`.
+            pub(crate) fn window_sql(plan: &ReadPlan) -> String {
+                format!(
+                    "SELECT {} FROM {} WHERE {t} >= {} AND {t} < {} ORDER BY {t}",
+                    plan.select_list(),
+                    quote(&plan.table),
+                    <$db as Dialect>::placeholder(1),
+                    <$db as Dialect>::placeholder(2),
+                    t = quote(&plan.time)
+                )
+            }
+
+            /// Runs `sql` with `binds` on a task of its own and yields bounded batches through
+            /// a channel of two: the reader stays at most two batches ahead of the consumer.
+            pub(crate) fn stream_rows(
+                pool: sqlx::Pool<$db>,
+                sql: String,
+                binds: Vec<i64>,
+                plan: ReadPlan,
+            ) -> BatchStream {
+                let (tx, rx) = tokio::sync::mpsc::channel::<Result<arrow_array::RecordBatch>>(2);
+                tokio::spawn(async move {
+                    let produce = async {
+                        let mut q = sqlx::query(AssertSqlSafe(sql));
+                        for b in binds {
+                            q = q.bind(b);
+                        }
+                        let mut rows = q.fetch(&pool);
+                        let cap = $crate::READ_BATCH_ROWS;
+                        let mut builders = plan.builders(cap);
+                        let mut n = 0;
+                        while let Some(row) = rows.try_next().await? {
+                            for (i, b) in builders.iter_mut().enumerate() {
+                                match b {
+                                    ColumnBuilder::Int(b) => {
+                                        b.append_option(row.try_get::<Option<i64>, _>(i)?)
+                                    }
+                                    ColumnBuilder::Float(b) => {
+                                        b.append_option(row.try_get::<Option<f64>, _>(i)?)
+                                    }
+                                    ColumnBuilder::Bool(b) => {
+                                        b.append_option(row.try_get::<Option<bool>, _>(i)?)
+                                    }
+                                    ColumnBuilder::Str(b) => {
+                                        b.append_option(row.try_get::<Option<&str>, _>(i)?)
+                                    }
+                                }
+                            }
+                            n += 1;
+                            if n == cap {
+                                let batch = plan.finish(&mut builders, n)?;
+                                n = 0;
+                                if tx.send(Ok(batch)).await.is_err() {
+                                    return Ok(());
+                                }
+                            }
+                        }
+                        if n > 0 {
+                            let batch = plan.finish(&mut builders, n)?;
+                            let _ = tx.send(Ok(batch)).await;
+                        }
+                        Ok::<(), StoreError>(())
+                    };
+                    if let Err(e) = produce.await {
+                        let _ = tx.send(Err(e)).await;
+                    }
+                });
+                $crate::sql::receiver_stream(rx)
             }
 
             impl super::$store {

@@ -238,6 +238,16 @@ impl ReadPlan {
     }
 }
 
+/// The batches a reader task sends through `rx`, as a [`crate::BatchStream`]: the reader
+/// stays as far ahead of the consumer as the channel holds.
+pub(crate) fn receiver_stream(
+    rx: tokio::sync::mpsc::Receiver<Result<RecordBatch>>,
+) -> crate::BatchStream {
+    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
 pub(crate) fn arrow_type(ty: DataType) -> ArrowType {
     match ty {
         DataType::Int | DataType::Timestamp => ArrowType::Int64,

@@ -2,7 +2,7 @@
 //! batch. This file holds the pool's operations that are SQLite's own (open, write
 //! transactions, the [`Dialect`], declarations and prune with the segments they drop, batches
 //! on `:memory:`); the SQL PostgreSQL runs too (declarations, state, slots, results,
-//! quarantine, simple reads) comes from `shared_sql.rs`. File databases write
+//! quarantine, simple reads, row streaming) comes from `shared_sql.rs`. File databases write
 //! through rusqlite (`write.rs`) and read through it (`read.rs`, the one read path), and
 //! `seal.rs` builds column segments. `:memory:` stores keep sqlx's prepared multi-row inserts
 //! and reads.
@@ -47,7 +47,7 @@ pub(crate) struct SqliteStore {
     segment_rows: i64,
 }
 
-// Declarations, state, slots, results, quarantine and the simple reads: the SQL
+// Declarations, state, slots, results, quarantine, the simple reads and row streaming: the SQL
 // both backends share (shared_sql.rs), as `SqliteStore` methods and the functions of `shared`.
 shared_sql!(sqlx::Sqlite, SqliteStore);
 
@@ -112,6 +112,11 @@ fn split_segment_rows(url: &str) -> Result<(String, i64)> {
 
 impl Dialect for sqlx::Sqlite {
     const ROW_ID: &'static str = "rowid";
+
+    /// Bound in order: the same SQL runs through sqlx and rusqlite.
+    fn placeholder(_n: usize) -> String {
+        "?".to_string()
+    }
 
     /// SQLite has no boolean type: booleans are stored as the integers 0 and 1.
     fn column_type(ty: DataType) -> &'static str {
