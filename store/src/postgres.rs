@@ -1,7 +1,9 @@
 //! The PostgreSQL backend, for scale: batches are written with binary `COPY`, straight into the
 //! component table when they hold no stored or repeated record, otherwise into a temporary
 //! stage table moved into the component table with `ON CONFLICT DO NOTHING`; one transaction
-//! per batch either way.
+//! per batch either way. The SQL SQLite runs too (declarations, state, slots, results,
+//! quarantine, simple reads, row streaming) comes from `shared_sql.rs`; this file holds
+//! PostgreSQL's own: open, the [`Dialect`], the declaration lock, `COPY`, the latest row per key.
 
 use std::str::FromStr;
 
@@ -9,18 +11,22 @@ use futures::TryStreamExt;
 use mlc_engine::schema::{ComponentSchema, DataType};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Connection, Row};
+use sqlx::{AssertSqlSafe, Connection};
 
 use crate::error::{Result, StoreError};
 use crate::rows::{Column, Rows};
-use crate::shared_sql::postgres as shared;
-use crate::sql::{self, ColumnBuilder, EXTRA_COLUMN, ReadPlan, quote, stored_fields, table_name};
-use crate::{BatchStream, QuarantinedRecord, ResultQuery, StoredResult, WriteOutcome};
+use crate::shared_sql::{Dialect, shared_sql};
+use crate::sql::{self, ReadPlan, quote, table_name};
+use crate::{BatchStream, QuarantinedRecord, WriteOutcome};
 
 #[derive(Clone)]
 pub(crate) struct PgStore {
     pool: PgPool,
 }
+
+// Declarations, state, slots, results, quarantine, the simple reads and row streaming: the SQL
+// both backends share (shared_sql.rs), as `PgStore` methods and the functions of `shared`.
+shared_sql!(sqlx::Postgres, PgStore);
 
 fn migrator() -> Migrator {
     sql::migrator(&[
@@ -42,12 +48,26 @@ fn migrator() -> Migrator {
     ])
 }
 
-fn column_type(ty: DataType) -> &'static str {
-    match ty {
-        DataType::Int | DataType::Timestamp => "BIGINT",
-        DataType::Float => "DOUBLE PRECISION",
-        DataType::Bool => "BOOLEAN",
-        DataType::String => "TEXT",
+impl Dialect for sqlx::Postgres {
+    /// A row's physical location: PostgreSQL tables have no row id of their own.
+    const ROW_ID: &'static str = "ctid";
+
+    fn placeholder(n: usize) -> String {
+        format!("${n}")
+    }
+
+    fn column_type(ty: DataType) -> &'static str {
+        match ty {
+            DataType::Int | DataType::Timestamp => "BIGINT",
+            DataType::Float => "DOUBLE PRECISION",
+            DataType::Bool => "BOOLEAN",
+            DataType::String => "TEXT",
+        }
+    }
+
+    /// `NULLS NOT DISTINCT` (PostgreSQL 15) makes a null key equal to another null key.
+    fn time_key_index(time: &str, key: &str) -> String {
+        format!("({time}, {key}) NULLS NOT DISTINCT")
     }
 }
 
@@ -118,60 +138,22 @@ impl PgStore {
         self.pool.close().await;
     }
 
+    /// A write transaction: a plain `BEGIN`. PostgreSQL's row locks and unique indexes keep
+    /// concurrent writers apart; declaring a component takes its table lock itself.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+
     pub(crate) async fn ensure_component(&self, schema: &ComponentSchema) -> Result<()> {
-        let table = quote(&table_name(&schema.name));
-        let mut tx = self.pool.begin().await?;
-        // Two processes declaring the same component at once must not both create it.
+        let mut tx = self.begin_write().await?;
+        // Two processes declaring the same component at once must not both create it: the
+        // second waits here until the first commits, then finds its declaration.
         sqlx::query("LOCK TABLE mlc_components IN SHARE ROW EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await?;
-        let existing = shared::load_declaration(&mut tx, &schema.name).await?;
-        let (mut stored, added) = match &existing {
-            None => {
-                let cols = sql::needed_columns(schema);
-                let mut ddl = format!("CREATE TABLE IF NOT EXISTS {table} (");
-                for (i, c) in cols.iter().enumerate() {
-                    let not_null = if i == 1 { " NOT NULL" } else { "" };
-                    ddl.push_str(&format!(
-                        "{} {}{not_null}, ",
-                        quote(&c.name),
-                        column_type(c.ty)
-                    ));
-                }
-                ddl.push_str(&format!("{} TEXT);", quote(EXTRA_COLUMN)));
-                // Deduplicates re-sent records (a null key counts as one value) and serves
-                // time ranges; (key, time) serves the latest-row-per-key read of joins.
-                ddl.push_str(&format!(
-                    "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {table} ({}, {}) NULLS NOT DISTINCT;",
-                    quote(&format!("{}_time_key", table_name(&schema.name))),
-                    quote(&schema.time),
-                    quote(&schema.key)
-                ));
-                sqlx::raw_sql(AssertSqlSafe(ddl)).execute(&mut *tx).await?;
-                (cols, Vec::new())
-            }
-            Some((old, stored)) => {
-                let added = sql::evolve(old, stored, schema)?;
-                (stored.clone(), added)
-            }
-        };
-        for c in &added {
-            let ddl = format!(
-                "ALTER TABLE {table} ADD COLUMN {} {}",
-                quote(&c.name),
-                column_type(c.ty)
-            );
-            sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await?;
-        }
-        stored.extend(added);
-        shared::save_declaration(&mut tx, schema, &stored).await?;
+        shared::declare_component(&mut tx, schema).await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    pub(crate) async fn components(&self) -> Result<Vec<ComponentSchema>> {
-        let mut conn = self.pool.acquire().await?;
-        shared::components(&mut conn).await
     }
 
     /// Writes one batch in one transaction. The rows go by binary `COPY` straight into the
@@ -187,9 +169,7 @@ impl PgStore {
         quarantine: &[QuarantinedRecord],
         expect_duplicates: bool,
     ) -> Result<WriteOutcome> {
-        let mut names = vec![quote(&schema.key), quote(&schema.time)];
-        names.extend(stored_fields(schema).map(|f| quote(&f.name)));
-        names.push(quote(EXTRA_COLUMN));
+        let names = sql::row_columns(schema);
         let ncols = i16::try_from(names.len()).map_err(|_| {
             StoreError::Ingest(format!(
                 "component `{}` has more columns than PostgreSQL's COPY takes",
@@ -203,7 +183,7 @@ impl PgStore {
             ..WriteOutcome::default()
         };
         check_text_lengths(rows)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         if !rows.is_empty() {
             let mut encoded = Encoded::new(rows, ncols);
             let mut direct = false;
@@ -255,55 +235,15 @@ impl PgStore {
             }
         }
         out.duplicates = rows.len() as u64 - out.accepted;
-        for chunk in quarantine.chunks(1000) {
-            let mut stmt = String::from(
-                "INSERT INTO mlc_quarantine (component, received_at_us, source, raw, reason, fingerprint) VALUES ",
-            );
-            let tuples: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let b = i * 6;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6
-                    )
-                })
-                .collect();
-            stmt.push_str(&tuples.join(", "));
-            stmt.push_str(" ON CONFLICT DO NOTHING");
-            let mut q = sqlx::query(AssertSqlSafe(stmt));
-            for r in chunk {
-                q = q
-                    .bind(&r.component)
-                    .bind(r.received_at_us)
-                    .bind(&r.source)
-                    .bind(&r.raw)
-                    .bind(&r.reason)
-                    .bind(r.fingerprint());
-            }
-            q.execute(&mut *tx).await?;
-        }
+        shared::insert_quarantine(&mut tx, quarantine).await?;
         tx.commit().await?;
         Ok(out)
     }
 
     pub(crate) fn scan(&self, plan: ReadPlan, start_us: Option<i64>, end_us: i64) -> BatchStream {
-        let sql = format!(
-            "SELECT {} FROM {} WHERE {t} >= $1 AND {t} < $2 ORDER BY {t}",
-            plan.select_list(),
-            quote(&plan.table),
-            t = quote(&plan.time)
-        );
-        stream_rows(
-            self.pool.clone(),
-            sql,
-            vec![start_us.unwrap_or(i64::MIN), end_us],
-            plan,
-        )
+        let sql = shared::window_sql(&plan);
+        let binds = vec![start_us.unwrap_or(i64::MIN), end_us];
+        shared::stream_rows(self.pool.clone(), sql, binds, plan)
     }
 
     pub(crate) async fn latest_by_key(
@@ -318,112 +258,9 @@ impl PgStore {
             t = quote(&plan.time),
             k = quote(&plan.key)
         );
-        stream_rows(self.pool.clone(), sql, vec![before_us], plan)
+        shared::stream_rows(self.pool.clone(), sql, vec![before_us], plan)
             .try_collect()
             .await
-    }
-
-    pub(crate) async fn max_time(
-        &self,
-        schema: &ComponentSchema,
-        before_us: i64,
-    ) -> Result<Option<i64>> {
-        let sql = format!(
-            "SELECT max({t}) FROM {} WHERE {t} < $1",
-            quote(&table_name(&schema.name)),
-            t = quote(&schema.time)
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(before_us)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get::<Option<i64>, _>(0)?)
-    }
-
-    pub(crate) async fn count(&self, schema: &ComponentSchema) -> Result<u64> {
-        let sql = format!("SELECT count(*) FROM {}", quote(&table_name(&schema.name)));
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get::<i64, _>(0)? as u64)
-    }
-
-    pub(crate) async fn extras(
-        &self,
-        schema: &ComponentSchema,
-        start_us: Option<i64>,
-        end_us: i64,
-    ) -> Result<Vec<(Option<String>, i64, Option<String>)>> {
-        let sql = format!(
-            "SELECT {k}, {t}, {e} FROM {} WHERE {t} >= $1 AND {t} < $2 ORDER BY {t}, {k}",
-            quote(&table_name(&schema.name)),
-            k = quote(&schema.key),
-            t = quote(&schema.time),
-            e = quote(EXTRA_COLUMN)
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(start_us.unwrap_or(i64::MIN))
-            .bind(end_us)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-            .collect()
-    }
-
-    pub(crate) async fn quarantined(
-        &self,
-        component: &str,
-        limit: u64,
-    ) -> Result<Vec<QuarantinedRecord>> {
-        let rows = sqlx::query(
-            "SELECT component, received_at_us, source, raw, reason FROM mlc_quarantine
-             WHERE component = $1 ORDER BY id LIMIT $2",
-        )
-        .bind(component)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(QuarantinedRecord {
-                    component: r.try_get(0)?,
-                    received_at_us: r.try_get(1)?,
-                    source: r.try_get(2)?,
-                    raw: r.try_get(3)?,
-                    reason: r.try_get(4)?,
-                })
-            })
-            .collect()
-    }
-
-    pub(crate) async fn get_state(&self, name: &str) -> Result<Option<String>> {
-        let mut conn = self.pool.acquire().await?;
-        shared::get_state(&mut conn, name).await
-    }
-
-    pub(crate) async fn put_state(&self, name: &str, value: &str) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        shared::put_state(&mut conn, name, value).await
-    }
-
-    pub(crate) async fn claim_slot(&self, check: &str, slot_us: i64, owner: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let claimed = shared::claim_slot(&mut tx, check, slot_us, owner).await?;
-        tx.commit().await?;
-        Ok(claimed)
-    }
-
-    pub(crate) async fn insert_results(&self, results: &[StoredResult]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        shared::insert_results(&mut tx, results).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub(crate) async fn query_results(&self, q: &ResultQuery) -> Result<Vec<StoredResult>> {
-        let mut conn = self.pool.acquire().await?;
-        shared::query_results(&mut conn, q).await
     }
 
     pub(crate) async fn prune_batch(
@@ -432,17 +269,8 @@ impl PgStore {
         before_us: i64,
         batch_rows: u64,
     ) -> Result<u64> {
-        let table = quote(&table_name(&schema.name));
-        let sql = format!(
-            "DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} WHERE {} < $1 LIMIT $2)",
-            quote(&schema.time)
-        );
-        let res = sqlx::query(AssertSqlSafe(sql))
-            .bind(before_us)
-            .bind(i64::try_from(batch_rows).unwrap_or(i64::MAX))
-            .execute(&self.pool)
-            .await?;
-        Ok(res.rows_affected())
+        let mut conn = self.pool.acquire().await?;
+        shared::delete_before(&mut conn, schema, before_us, batch_rows).await
     }
 }
 
@@ -612,57 +440,4 @@ fn put_text(buf: &mut Vec<u8>, s: Option<&str>) {
             }
         }
     }
-}
-
-/// Runs `sql` with `binds` on a task of its own and yields bounded batches through a channel
-/// of two: the reader stays at most two batches ahead of the consumer.
-fn stream_rows(pool: PgPool, sql: String, binds: Vec<i64>, plan: ReadPlan) -> BatchStream {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<arrow_array::RecordBatch>>(2);
-    tokio::spawn(async move {
-        let produce = async {
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for b in binds {
-                q = q.bind(b);
-            }
-            let mut rows = q.fetch(&pool);
-            let cap = crate::READ_BATCH_ROWS;
-            let mut builders = plan.builders(cap);
-            let mut n = 0;
-            while let Some(row) = rows.try_next().await? {
-                for (i, b) in builders.iter_mut().enumerate() {
-                    match b {
-                        ColumnBuilder::Int(b) => b.append_option(row.try_get::<Option<i64>, _>(i)?),
-                        ColumnBuilder::Float(b) => {
-                            b.append_option(row.try_get::<Option<f64>, _>(i)?)
-                        }
-                        ColumnBuilder::Bool(b) => {
-                            b.append_option(row.try_get::<Option<bool>, _>(i)?)
-                        }
-                        ColumnBuilder::Str(b) => {
-                            b.append_option(row.try_get::<Option<&str>, _>(i)?)
-                        }
-                    }
-                }
-                n += 1;
-                if n == cap {
-                    let batch = plan.finish(&mut builders, n)?;
-                    n = 0;
-                    if tx.send(Ok(batch)).await.is_err() {
-                        return Ok(());
-                    }
-                }
-            }
-            if n > 0 {
-                let batch = plan.finish(&mut builders, n)?;
-                let _ = tx.send(Ok(batch)).await;
-            }
-            Ok::<(), StoreError>(())
-        };
-        if let Err(e) = produce.await {
-            let _ = tx.send(Err(e)).await;
-        }
-    });
-    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }))
 }

@@ -46,6 +46,15 @@ pub(crate) struct StoredColumn {
     pub ty: DataType,
 }
 
+/// The quoted columns a batch of [`crate::Rows`] is written to, in its order: the key, the
+/// time, the stored fields, then the extra column.
+pub(crate) fn row_columns(schema: &ComponentSchema) -> Vec<String> {
+    let mut names = vec![quote(&schema.key), quote(&schema.time)];
+    names.extend(stored_fields(schema).map(|f| quote(&f.name)));
+    names.push(quote(EXTRA_COLUMN));
+    names
+}
+
 /// Every column a schema needs: key, time, then the stored fields.
 pub(crate) fn needed_columns(schema: &ComponentSchema) -> Vec<StoredColumn> {
     let mut cols = vec![
@@ -227,6 +236,16 @@ impl ReadPlan {
         RecordBatch::try_new_with_options(self.arrow.clone(), arrays, &options)
             .map_err(|e| StoreError::Ingest(format!("internal error building a batch: {e}")))
     }
+}
+
+/// The batches a reader task sends through `rx`, as a [`crate::BatchStream`]: the reader
+/// stays as far ahead of the consumer as the channel holds.
+pub(crate) fn receiver_stream(
+    rx: tokio::sync::mpsc::Receiver<Result<RecordBatch>>,
+) -> crate::BatchStream {
+    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
 }
 
 pub(crate) fn arrow_type(ty: DataType) -> ArrowType {

@@ -1,8 +1,11 @@
 //! The SQLite backend: the embedded default. One file in WAL mode; one transaction per
-//! batch. This file holds the pool's operations (open, declarations, batches, state, slots,
-//! results, prune); file databases write through rusqlite (`write.rs`) and read through it
-//! (`read.rs`, the one read path), and `seal.rs` builds column segments. `:memory:` stores
-//! keep sqlx's prepared multi-row inserts and reads.
+//! batch. This file holds the pool's operations that are SQLite's own (open, write
+//! transactions, the [`Dialect`], declarations and prune with the segments they drop, batches
+//! on `:memory:`); the SQL PostgreSQL runs too (declarations, state, slots, results,
+//! quarantine, simple reads, row streaming) comes from `shared_sql.rs`. File databases write
+//! through rusqlite (`write.rs`) and read through it (`read.rs`, the one read path), and
+//! `seal.rs` builds column segments. `:memory:` stores keep sqlx's prepared multi-row inserts
+//! and reads.
 
 mod read;
 mod seal;
@@ -22,9 +25,9 @@ use sqlx::{AssertSqlSafe, Row};
 use crate::error::{Result, StoreError};
 use crate::rows::{Column, Rows};
 use crate::segments;
-use crate::shared_sql::sqlite as shared;
-use crate::sql::{self, EXTRA_COLUMN, quote, stored_fields, table_name};
-use crate::{QuarantinedRecord, ResultQuery, StoredResult, WriteOutcome};
+use crate::shared_sql::{Dialect, shared_sql};
+use crate::sql::{self, quote, table_name};
+use crate::{QuarantinedRecord, WriteOutcome};
 use read::Readers;
 use seal::drop_segments;
 pub(crate) use write::InlineSeal;
@@ -43,6 +46,10 @@ pub(crate) struct SqliteStore {
     /// Rows of rowid space per column segment (segments.rs); 0: no segments.
     segment_rows: i64,
 }
+
+// Declarations, state, slots, results, quarantine, the simple reads and row streaming: the SQL
+// both backends share (shared_sql.rs), as `SqliteStore` methods and the functions of `shared`.
+shared_sql!(sqlx::Sqlite, SqliteStore);
 
 /// One batch for [`SqliteStore::write_owned`]: moved to the blocking thread that writes it.
 pub(crate) struct OwnedBatch {
@@ -103,11 +110,27 @@ fn split_segment_rows(url: &str) -> Result<(String, i64)> {
     }
 }
 
-fn column_type(ty: DataType) -> &'static str {
-    match ty {
-        DataType::Int | DataType::Bool | DataType::Timestamp => "INTEGER",
-        DataType::Float => "REAL",
-        DataType::String => "TEXT",
+impl Dialect for sqlx::Sqlite {
+    const ROW_ID: &'static str = "rowid";
+
+    /// Bound in order: the same SQL runs through sqlx and rusqlite.
+    fn placeholder(_n: usize) -> String {
+        "?".to_string()
+    }
+
+    /// SQLite has no boolean type: booleans are stored as the integers 0 and 1.
+    fn column_type(ty: DataType) -> &'static str {
+        match ty {
+            DataType::Int | DataType::Bool | DataType::Timestamp => "INTEGER",
+            DataType::Float => "REAL",
+            DataType::String => "TEXT",
+        }
+    }
+
+    /// SQLite takes nulls as distinct in a unique index, so the index is on `ifnull(key,
+    /// x'')`: x'' is a blob, never equal to a text key, and equal to itself.
+    fn time_key_index(time: &str, key: &str) -> String {
+        format!("({time}, ifnull({key}, x''))")
     }
 }
 
@@ -175,58 +198,16 @@ impl SqliteStore {
     }
 
     pub(crate) async fn ensure_component(&self, schema: &ComponentSchema) -> Result<()> {
-        let table = quote(&table_name(&schema.name));
+        // `BEGIN IMMEDIATE` holds the write lock: a second declaration of the component waits
+        // for this one to commit, then finds it.
         let mut tx = self.begin_write().await?;
-        let existing = shared::load_declaration(&mut tx, &schema.name).await?;
-        let (mut stored, added) = match &existing {
-            None => {
-                let cols = sql::needed_columns(schema);
-                let mut ddl = format!("CREATE TABLE IF NOT EXISTS {table} (");
-                for (i, c) in cols.iter().enumerate() {
-                    let not_null = if i == 1 { " NOT NULL" } else { "" };
-                    ddl.push_str(&format!(
-                        "{} {}{not_null}, ",
-                        quote(&c.name),
-                        column_type(c.ty)
-                    ));
-                }
-                ddl.push_str(&format!("{} TEXT);", quote(EXTRA_COLUMN)));
-                // The unique index deduplicates re-sent records (a null key counts as one
-                // value: x'' is a blob, never equal to a text key) and serves time ranges.
-                ddl.push_str(&format!(
-                    "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {table} ({}, ifnull({}, x''));",
-                    quote(&format!("{}_time_key", table_name(&schema.name))),
-                    quote(&schema.time),
-                    quote(&schema.key)
-                ));
-                sqlx::raw_sql(AssertSqlSafe(ddl)).execute(&mut *tx).await?;
-                (cols, Vec::new())
-            }
-            Some((old, stored)) => {
-                let added = sql::evolve(old, stored, schema)?;
-                (stored.clone(), added)
-            }
-        };
-        for c in &added {
-            let ddl = format!(
-                "ALTER TABLE {table} ADD COLUMN {} {}",
-                quote(&c.name),
-                column_type(c.ty)
-            );
-            sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await?;
-        }
-        if existing.is_some() && !added.is_empty() {
+        if shared::declare_component(&mut tx, schema).await? {
+            // Segments hold the columns a table had when they were built: a new column drops
+            // them all (docs/storage.md, "Column segments").
             drop_segments(&mut tx, &table_name(&schema.name), None).await?;
         }
-        stored.extend(added);
-        shared::save_declaration(&mut tx, schema, &stored).await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    pub(crate) async fn components(&self) -> Result<Vec<ComponentSchema>> {
-        let mut conn = self.pool.acquire().await?;
-        shared::components(&mut conn).await
     }
 
     /// Stores a batch. File databases write on a blocking thread through [`Writer`], which
@@ -298,9 +279,7 @@ impl SqliteStore {
         rows: &Rows,
         quarantine: &[QuarantinedRecord],
     ) -> Result<WriteOutcome> {
-        let mut names = vec![quote(&schema.key), quote(&schema.time)];
-        names.extend(stored_fields(schema).map(|f| quote(&f.name)));
-        names.push(quote(EXTRA_COLUMN));
+        let names = sql::row_columns(schema);
         let ncols = names.len();
         let per_stmt = (MAX_VARIABLES / ncols).clamp(1, 1000);
         let head = format!(
@@ -337,51 +316,9 @@ impl SqliteStore {
             start = end;
         }
         out.duplicates = rows.len() as u64 - out.accepted;
-        for chunk in quarantine.chunks(1000) {
-            let mut stmt = String::from(
-                "INSERT INTO mlc_quarantine (component, received_at_us, source, raw, reason, fingerprint) VALUES ",
-            );
-            stmt.push_str(&vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", "));
-            stmt.push_str(" ON CONFLICT DO NOTHING");
-            let mut q = sqlx::query(AssertSqlSafe(stmt));
-            for r in chunk {
-                q = q
-                    .bind(&r.component)
-                    .bind(r.received_at_us)
-                    .bind(&r.source)
-                    .bind(&r.raw)
-                    .bind(&r.reason)
-                    .bind(r.fingerprint());
-            }
-            q.execute(&mut *tx).await?;
-        }
+        shared::insert_quarantine(&mut tx, quarantine).await?;
         tx.commit().await?;
         Ok(out)
-    }
-
-    pub(crate) async fn max_time(
-        &self,
-        schema: &ComponentSchema,
-        before_us: i64,
-    ) -> Result<Option<i64>> {
-        let sql = format!(
-            "SELECT max({t}) FROM {} WHERE {t} < ?",
-            quote(&table_name(&schema.name)),
-            t = quote(&schema.time)
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(before_us)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get::<Option<i64>, _>(0)?)
-    }
-
-    pub(crate) async fn count(&self, schema: &ComponentSchema) -> Result<u64> {
-        let sql = format!("SELECT count(*) FROM {}", quote(&table_name(&schema.name)));
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get::<i64, _>(0)? as u64)
     }
 
     /// `max(rowid) - min(rowid) + 1`: two b-tree descents (each in a subquery of its own:
@@ -399,106 +336,20 @@ impl SqliteStore {
         Ok(row.try_get::<i64, _>(0)?.max(0) as u64)
     }
 
-    pub(crate) async fn extras(
-        &self,
-        schema: &ComponentSchema,
-        start_us: Option<i64>,
-        end_us: i64,
-    ) -> Result<Vec<(Option<String>, i64, Option<String>)>> {
-        let sql = format!(
-            "SELECT {k}, {t}, {e} FROM {} WHERE {t} >= ? AND {t} < ? ORDER BY {t}, {k}",
-            quote(&table_name(&schema.name)),
-            k = quote(&schema.key),
-            t = quote(&schema.time),
-            e = quote(EXTRA_COLUMN)
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(start_us.unwrap_or(i64::MIN))
-            .bind(end_us)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-            .collect()
-    }
-
-    pub(crate) async fn quarantined(
-        &self,
-        component: &str,
-        limit: u64,
-    ) -> Result<Vec<QuarantinedRecord>> {
-        let rows = sqlx::query(
-            "SELECT component, received_at_us, source, raw, reason FROM mlc_quarantine
-             WHERE component = ? ORDER BY id LIMIT ?",
-        )
-        .bind(component)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(QuarantinedRecord {
-                    component: r.try_get(0)?,
-                    received_at_us: r.try_get(1)?,
-                    source: r.try_get(2)?,
-                    raw: r.try_get(3)?,
-                    reason: r.try_get(4)?,
-                })
-            })
-            .collect()
-    }
-
-    pub(crate) async fn get_state(&self, name: &str) -> Result<Option<String>> {
-        let mut conn = self.pool.acquire().await?;
-        shared::get_state(&mut conn, name).await
-    }
-
-    pub(crate) async fn put_state(&self, name: &str, value: &str) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        shared::put_state(&mut conn, name, value).await
-    }
-
-    pub(crate) async fn claim_slot(&self, check: &str, slot_us: i64, owner: &str) -> Result<bool> {
-        let mut tx = self.begin_write().await?;
-        let claimed = shared::claim_slot(&mut tx, check, slot_us, owner).await?;
-        tx.commit().await?;
-        Ok(claimed)
-    }
-
-    pub(crate) async fn insert_results(&self, results: &[StoredResult]) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        shared::insert_results(&mut tx, results).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub(crate) async fn query_results(&self, q: &ResultQuery) -> Result<Vec<StoredResult>> {
-        let mut conn = self.pool.acquire().await?;
-        shared::query_results(&mut conn, q).await
-    }
-
     pub(crate) async fn prune_batch(
         &self,
         schema: &ComponentSchema,
         before_us: i64,
         batch_rows: u64,
     ) -> Result<u64> {
-        let table = quote(&table_name(&schema.name));
-        let sql = format!(
-            "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {} < ? LIMIT ?)",
-            quote(&schema.time)
-        );
         let mut tx = self.begin_write().await?;
-        let res = sqlx::query(AssertSqlSafe(sql))
-            .bind(before_us)
-            .bind(i64::try_from(batch_rows).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await?;
-        if res.rows_affected() > 0 {
+        let deleted = shared::delete_before(&mut tx, schema, before_us, batch_rows).await?;
+        if deleted > 0 {
+            // The segments that may hold deleted rows go in the same transaction.
             drop_segments(&mut tx, &table_name(&schema.name), Some(before_us)).await?;
         }
         tx.commit().await?;
-        Ok(res.rows_affected())
+        Ok(deleted)
     }
 }
 

@@ -17,8 +17,6 @@ use arrow_array::RecordBatch;
 use futures::TryStreamExt;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
-use sqlx::sqlite::SqlitePool;
-use sqlx::{AssertSqlSafe, Row};
 
 use super::{SqliteStore, blocking};
 use crate::BatchStream;
@@ -178,16 +176,11 @@ fn mismatch(plan: &ReadPlan, i: usize, what: &str) -> StoreError {
 
 impl SqliteStore {
     pub(crate) fn scan(&self, plan: ReadPlan, start_us: Option<i64>, end_us: i64) -> BatchStream {
-        let sql = format!(
-            "SELECT {} FROM {} WHERE {t} >= ? AND {t} < ? ORDER BY {t}",
-            plan.select_list(),
-            quote(&plan.table),
-            t = quote(&plan.time)
-        );
+        let sql = super::shared::window_sql(&plan);
         let binds = vec![start_us.unwrap_or(i64::MIN), end_us];
         match &self.readers {
             Some(r) => stream_blocking(r.clone(), sql, binds, plan),
-            None => stream_rows(self.pool.clone(), sql, binds, plan),
+            None => super::shared::stream_rows(self.pool.clone(), sql, binds, plan),
         }
     }
 
@@ -331,7 +324,7 @@ impl SqliteStore {
         );
         match &self.readers {
             Some(r) => stream_blocking(r.clone(), sql, vec![before_us], plan),
-            None => stream_rows(self.pool.clone(), sql, vec![before_us], plan),
+            None => super::shared::stream_rows(self.pool.clone(), sql, vec![before_us], plan),
         }
         .try_collect()
         .await
@@ -778,60 +771,5 @@ fn stream_blocking(
             let _ = tx.blocking_send(Err(e));
         }
     });
-    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }))
-}
-
-/// Runs `sql` with `binds` on a task of its own and yields bounded batches through a channel
-/// of two: the reader stays at most two batches ahead of the consumer.
-fn stream_rows(pool: SqlitePool, sql: String, binds: Vec<i64>, plan: ReadPlan) -> BatchStream {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<arrow_array::RecordBatch>>(2);
-    tokio::spawn(async move {
-        let produce = async {
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for b in binds {
-                q = q.bind(b);
-            }
-            let mut rows = q.fetch(&pool);
-            let cap = crate::READ_BATCH_ROWS;
-            let mut builders = plan.builders(cap);
-            let mut n = 0;
-            while let Some(row) = rows.try_next().await? {
-                for (i, b) in builders.iter_mut().enumerate() {
-                    match b {
-                        ColumnBuilder::Int(b) => b.append_option(row.try_get::<Option<i64>, _>(i)?),
-                        ColumnBuilder::Float(b) => {
-                            b.append_option(row.try_get::<Option<f64>, _>(i)?)
-                        }
-                        ColumnBuilder::Bool(b) => {
-                            b.append_option(row.try_get::<Option<bool>, _>(i)?)
-                        }
-                        ColumnBuilder::Str(b) => {
-                            b.append_option(row.try_get::<Option<&str>, _>(i)?)
-                        }
-                    }
-                }
-                n += 1;
-                if n == cap {
-                    let batch = plan.finish(&mut builders, n)?;
-                    n = 0;
-                    if tx.send(Ok(batch)).await.is_err() {
-                        return Ok(());
-                    }
-                }
-            }
-            if n > 0 {
-                let batch = plan.finish(&mut builders, n)?;
-                let _ = tx.send(Ok(batch)).await;
-            }
-            Ok::<(), StoreError>(())
-        };
-        if let Err(e) = produce.await {
-            let _ = tx.send(Err(e)).await;
-        }
-    });
-    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }))
+    crate::sql::receiver_stream(rx)
 }

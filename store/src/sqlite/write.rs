@@ -19,7 +19,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::{Result, StoreError};
 use crate::rows::{Column, Rows};
 use crate::segments::{self, SegmentInfo};
-use crate::sql::{ColumnBuilder, EXTRA_COLUMN, ReadPlan, quote, stored_fields, table_name};
+use crate::sql::{ColumnBuilder, ReadPlan, quote, row_columns, stored_fields, table_name};
 use crate::{QuarantinedRecord, WriteOutcome};
 
 /// A built segment: what it covers and its encoded columns by name.
@@ -86,9 +86,7 @@ impl Writer {
         quarantine: &[QuarantinedRecord],
     ) -> Result<Inserted> {
         let tbl = table_name(&schema.name);
-        let mut names = vec![quote(&schema.key), quote(&schema.time)];
-        names.extend(stored_fields(schema).map(|f| quote(&f.name)));
-        names.push(quote(EXTRA_COLUMN));
+        let names = row_columns(schema);
         let sql = format!(
             "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTHING",
             quote(&tbl),
