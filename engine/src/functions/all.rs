@@ -1,5 +1,7 @@
 //! `all(P)`: Whether the predicate holds on every row (null counts as false); true on no rows.
 
+use super::ExampleStatus::Fails;
+use super::ExampleValue::Bool;
 use super::common::sig;
 use super::pred_acc::PredAcc;
 use super::{
@@ -28,8 +30,12 @@ impl Function for All {
     }
     fn examples(&self) -> &'static [Example] {
         &[Example {
-            source: "expect all(age >= 0)",
-            description: "no negative or missing age",
+            source: "expect all(age between 0 and 120)",
+            description: "every age is plausible; 140 is not",
+            rows: &["age: 34", "age: 140"],
+            expect: Fails,
+            value: Some(Bool(false)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

@@ -1,5 +1,7 @@
 //! `any(P)`: Whether the predicate holds on at least one row (null counts as false); false on no rows.
 
+use super::ExampleStatus::Fails;
+use super::ExampleValue::Bool;
 use super::common::sig;
 use super::pred_acc::PredAcc;
 use super::{
@@ -29,7 +31,11 @@ impl Function for Any {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect not any(status == \"failed\")",
-            description: "no job reported a failure",
+            description: "no job reported a failure; the second did",
+            rows: &["status: \"succeeded\"", "status: \"failed\""],
+            expect: Fails,
+            value: Some(Bool(true)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

@@ -4,6 +4,8 @@ use std::any::Any;
 
 use arrow_array::ArrayRef;
 
+use super::ExampleStatus::Fails;
+use super::ExampleValue::Number;
 use super::common::{Label, Num, arity, same, sig, undefined, value};
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
@@ -37,8 +39,19 @@ impl Function for Auc {
     }
     fn examples(&self) -> &'static [Example] {
         &[Example {
-            source: "expect auc(score, label) >= baseline.auc(score, label) - 0.02",
-            description: "ranking quality did not drop by more than 0.02",
+            source: "expect auc(score, label) >= 0.8",
+            description: "positives rank above negatives in 80% of pairs; a positive scored 0.35 ranks below two negatives",
+            rows: &[
+                "score: 0.9",
+                "score: 0.35",
+                "score: 0.4",
+                "score: 0.3",
+                "score: 0.6",
+            ],
+            labels: &["label: 1", "label: 1", "label: 0", "label: 0", "label: 0"],
+            expect: Fails,
+            value: Some(Number(4.0 / 6.0)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

@@ -1,5 +1,6 @@
 //! `coalesce(x, ...)`: The first argument that is not null, or null when all are.
 
+use super::ExampleStatus::Passes;
 use super::common::sig;
 use super::{ArgType, EvalError, Example, Function, FunctionKind, Param, ReturnType, Signature};
 use crate::value::Value;
@@ -30,7 +31,10 @@ impl Function for Coalesce {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect all(coalesce(age, 0) >= 0)",
-            description: "ages are non-negative, a missing age counting as 0",
+            description: "ages are non-negative, a missing age counting as 0 (`all(age >= 0)` fails on the null)",
+            rows: &["age: 34", "age: null"],
+            expect: Passes,
+            ..Example::NO_ROWS
         }]
     }
     fn call_scalar(&self, args: &[Value]) -> Result<Value, EvalError> {

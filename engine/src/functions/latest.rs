@@ -4,6 +4,8 @@ use std::any::Any;
 
 use arrow_array::ArrayRef;
 
+use super::ExampleStatus::Fails;
+use super::ExampleValue::Text;
 use super::common::{Cat, Num, arity, same, sig, undefined};
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
@@ -36,7 +38,11 @@ impl Function for Latest {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect latest(status) == \"succeeded\"",
-            description: "the last training run succeeded",
+            description: "the last training run succeeded; the latest row says it failed",
+            rows: &["status: \"succeeded\"", "status: \"failed\""],
+            expect: Fails,
+            value: Some(Text("failed")),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

@@ -4,6 +4,8 @@ use std::any::Any;
 
 use arrow_array::{Array, ArrayRef};
 
+use super::ExampleStatus::Fails;
+use super::ExampleValue::Number;
 use super::common::{Cat, arity, same, sig, undefined, value};
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
@@ -32,7 +34,16 @@ impl Function for NullRate {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect null_rate(income) < 5%",
-            description: "fewer than 5% of rows lack an income",
+            description: "fewer than 5% of rows lack an income; one of four does",
+            rows: &[
+                "income: 52000",
+                "income: null",
+                "income: 48000",
+                "income: 61000",
+            ],
+            expect: Fails,
+            value: Some(Number(0.25)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
