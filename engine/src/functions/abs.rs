@@ -1,4 +1,5 @@
-//! `abs(x)`: absolute value.
+//! The `abs` builtin (docs/functions.md#abs): `i64::MIN` has no int absolute value, so it gives
+//! a float rather than overflowing.
 
 use super::ExampleStatus::Passes;
 use super::common::sig;

@@ -1,4 +1,6 @@
-//! `accuracy(prediction, label)`: The fraction of rows where the prediction equals the label (any classes); rows with a null side are skipped.
+//! The `accuracy` builtin (docs/functions.md#accuracy): on the confusion matrix
+//! (`ConfusionAcc`) it shares with `precision`, `recall`, `f1` and `fpr`: a check's rows are
+//! counted once for all five.
 
 use super::ExampleStatus::Fails;
 use super::ExampleValue::Number;

@@ -1,4 +1,5 @@
-//! `all(P)`: Whether the predicate holds on every row (null counts as false); true on no rows.
+//! The `all` builtin (docs/functions.md#all): on the `PredAcc` it shares with `rate` and `any`:
+//! true when the predicate holds on as many rows as were seen.
 
 use super::ExampleStatus::Fails;
 use super::ExampleValue::Bool;

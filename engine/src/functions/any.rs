@@ -1,4 +1,5 @@
-//! `any(P)`: Whether the predicate holds on at least one row (null counts as false); false on no rows.
+//! The `any` builtin (docs/functions.md#any): on the `PredAcc` it shares with `rate` and `all`:
+//! true when the predicate held on some row.
 
 use super::ExampleStatus::Fails;
 use super::ExampleValue::Bool;

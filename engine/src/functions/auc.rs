@@ -1,4 +1,5 @@
-//! `auc(score, label)`: the area under the ROC curve, as scikit-learn's `roc_auc_score`.
+//! The `auc` builtin (docs/functions.md#auc): counts Mann-Whitney wins over the (score, label)
+//! pairs sorted by score, in exact integers until the final division.
 
 use std::any::Any;
 

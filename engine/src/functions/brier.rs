@@ -1,4 +1,5 @@
-//! `brier(score, label)`: Mean squared difference between the predicted probability and the outcome (1 for the positive class).
+//! The `brier` builtin (docs/functions.md#brier): on the mean of per-row terms (`PairMeanAcc`)
+//! it shares with `log_loss`, `mae`, `rmse` and `mape`.
 
 use super::ExampleStatus::Fails;
 use super::ExampleValue::Number;

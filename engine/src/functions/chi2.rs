@@ -1,4 +1,5 @@
-//! `chi2(x)`: Chi-squared test of independence on the 2 x k table of category counts (current, baseline), as scipy's chi2_contingency with correction=False; undefined with fewer than 2 categories.
+//! The `chi2` builtin (docs/functions.md#chi2): counts categories per side with
+//! `binning::bin_counts` and tests the table with `stats::chi2_contingency`.
 
 use super::ExampleStatus::Passes;
 use super::ExampleValue::Number;

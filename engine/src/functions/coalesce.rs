@@ -1,4 +1,5 @@
-//! `coalesce(x, ...)`: The first argument that is not null, or null when all are.
+//! The `coalesce` builtin (docs/functions.md#coalesce): evaluated row by row, so `coalesce(age,
+//! 0)` fills a null before an aggregate would skip it or a predicate count it as false.
 
 use super::ExampleStatus::Passes;
 use super::common::sig;

@@ -1,4 +1,5 @@
-//! `count()` / `count(P)`: the number of rows, or of rows where a predicate holds.
+//! The `count` builtin (docs/functions.md#count): without a predicate it has no argument column
+//! to count, so it asks for the event-time column (`wants_time`), present on every row.
 
 use std::any::Any;
 

@@ -1,4 +1,6 @@
-//! `coverage()`: In a joined source, the fraction of the first component's rows that found a match.
+//! The `coverage` builtin (docs/functions.md#coverage): a special function, measured from the
+//! joins' match mask (`SpecialInput::JoinMatchRate`); the checker accepts it only on a joined
+//! source (E0208).
 
 use super::ExampleStatus::Passes;
 use super::ExampleValue::Number;

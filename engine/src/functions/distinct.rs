@@ -1,4 +1,5 @@
-//! `distinct(x)`: The number of distinct non-null values.
+//! The `distinct` builtin (docs/functions.md#distinct): on the `HashedAcc` it shares with
+//! `duplicate_rate`: values are counted by hash and compared for equality only within a hash.
 
 use super::ExampleStatus::Fails;
 use super::ExampleValue::Number;

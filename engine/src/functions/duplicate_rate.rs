@@ -1,4 +1,6 @@
-//! `duplicate_rate(x)`: the fraction of non-null values whose value occurs more than once.
+//! The `duplicate_rate` builtin (docs/functions.md#duplicate_rate): on the `HashedAcc` it
+//! shares with `distinct`: values are counted by hash and compared for equality only within a
+//! hash.
 
 use super::ExampleStatus::Fails;
 use super::ExampleValue::Number;

@@ -1,4 +1,5 @@
-//! `exp(x)`: e raised to x; null when the result overflows or x is null.
+//! The `exp` builtin (docs/functions.md#exp): evaluated by `scalar_math::real_fn`, shared with
+//! `ln` and `sqrt`.
 
 use super::ExampleStatus::{Fails, Passes};
 use super::common::sig;

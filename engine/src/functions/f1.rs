@@ -1,4 +1,6 @@
-//! `f1(prediction, label)`: 2TP / (2TP + FP + FN), the harmonic mean of precision and recall; undefined with no positive prediction or label.
+//! The `f1` builtin (docs/functions.md#f1): on the confusion matrix (`ConfusionAcc`) it shares
+//! with `accuracy`, `precision`, `recall` and `fpr`: a check's rows are counted once for all
+//! five.
 
 use super::ExampleStatus::Passes;
 use super::ExampleValue::Number;

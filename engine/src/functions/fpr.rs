@@ -1,4 +1,6 @@
-//! `fpr(prediction, label)`: FP / (FP + TN), the false positive rate; undefined without negative labels.
+//! The `fpr` builtin (docs/functions.md#fpr): on the confusion matrix (`ConfusionAcc`) it
+//! shares with `accuracy`, `precision`, `recall` and `f1`: a check's rows are counted once for
+//! all five.
 
 use super::ExampleStatus::Passes;
 use super::ExampleValue::Number;

@@ -1,4 +1,7 @@
-//! `freshness()`: The evaluation time minus the latest event time before it, in seconds; ignores window.
+//! The `freshness` builtin (docs/functions.md#freshness): a special function: the evaluator
+//! hands it the age of the component's latest event (`SpecialInput::EventAge`), read by the
+//! executor outside the window, so a component that stopped reporting is noticed even when the
+//! window is empty.
 
 use super::ExampleStatus::Fails;
 use super::ExampleValue::Seconds;

@@ -1,4 +1,6 @@
-//! `greatest(x, ...)`: The largest of its arguments, ignoring nulls (null only when all are null).
+//! The `greatest` builtin (docs/functions.md#greatest): shares `scalar_math::extreme` with
+//! `least`: nulls are skipped as in PostgreSQL, and the result stays an int or a duration only
+//! when every argument is one.
 
 use super::ExampleStatus::Fails;
 use super::common::sig;

@@ -1,4 +1,5 @@
-//! `js(x)`: Jensen-Shannon distance (base 2) between the current and baseline bin proportions (the bins of psi, no flooring), as scipy's jensenshannon.
+//! The `js` builtin (docs/functions.md#js): on the bins of `psi`; the proportions are
+//! normalised a second time, as scipy does, so the last bits agree.
 
 use super::ExampleStatus::Fails;
 use super::ExampleValue::Number;

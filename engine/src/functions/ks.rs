@@ -1,4 +1,5 @@
-//! `ks(x)`: Two-sample Kolmogorov-Smirnov test of the current against the baseline values, as scipy's ks_2samp (two-sided, method auto: exact p-value up to 10000 values per side, asymptotic beyond).
+//! The `ks` builtin (docs/functions.md#ks): keeps both samples (`TwoSampleAcc`); the statistic
+//! and its p-value come from `stats::ks_2samp`, which follows scipy step by step.
 
 use super::ExampleStatus::Fails;
 use super::ExampleValue::Number;

@@ -1,4 +1,6 @@
-//! `latest(x)`: the value at the latest event time.
+//! The `latest` builtin (docs/functions.md#latest): asks for the event-time column
+//! (`wants_time`) and keeps one value and its time; when two states merge, the one given later
+//! wins a tie.
 
 use std::any::Any;
 

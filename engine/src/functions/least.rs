@@ -1,4 +1,6 @@
-//! `least(x, ...)`: The smallest of its arguments, ignoring nulls (null only when all are null).
+//! The `least` builtin (docs/functions.md#least): shares `scalar_math::extreme` with
+//! `greatest`: nulls are skipped as in PostgreSQL, and the result stays an int or a duration
+//! only when every argument is one.
 
 use super::ExampleStatus::Passes;
 use super::common::sig;

@@ -1,4 +1,6 @@
-//! `ln(x)`: Natural logarithm; null for x <= 0 or a null x.
+//! The `ln` builtin (docs/functions.md#ln): evaluated by `scalar_math::real_fn`, which turns a
+//! result that is not a finite number into null, as SQLite does, so that one bad row does not
+//! fail a check.
 
 use super::ExampleStatus::Passes;
 use super::common::sig;

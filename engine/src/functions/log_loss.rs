@@ -1,4 +1,5 @@
-//! `log_loss(score, label)`: Mean cross-entropy of the predicted probability of the positive class, clipped to [1e-15, 1 - 1e-15].
+//! The `log_loss` builtin (docs/functions.md#log_loss): on the mean of per-row terms
+//! (`PairMeanAcc`) it shares with `brier`, `mae`, `rmse` and `mape`.
 
 use super::ExampleStatus::Passes;
 use super::ExampleValue::Number;

@@ -1,4 +1,5 @@
-//! `mae(prediction, actual)`: Mean absolute error between prediction and actual value.
+//! The `mae` builtin (docs/functions.md#mae): on the mean of per-row terms (`PairMeanAcc`) it
+//! shares with `log_loss`, `brier`, `rmse` and `mape`.
 
 use super::ExampleStatus::Passes;
 use super::ExampleValue::Number;

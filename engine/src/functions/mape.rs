@@ -1,4 +1,5 @@
-//! `mape(prediction, actual)`: Mean absolute percentage error, |actual - prediction| / max(|actual|, machine epsilon), as scikit-learn (a fraction, not a percent).
+//! The `mape` builtin (docs/functions.md#mape): on the mean of per-row terms (`PairMeanAcc`) it
+//! shares with `log_loss`, `brier`, `mae` and `rmse`.
 
 use super::ExampleStatus::Passes;
 use super::ExampleValue::Number;

@@ -1,4 +1,4 @@
-//! `max(x)`: The largest non-null value, of the column's type; undefined without values.
+//! The `max` builtin (docs/functions.md#max): on the `ExtremeAcc` it shares with `min`.
 
 use super::ExampleStatus::Passes;
 use super::ExampleValue::Number;

@@ -1,4 +1,5 @@
-//! `mean(x)`: The arithmetic mean of the non-null values; undefined without values.
+//! The `mean` builtin (docs/functions.md#mean): on the `MomentsAcc` it shares with `variance`
+//! and `stddev`.
 
 use super::ExampleStatus::Passes;
 use super::ExampleValue::Number;

@@ -1,4 +1,5 @@
-//! `median(x)`: the median of the non-null values.
+//! The `median` builtin (docs/functions.md#median): keeps every value (`ValuesAcc`, as
+//! `quantile` does) and takes `quantile_sorted` at 0.5 of them sorted.
 
 use std::any::Any;
 

@@ -1,4 +1,4 @@
-//! `min(x)`: The smallest non-null value, of the column's type; undefined without values.
+//! The `min` builtin (docs/functions.md#min): on the `ExtremeAcc` it shares with `max`.
 
 use super::ExampleStatus::Fails;
 use super::ExampleValue::Number;

@@ -1,4 +1,5 @@
-//! `mode(x)`: The most frequent non-null value; ties go to the smallest value.
+//! The `mode` builtin (docs/functions.md#mode): on the `CounterAcc` (a count per distinct
+//! value), whose entries come in ascending order; that order is how ties are broken.
 
 use super::ExampleStatus::{Fails, Passes};
 use super::ExampleValue::Text;

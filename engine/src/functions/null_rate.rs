@@ -1,4 +1,5 @@
-//! `null_rate(x)`: the fraction of rows where a column is null.
+//! The `null_rate` builtin (docs/functions.md#null_rate): its own counter rather than Arrow's
+//! null count, which does not see the NaN of a float column.
 
 use std::any::Any;
 

@@ -1,4 +1,6 @@
-//! `precision(prediction, label)`: TP / (TP + FP) for the positive class 1 / true; undefined when nothing is predicted positive.
+//! The `precision` builtin (docs/functions.md#precision): on the confusion matrix
+//! (`ConfusionAcc`) it shares with `accuracy`, `recall`, `f1` and `fpr`: a check's rows are
+//! counted once for all five.
 
 use super::ExampleStatus::Passes;
 use super::ExampleValue::Number;

@@ -1,4 +1,5 @@
-//! `psi(x)`: Population stability index sum((p - q) ln(p / q)) over the baseline-decile bins (numeric) or the categories (string, bool); an empty bin counts as 0.0001.
+//! The `psi` builtin (docs/functions.md#psi): on the bins of `binning.rs`, shared with `js`,
+//! which does not floor empty bins.
 
 use super::ExampleStatus::Fails;
 use super::ExampleValue::Number;

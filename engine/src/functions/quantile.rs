@@ -1,4 +1,5 @@
-//! `quantile(x, q)`: the q-quantile of the non-null values, as numpy's default (`linear`).
+//! The `quantile` builtin (docs/functions.md#quantile): keeps every value (`ValuesAcc`, as
+//! `median` does); `q` arrives as a constant argument column and must be the same on every row.
 
 use std::any::Any;
 

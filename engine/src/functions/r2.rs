@@ -1,4 +1,5 @@
-//! `r2(prediction, actual)`: the coefficient of determination, as scikit-learn's `r2_score`.
+//! The `r2` builtin (docs/functions.md#r2): one pass: the residuals' sum is compensated, and
+//! the actual values' squared deviations come from `Moments`.
 
 use std::any::Any;
 

@@ -1,4 +1,5 @@
-//! `rate(P)`: The fraction of all rows of the slice where the predicate holds (null counts as false).
+//! The `rate` builtin (docs/functions.md#rate): on the `PredAcc` it shares with `all` and
+//! `any`: rows seen and rows where the predicate holds.
 
 use super::ExampleStatus::Fails;
 use super::ExampleValue::Number;

@@ -1,4 +1,6 @@
-//! `recall(prediction, label)`: TP / (TP + FN) for the positive class 1 / true; undefined without positive labels.
+//! The `recall` builtin (docs/functions.md#recall): on the confusion matrix (`ConfusionAcc`) it
+//! shares with `accuracy`, `precision`, `f1` and `fpr`: a check's rows are counted once for all
+//! five.
 
 use super::ExampleStatus::Fails;
 use super::ExampleValue::Number;

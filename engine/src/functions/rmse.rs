@@ -1,4 +1,5 @@
-//! `rmse(prediction, actual)`: Root mean squared error between prediction and actual value.
+//! The `rmse` builtin (docs/functions.md#rmse): on the mean of per-row terms (`PairMeanAcc`) it
+//! shares with `log_loss`, `brier`, `mae` and `mape`.
 
 use super::ExampleStatus::Fails;
 use super::ExampleValue::Number;

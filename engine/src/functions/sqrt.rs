@@ -1,4 +1,5 @@
-//! `sqrt(x)`: Square root; null for x < 0 or a null x.
+//! The `sqrt` builtin (docs/functions.md#sqrt): evaluated by `scalar_math::real_fn`, shared
+//! with `ln` and `exp`.
 
 use super::ExampleStatus::Fails;
 use super::common::sig;

@@ -1,4 +1,5 @@
-//! `stddev(x)`: The sample standard deviation (n - 1 in the denominator); undefined with fewer than 2 values.
+//! The `stddev` builtin (docs/functions.md#stddev): on the `MomentsAcc` it shares with `mean`
+//! and `variance`.
 
 use super::ExampleStatus::Fails;
 use super::ExampleValue::Number;

@@ -1,4 +1,5 @@
-//! `sum(x)`: the sum of the non-null values.
+//! The `sum` builtin (docs/functions.md#sum): int columns add up in an `i128`, float columns by
+//! compensated (Neumaier) summation, so the result does not depend on the order of rows.
 
 use std::any::Any;
 

@@ -1,4 +1,5 @@
-//! `variance(x)`: The sample variance (n - 1 in the denominator); undefined with fewer than 2 values.
+//! The `variance` builtin (docs/functions.md#variance): on the `MomentsAcc` it shares with
+//! `mean` and `stddev`, whose sum of squared deviations is merged exactly across batches.
 
 use super::ExampleStatus::Fails;
 use super::ExampleValue::Number;

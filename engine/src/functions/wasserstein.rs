@@ -1,4 +1,6 @@
-//! `wasserstein(x)`: The first Wasserstein (earth mover's) distance between the current and the baseline values, as scipy's wasserstein_distance.
+//! The `wasserstein` builtin (docs/functions.md#wasserstein): keeps both samples
+//! (`TwoSampleAcc`) and walks their sorted values together in `stats::wasserstein`, as scipy
+//! does.
 
 use super::ExampleStatus::Passes;
 use super::ExampleValue::Number;
