@@ -41,7 +41,7 @@ impl Function for Auc {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect auc(score, label) >= 0.8",
-            description: "positives rank above negatives in 80% of pairs; a positive scored 0.35 ranks below two negatives",
+            description: "positives rank above negatives in at least 80% of pairs; here in 4 of 6, as a positive scored 0.35 ranks below two negatives",
             rows: &[
                 "score: 0.9",
                 "score: 0.35",
