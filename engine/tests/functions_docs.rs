@@ -1,6 +1,7 @@
 //! Keeps `docs/functions.md` identical to what the registry generates, and checks the facts
-//! the docs and the checker rely on: names are unique, every example calls its function, and
-//! every aggregate has an accumulator. `MLC_UPDATE_DOCS=1` rewrites the file.
+//! the docs and the checker rely on: names are unique, every example calls its function and
+//! has rows its runner (runtime/tests/function_examples.rs) can place, and every aggregate has
+//! an accumulator. `MLC_UPDATE_DOCS=1` rewrites the file.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
@@ -50,6 +51,20 @@ fn registry_is_consistent() {
                 "{}: example is not an expect",
                 f.name()
             );
+            // The runner gives rows one minute apart inside a one-day window, and each label
+            // the key of the row at its position.
+            assert!(
+                !e.rows.is_empty() && e.rows.len() <= 1440 && e.baseline.len() <= 1440,
+                "{}: example `{}` needs 1 to 1440 rows",
+                f.name(),
+                e.source
+            );
+            assert!(
+                e.labels.len() <= e.rows.len(),
+                "{}: example `{}` has more labels than rows",
+                f.name(),
+                e.source
+            );
         }
         let has_acc = f.accumulator().is_some();
         match sig.kind {
@@ -64,25 +79,6 @@ fn registry_is_consistent() {
     }
 }
 
-/// Columns the examples use, so that each example is checked as a real check would be.
-const EXAMPLE_COMPONENT: &str = r#"
-component inference {
-  key request_id
-  time ts
-  fields {
-    age: int, income: float, country: string, score: float, prediction: int,
-    model_version: string, latency_ms: float, logit: float, status: string, failed_jobs: int,
-    predicted_eta: float, actual_eta: float, predicted_price: float, price: float,
-    forecast: float, demand: float
-  }
-}
-component feedback {
-  key request_id
-  time ts
-  fields { label: int }
-}
-"#;
-
 #[test]
 fn every_example_compiles_as_a_check() {
     use std::path::PathBuf;
@@ -90,7 +86,7 @@ fn every_example_compiles_as_a_check() {
     use mlc_engine::check::{NoPlugins, compile};
     use mlc_engine::load::{MemoryFs, load};
 
-    let mut text = String::from(EXAMPLE_COMPONENT);
+    let mut text = String::from(docs::EXAMPLE_COMPONENTS);
     let mut n = 0;
     for f in functions::all() {
         for e in f.examples() {

@@ -35,6 +35,9 @@ pub struct TestOutcome {
     pub asserts: Vec<AssertOutcome>,
     /// Set when the test could not run (a fixture did not load).
     pub error: Option<String>,
+    /// The results of the asserted checks that the assertions were judged on (empty when the
+    /// test could not run): their values, for callers that look beyond the statuses.
+    pub results: Vec<CheckResult>,
 }
 
 impl TestOutcome {
@@ -65,6 +68,7 @@ pub async fn run_test(
         file: test.file.clone(),
         asserts: Vec::new(),
         error: None,
+        results: Vec::new(),
     };
     let store = match load_fixtures(program, test).await {
         Ok(s) => s,
@@ -84,6 +88,7 @@ pub async fn run_test(
     for a in &test.asserts {
         outcome.asserts.push(judge_assert(a, &results));
     }
+    outcome.results = results;
     store.close().await;
     outcome
 }

@@ -1,5 +1,9 @@
-//! `accuracy(prediction, label)`: The fraction of rows where the prediction equals the label (any classes); rows with a null side are skipped.
+//! The `accuracy` builtin (docs/functions.md#accuracy): on the confusion matrix
+//! (`ConfusionAcc`) it shares with `precision`, `recall`, `f1` and `fpr`: a check's rows are
+//! counted once for all five.
 
+use super::ExampleStatus::Fails;
+use super::ExampleValue::Number;
 use super::common::{Confusion, ConfusionAcc, sig, undefined, value};
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
@@ -34,7 +38,17 @@ impl Function for Accuracy {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect accuracy(prediction, label) >= 0.95",
-            description: "95% of predictions are right",
+            description: "95% of predictions are right; three of four are",
+            rows: &[
+                "prediction: 1",
+                "prediction: 0",
+                "prediction: 1",
+                "prediction: 0",
+            ],
+            labels: &["label: 1", "label: 0", "label: 0", "label: 0"],
+            expect: Fails,
+            value: Some(Number(0.75)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

@@ -1,5 +1,8 @@
-//! `all(P)`: Whether the predicate holds on every row (null counts as false); true on no rows.
+//! The `all` builtin (docs/functions.md#all): on the `PredAcc` it shares with `rate` and `any`:
+//! true when the predicate holds on as many rows as were seen.
 
+use super::ExampleStatus::Fails;
+use super::ExampleValue::Bool;
 use super::common::sig;
 use super::pred_acc::PredAcc;
 use super::{
@@ -28,8 +31,12 @@ impl Function for All {
     }
     fn examples(&self) -> &'static [Example] {
         &[Example {
-            source: "expect all(age >= 0)",
-            description: "no negative or missing age",
+            source: "expect all(age between 0 and 120)",
+            description: "every age is plausible; 140 is not",
+            rows: &["age: 34", "age: 140"],
+            expect: Fails,
+            value: Some(Bool(false)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

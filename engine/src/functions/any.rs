@@ -1,5 +1,8 @@
-//! `any(P)`: Whether the predicate holds on at least one row (null counts as false); false on no rows.
+//! The `any` builtin (docs/functions.md#any): on the `PredAcc` it shares with `rate` and `all`:
+//! true when the predicate held on some row.
 
+use super::ExampleStatus::Fails;
+use super::ExampleValue::Bool;
 use super::common::sig;
 use super::pred_acc::PredAcc;
 use super::{
@@ -29,7 +32,11 @@ impl Function for Any {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect not any(status == \"failed\")",
-            description: "no job reported a failure",
+            description: "no job reported a failure; the second did",
+            rows: &["status: \"succeeded\"", "status: \"failed\""],
+            expect: Fails,
+            value: Some(Bool(true)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

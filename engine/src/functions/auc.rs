@@ -1,9 +1,12 @@
-//! `auc(score, label)`: the area under the ROC curve, as scikit-learn's `roc_auc_score`.
+//! The `auc` builtin (docs/functions.md#auc): counts Mann-Whitney wins over the (score, label)
+//! pairs sorted by score, in exact integers until the final division.
 
 use std::any::Any;
 
 use arrow_array::ArrayRef;
 
+use super::ExampleStatus::Fails;
+use super::ExampleValue::Number;
 use super::common::{Label, Num, arity, same, sig, undefined, value};
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
@@ -37,8 +40,19 @@ impl Function for Auc {
     }
     fn examples(&self) -> &'static [Example] {
         &[Example {
-            source: "expect auc(score, label) >= baseline.auc(score, label) - 0.02",
-            description: "ranking quality did not drop by more than 0.02",
+            source: "expect auc(score, label) >= 0.8",
+            description: "positives rank above negatives in at least 80% of pairs; here in 4 of 6, as a positive scored 0.35 ranks below two negatives",
+            rows: &[
+                "score: 0.9",
+                "score: 0.35",
+                "score: 0.4",
+                "score: 0.3",
+                "score: 0.6",
+            ],
+            labels: &["label: 1", "label: 1", "label: 0", "label: 0", "label: 0"],
+            expect: Fails,
+            value: Some(Number(4.0 / 6.0)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

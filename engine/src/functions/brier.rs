@@ -1,5 +1,8 @@
-//! `brier(score, label)`: Mean squared difference between the predicted probability and the outcome (1 for the positive class).
+//! The `brier` builtin (docs/functions.md#brier): on the mean of per-row terms (`PairMeanAcc`)
+//! it shares with `log_loss`, `mae`, `rmse` and `mape`.
 
+use super::ExampleStatus::Fails;
+use super::ExampleValue::Number;
 use super::common::{PairMeanAcc, sig};
 use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
 
@@ -31,7 +34,12 @@ impl Function for Brier {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect brier(score, label) < 0.1",
-            description: "probabilities are close to outcomes",
+            description: "probabilities are close to outcomes; a confident 0.8 for a negative costs 0.64",
+            rows: &["score: 0.9", "score: 0.2", "score: 0.8"],
+            labels: &["label: 1", "label: 0", "label: 0"],
+            expect: Fails,
+            value: Some(Number(0.23)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

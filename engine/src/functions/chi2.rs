@@ -1,5 +1,8 @@
-//! `chi2(x)`: Chi-squared test of independence on the 2 x k table of category counts (current, baseline), as scipy's chi2_contingency with correction=False; undefined with fewer than 2 categories.
+//! The `chi2` builtin (docs/functions.md#chi2): counts categories per side with
+//! `binning::bin_counts` and tests the table with `stats::chi2_contingency`.
 
+use super::ExampleStatus::Passes;
+use super::ExampleValue::Number;
 use super::common::undefined;
 use super::common::{Sample, SampleMode, TwoSampleAcc, sig};
 use super::{
@@ -31,6 +34,21 @@ impl Function for Chi2 {
         &[Example {
             source: "expect chi2(country).pvalue > 0.01",
             description: "the country mix did not shift against the baseline (1% level)",
+            rows: &[
+                "country: \"US\"",
+                "country: \"US\"",
+                "country: \"DE\"",
+                "country: \"FR\"",
+            ],
+            baseline: &[
+                "country: \"US\"",
+                "country: \"DE\"",
+                "country: \"DE\"",
+                "country: \"FR\"",
+            ],
+            expect: Passes,
+            value: Some(Number(0.7165313105737893)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

@@ -1,9 +1,12 @@
-//! `count()` / `count(P)`: the number of rows, or of rows where a predicate holds.
+//! The `count` builtin (docs/functions.md#count): without a predicate it has no argument column
+//! to count, so it asks for the event-time column (`wants_time`), present on every row.
 
 use std::any::Any;
 
 use arrow_array::{Array, ArrayRef, BooleanArray};
 
+use super::ExampleStatus::{Fails, Passes};
+use super::ExampleValue::Number;
 use super::common::{Pred, same, sig, value};
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
@@ -39,11 +42,19 @@ impl Function for Count {
         &[
             Example {
                 source: "expect count() >= 1000",
-                description: "at least 1000 rows in the window",
+                description: "at least 1000 rows in the window; three are not enough",
+                rows: &["age: 34", "age: 51", "age: 27"],
+                expect: Fails,
+                value: Some(Number(3.0)),
+                ..Example::NO_ROWS
             },
             Example {
                 source: "expect count(age < 0) == 0",
-                description: "no row has a negative age",
+                description: "no row has a negative age; a null age counts as false, not as negative",
+                rows: &["age: 34", "age: null", "age: 51"],
+                expect: Passes,
+                value: Some(Number(0.0)),
+                ..Example::NO_ROWS
             },
         ]
     }

@@ -1,5 +1,9 @@
-//! `coverage()`: In a joined source, the fraction of the first component's rows that found a match.
+//! The `coverage` builtin (docs/functions.md#coverage): a special function, measured from the
+//! joins' match mask (`SpecialInput::JoinMatchRate`); the checker accepts it only on a joined
+//! source (E0208).
 
+use super::ExampleStatus::Passes;
+use super::ExampleValue::Number;
 use super::common::sig;
 use super::{Example, Function, FunctionKind, Outcome, ReturnType, Signature, SpecialInput};
 use crate::value::Value;
@@ -20,7 +24,18 @@ impl Function for Coverage {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect coverage() >= 80%",
-            description: "at least 80% of predictions have their label yet",
+            description: "at least 80% of predictions have their label yet; four of five do",
+            rows: &[
+                "prediction: 1",
+                "prediction: 0",
+                "prediction: 1",
+                "prediction: 0",
+                "prediction: 1",
+            ],
+            labels: &["label: 1", "label: 0", "label: 1", "label: 1"],
+            expect: Passes,
+            value: Some(Number(0.8)),
+            ..Example::NO_ROWS
         }]
     }
     fn special_input(&self) -> Option<SpecialInput> {

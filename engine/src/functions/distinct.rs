@@ -1,5 +1,8 @@
-//! `distinct(x)`: The number of distinct non-null values.
+//! The `distinct` builtin (docs/functions.md#distinct): on the `HashedAcc` it shares with
+//! `duplicate_rate`: values are counted by hash and compared for equality only within a hash.
 
+use super::ExampleStatus::Fails;
+use super::ExampleValue::Number;
 use super::common::{sig, value};
 use super::hashed_acc::HashedAcc;
 use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
@@ -26,7 +29,15 @@ impl Function for Distinct {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect distinct(model_version) == 1",
-            description: "a single model version serves the window",
+            description: "a single model version serves the window; v4 started serving beside v3",
+            rows: &[
+                "model_version: \"v3\"",
+                "model_version: \"v3\"",
+                "model_version: \"v4\"",
+            ],
+            expect: Fails,
+            value: Some(Number(2.0)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

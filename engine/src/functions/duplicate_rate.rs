@@ -1,5 +1,9 @@
-//! `duplicate_rate(x)`: the fraction of non-null values whose value occurs more than once.
+//! The `duplicate_rate` builtin (docs/functions.md#duplicate_rate): on the `HashedAcc` it
+//! shares with `distinct`: values are counted by hash and compared for equality only within a
+//! hash.
 
+use super::ExampleStatus::Fails;
+use super::ExampleValue::Number;
 use super::common::{sig, undefined, value};
 use super::hashed_acc::HashedAcc;
 use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
@@ -26,7 +30,15 @@ impl Function for DuplicateRate {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect duplicate_rate(request_id) == 0",
-            description: "no request id is reported twice",
+            description: "no request id is reported twice; `b` is, so two values of three are duplicates",
+            rows: &[
+                "request_id: \"a\"",
+                "request_id: \"b\"",
+                "request_id: \"b\"",
+            ],
+            expect: Fails,
+            value: Some(Number(2.0 / 3.0)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

@@ -1,5 +1,7 @@
-//! `exp(x)`: e raised to x; null when the result overflows or x is null.
+//! The `exp` builtin (docs/functions.md#exp): evaluated by `scalar_math::real_fn`, shared with
+//! `ln` and `sqrt`.
 
+use super::ExampleStatus::{Fails, Passes};
 use super::common::sig;
 use super::scalar_math::real_fn;
 use super::{ArgType, EvalError, Example, Function, FunctionKind, Param, ReturnType, Signature};
@@ -25,10 +27,22 @@ impl Function for Exp {
         )
     }
     fn examples(&self) -> &'static [Example] {
-        &[Example {
-            source: "expect all(exp(logit) > 0)",
-            description: "every logit maps to a positive odds value",
-        }]
+        &[
+            Example {
+                source: "expect all(exp(logit) > 0)",
+                description: "every logit maps to a positive odds value",
+                rows: &["logit: -2.5", "logit: 0.3", "logit: 4.1"],
+                expect: Passes,
+                ..Example::NO_ROWS
+            },
+            Example {
+                source: "expect all(exp(logit) > 0)",
+                description: "a logit of 800 overflows: its null odds count as false",
+                rows: &["logit: 0.3", "logit: 800"],
+                expect: Fails,
+                ..Example::NO_ROWS
+            },
+        ]
     }
     fn call_scalar(&self, args: &[Value]) -> Result<Value, EvalError> {
         real_fn("exp", args, f64::exp)

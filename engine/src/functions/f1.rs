@@ -1,5 +1,9 @@
-//! `f1(prediction, label)`: 2TP / (2TP + FP + FN), the harmonic mean of precision and recall; undefined with no positive prediction or label.
+//! The `f1` builtin (docs/functions.md#f1): on the confusion matrix (`ConfusionAcc`) it shares
+//! with `accuracy`, `precision`, `recall` and `fpr`: a check's rows are counted once for all
+//! five.
 
+use super::ExampleStatus::Passes;
+use super::ExampleValue::Number;
 use super::common::{Confusion, ConfusionAcc, sig, undefined, value};
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
@@ -34,7 +38,18 @@ impl Function for F1 {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect f1(prediction, label) >= 0.85",
-            description: "precision and recall together stay high",
+            description: "precision and recall together stay high: precision 1, recall 0.8",
+            rows: &[
+                "prediction: 1",
+                "prediction: 1",
+                "prediction: 1",
+                "prediction: 1",
+                "prediction: 0",
+            ],
+            labels: &["label: 1", "label: 1", "label: 1", "label: 1", "label: 1"],
+            expect: Passes,
+            value: Some(Number(8.0 / 9.0)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

@@ -1,5 +1,8 @@
-//! `greatest(x, ...)`: The largest of its arguments, ignoring nulls (null only when all are null).
+//! The `greatest` builtin (docs/functions.md#greatest): shares `scalar_math::extreme` with
+//! `least`: nulls are skipped as in PostgreSQL, and the result stays an int or a duration only
+//! when every argument is one.
 
+use super::ExampleStatus::Fails;
 use super::common::sig;
 use super::{ArgType, EvalError, Example, Function, FunctionKind, Param, ReturnType, Signature};
 use crate::value::Value;
@@ -30,7 +33,10 @@ impl Function for Greatest {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect greatest(null_rate(age), null_rate(income)) < 1%",
-            description: "neither column has 1% or more nulls",
+            description: "neither column has 1% or more nulls; one income of two is missing",
+            rows: &["age: 34, income: 52000", "age: 51, income: null"],
+            expect: Fails,
+            ..Example::NO_ROWS
         }]
     }
     fn call_scalar(&self, args: &[Value]) -> Result<Value, EvalError> {

@@ -1,5 +1,8 @@
-//! `ks(x)`: Two-sample Kolmogorov-Smirnov test of the current against the baseline values, as scipy's ks_2samp (two-sided, method auto: exact p-value up to 10000 values per side, asymptotic beyond).
+//! The `ks` builtin (docs/functions.md#ks): keeps both samples (`TwoSampleAcc`); the statistic
+//! and its p-value come from `stats::ks_2samp`, which follows scipy step by step.
 
+use super::ExampleStatus::Fails;
+use super::ExampleValue::Number;
 use super::common::sort_floats;
 use super::common::{Sample, SampleMode, TwoSampleAcc, sig};
 use super::{
@@ -30,7 +33,24 @@ impl Function for Ks {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect ks(income).pvalue > 0.01",
-            description: "income is not distributed differently from the baseline (1% level)",
+            description: "income is not distributed differently from the baseline (1% level); every income is now above every baseline income",
+            rows: &[
+                "income: 61000",
+                "income: 64000",
+                "income: 68000",
+                "income: 72000",
+                "income: 75000",
+            ],
+            baseline: &[
+                "income: 40000",
+                "income: 45000",
+                "income: 50000",
+                "income: 52000",
+                "income: 58000",
+            ],
+            expect: Fails,
+            value: Some(Number(2.0 / 252.0)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

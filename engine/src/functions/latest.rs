@@ -1,9 +1,13 @@
-//! `latest(x)`: the value at the latest event time.
+//! The `latest` builtin (docs/functions.md#latest): asks for the event-time column
+//! (`wants_time`) and keeps one value and its time; when two states merge, the one given later
+//! wins a tie.
 
 use std::any::Any;
 
 use arrow_array::ArrayRef;
 
+use super::ExampleStatus::Fails;
+use super::ExampleValue::Text;
 use super::common::{Cat, Num, arity, same, sig, undefined};
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
@@ -36,7 +40,11 @@ impl Function for Latest {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect latest(status) == \"succeeded\"",
-            description: "the last training run succeeded",
+            description: "the last training run succeeded; the latest row says it failed",
+            rows: &["status: \"succeeded\"", "status: \"failed\""],
+            expect: Fails,
+            value: Some(Text("failed")),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

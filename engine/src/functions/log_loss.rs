@@ -1,5 +1,8 @@
-//! `log_loss(score, label)`: Mean cross-entropy of the predicted probability of the positive class, clipped to [1e-15, 1 - 1e-15].
+//! The `log_loss` builtin (docs/functions.md#log_loss): on the mean of per-row terms
+//! (`PairMeanAcc`) it shares with `brier`, `mae`, `rmse` and `mape`.
 
+use super::ExampleStatus::Passes;
+use super::ExampleValue::Number;
 use super::common::{PairMeanAcc, sig};
 use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
 
@@ -32,6 +35,11 @@ impl Function for LogLoss {
         &[Example {
             source: "expect log_loss(score, label) < 0.3",
             description: "calibrated, confident predictions",
+            rows: &["score: 0.9", "score: 0.2", "score: 0.8"],
+            labels: &["label: 1", "label: 0", "label: 1"],
+            expect: Passes,
+            value: Some(Number(0.18388253942874858)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

@@ -1,5 +1,7 @@
-//! `max(x)`: The largest non-null value, of the column's type; undefined without values.
+//! The `max` builtin (docs/functions.md#max): on the `ExtremeAcc` it shares with `min`.
 
+use super::ExampleStatus::Passes;
+use super::ExampleValue::Number;
 use super::common::sig;
 use super::extreme_acc::ExtremeAcc;
 use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
@@ -27,6 +29,10 @@ impl Function for Max {
         &[Example {
             source: "expect max(score) <= 1",
             description: "scores never exceed 1",
+            rows: &["score: 0.3", "score: 0.95"],
+            expect: Passes,
+            value: Some(Number(0.95)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

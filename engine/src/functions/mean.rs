@@ -1,5 +1,8 @@
-//! `mean(x)`: The arithmetic mean of the non-null values; undefined without values.
+//! The `mean` builtin (docs/functions.md#mean): on the `MomentsAcc` it shares with `variance`
+//! and `stddev`.
 
+use super::ExampleStatus::Passes;
+use super::ExampleValue::Number;
 use super::common::{Moments, sig, undefined, value};
 use super::moments_acc::MomentsAcc;
 use super::{
@@ -29,7 +32,12 @@ impl Function for Mean {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect mean(score) within 10% of baseline.mean(score)",
-            description: "the mean score is within 10% of the baseline's",
+            description: "the mean score is within 10% of the baseline's: 0.65 against 0.7",
+            rows: &["score: 0.6", "score: 0.7"],
+            baseline: &["score: 0.6", "score: 0.8"],
+            expect: Passes,
+            value: Some(Number(0.65)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

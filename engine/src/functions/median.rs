@@ -1,9 +1,12 @@
-//! `median(x)`: the median of the non-null values.
+//! The `median` builtin (docs/functions.md#median): keeps every value (`ValuesAcc`, as
+//! `quantile` does) and takes `quantile_sorted` at 0.5 of them sorted.
 
 use std::any::Any;
 
 use arrow_array::ArrayRef;
 
+use super::ExampleStatus::Passes;
+use super::ExampleValue::Number;
 use super::common::{ValuesAcc, arity, quantile_sorted, same, sig, sort_floats, undefined, value};
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
@@ -32,7 +35,16 @@ impl Function for Median {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect median(latency_ms) < 50",
-            description: "the typical request is served in under 50 ms",
+            description: "the typical request is served in under 50 ms; one slow request does not move the median",
+            rows: &[
+                "latency_ms: 12",
+                "latency_ms: 30",
+                "latency_ms: 45",
+                "latency_ms: 400",
+            ],
+            expect: Passes,
+            value: Some(Number(37.5)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

@@ -1,5 +1,7 @@
-//! `min(x)`: The smallest non-null value, of the column's type; undefined without values.
+//! The `min` builtin (docs/functions.md#min): on the `ExtremeAcc` it shares with `max`.
 
+use super::ExampleStatus::Fails;
+use super::ExampleValue::Number;
 use super::common::sig;
 use super::extreme_acc::ExtremeAcc;
 use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
@@ -26,7 +28,11 @@ impl Function for Min {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect min(age) >= 0",
-            description: "no negative age",
+            description: "no negative age; one row has -1",
+            rows: &["age: 34", "age: -1", "age: 51"],
+            expect: Fails,
+            value: Some(Number(-1.0)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

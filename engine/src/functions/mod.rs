@@ -6,8 +6,9 @@
 //! through [`Function::accumulator`], scalars through [`Function::call_scalar`], and the
 //! special functions from the data they declare in [`Function::special_input`];
 //! docs/functions.md is generated from [`Function::summary`] and [`Function::examples`], so
-//! the reference cannot drift. A builtin's whole behaviour is in its file: adding one is a new
-//! file and a line in [`all`].
+//! the reference cannot drift, and every example is run on its rows
+//! (runtime/tests/function_examples.rs), so none can be wrong. A builtin's whole behaviour is
+//! in its file: adding one is a new file and a line in [`all`].
 
 mod binning;
 mod common;
@@ -138,12 +139,120 @@ pub struct Signature {
     pub wants_time: bool,
 }
 
-/// An example shown in docs/functions.md and run as a test.
+/// An example shown in docs/functions.md and run as a test (runtime/tests/function_examples.rs):
+/// the check fragment is evaluated on its rows and must give its outcome, so the reference
+/// never shows an example that does not work.
+///
+/// Rows are written as the fields of an inline test record (`age: 34, income: 52000`) of the
+/// components in [`docs::EXAMPLE_COMPONENTS`]; the runner fills in what an example does not
+/// give: `request_id` (`"r1"`, `"r2"`, ... by position) and `ts` (one minute apart, the last
+/// one minute before the evaluation time [`docs::EXAMPLE_AT`]; baseline rows 7 days earlier).
+/// Write the fields an example needs and `..Example::NO_ROWS` for the rest.
 #[derive(Debug, Clone, Copy)]
 pub struct Example {
     /// A check fragment, e.g. `expect recall(prediction, label) >= 0.9`.
     pub source: &'static str,
     pub description: &'static str,
+    /// The current rows of `inference`, in time order.
+    pub rows: &'static [&'static str],
+    /// Rows of `inference` a week earlier; when given, the check has `baseline offset 7d`.
+    pub baseline: &'static [&'static str],
+    /// Rows of `feedback`, the i-th for the i-th row (same `request_id`); when given, the check
+    /// reads `on inference join feedback using request_id`, so rows without one drop out.
+    pub labels: &'static [&'static str],
+    /// The status of the check on these rows.
+    pub expect: ExampleStatus,
+    /// The value the result reports for the function's first call in `source` (its key in
+    /// the result's `values`, `.field` included): required when the result reports it (the
+    /// aggregates and two-sample functions), `None` when it does not (a scalar's value is not
+    /// reported, only the aggregates around and inside it).
+    pub value: Option<ExampleValue>,
+}
+
+impl Example {
+    /// What an example has when it gives only its source: no rows of any kind, a pass and no
+    /// value; the base of `..Example::NO_ROWS`.
+    pub const NO_ROWS: Example = Example {
+        source: "",
+        description: "",
+        rows: &[],
+        baseline: &[],
+        labels: &[],
+        expect: ExampleStatus::Passes,
+        value: None,
+    };
+
+    /// The text of the first call of `name` in the source that is not `baseline.name(...)`,
+    /// with a `.field` that follows it: `ks(income).pvalue` in
+    /// `expect ks(income).pvalue > 0.01`. It is the key of the call's value in the result.
+    pub fn call_text(&self, name: &str) -> Option<&'static str> {
+        let src = self.source;
+        let bytes = src.as_bytes();
+        let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        let open = format!("{name}(");
+        let mut from = 0;
+        while let Some(found) = src[from..].find(&open) {
+            let start = from + found;
+            from = start + open.len();
+            if start > 0 && (ident(bytes[start - 1]) || bytes[start - 1] == b'.') {
+                continue;
+            }
+            let mut depth = 0usize;
+            let mut in_string = false;
+            let mut end = None;
+            for (i, &b) in bytes.iter().enumerate().skip(start + name.len()) {
+                match b {
+                    b'"' => in_string = !in_string,
+                    b'(' if !in_string => depth += 1,
+                    b')' if !in_string => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = Some(i + 1);
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let mut end = end?;
+            if bytes.get(end) == Some(&b'.') {
+                end += 1;
+                while bytes.get(end).is_some_and(|&b| ident(b)) {
+                    end += 1;
+                }
+            }
+            return Some(&src[start..end]);
+        }
+        None
+    }
+}
+
+/// What an example's check gives on its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExampleStatus {
+    Passes,
+    Fails,
+}
+
+impl ExampleStatus {
+    /// As a `test` block's `assert` writes it.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            ExampleStatus::Passes => "passes",
+            ExampleStatus::Fails => "fails",
+        }
+    }
+}
+
+/// A value an example's result reports, as result JSON holds it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ExampleValue {
+    /// A number (counts too), compared with a relative tolerance of 1e-9.
+    Number(f64),
+    /// A duration in seconds (`freshness()`), compared as a number.
+    Seconds(f64),
+    Bool(bool),
+    Text(&'static str),
 }
 
 /// Which row set a batch of values comes from.

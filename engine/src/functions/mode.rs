@@ -1,5 +1,8 @@
-//! `mode(x)`: The most frequent non-null value; ties go to the smallest value.
+//! The `mode` builtin (docs/functions.md#mode): on the `CounterAcc` (a count per distinct
+//! value), whose entries come in ascending order; that order is how ties are broken.
 
+use super::ExampleStatus::{Fails, Passes};
+use super::ExampleValue::Text;
 use super::common::undefined;
 use super::common::{Counter, sig};
 use super::counter_acc::CounterAcc;
@@ -28,10 +31,29 @@ impl Function for Mode {
         )
     }
     fn examples(&self) -> &'static [Example] {
-        &[Example {
-            source: "expect mode(country) == \"US\"",
-            description: "the US is still the most common country",
-        }]
+        &[
+            Example {
+                source: "expect mode(country) == \"US\"",
+                description: "the US is still the most common country",
+                rows: &["country: \"US\"", "country: \"DE\"", "country: \"US\""],
+                expect: Passes,
+                value: Some(Text("US")),
+                ..Example::NO_ROWS
+            },
+            Example {
+                source: "expect mode(country) == \"US\"",
+                description: "a tie between US and DE goes to DE, the smaller value",
+                rows: &[
+                    "country: \"US\"",
+                    "country: \"DE\"",
+                    "country: \"DE\"",
+                    "country: \"US\"",
+                ],
+                expect: Fails,
+                value: Some(Text("DE")),
+                ..Example::NO_ROWS
+            },
+        ]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
         CounterAcc::boxed("mode", finish)

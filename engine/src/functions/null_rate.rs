@@ -1,9 +1,12 @@
-//! `null_rate(x)`: the fraction of rows where a column is null.
+//! The `null_rate` builtin (docs/functions.md#null_rate): its own counter rather than Arrow's
+//! null count, which does not see the NaN of a float column.
 
 use std::any::Any;
 
 use arrow_array::{Array, ArrayRef};
 
+use super::ExampleStatus::Fails;
+use super::ExampleValue::Number;
 use super::common::{Cat, arity, same, sig, undefined, value};
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
@@ -32,7 +35,16 @@ impl Function for NullRate {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect null_rate(income) < 5%",
-            description: "fewer than 5% of rows lack an income",
+            description: "fewer than 5% of rows lack an income; one of four does",
+            rows: &[
+                "income: 52000",
+                "income: null",
+                "income: 48000",
+                "income: 61000",
+            ],
+            expect: Fails,
+            value: Some(Number(0.25)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

@@ -1,5 +1,8 @@
-//! `psi(x)`: Population stability index sum((p - q) ln(p / q)) over the baseline-decile bins (numeric) or the categories (string, bool); an empty bin counts as 0.0001.
+//! The `psi` builtin (docs/functions.md#psi): on the bins of `binning.rs`, shared with `js`,
+//! which does not floor empty bins.
 
+use super::ExampleStatus::Fails;
+use super::ExampleValue::Number;
 use super::common::value;
 use super::common::{Sample, SampleMode, TwoSampleAcc, sig};
 use super::{
@@ -29,7 +32,34 @@ impl Function for Psi {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect psi(income) < 0.2",
-            description: "no significant population shift of income",
+            description: "no significant population shift of income; a rise of 10,000 empties the baseline's lowest decile",
+            rows: &[
+                "income: 20000",
+                "income: 30000",
+                "income: 40000",
+                "income: 50000",
+                "income: 60000",
+                "income: 70000",
+                "income: 80000",
+                "income: 90000",
+                "income: 100000",
+                "income: 110000",
+            ],
+            baseline: &[
+                "income: 10000",
+                "income: 20000",
+                "income: 30000",
+                "income: 40000",
+                "income: 50000",
+                "income: 60000",
+                "income: 70000",
+                "income: 80000",
+                "income: 90000",
+                "income: 100000",
+            ],
+            expect: Fails,
+            value: Some(Number(0.7593994704263101)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

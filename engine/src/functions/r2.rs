@@ -1,9 +1,12 @@
-//! `r2(prediction, actual)`: the coefficient of determination, as scikit-learn's `r2_score`.
+//! The `r2` builtin (docs/functions.md#r2): one pass: the residuals' sum is compensated, and
+//! the actual values' squared deviations come from `Moments`.
 
 use std::any::Any;
 
 use arrow_array::ArrayRef;
 
+use super::ExampleStatus::Passes;
+use super::ExampleValue::Number;
 use super::common::{Moments, Num, Sum, arity, same, sig, undefined, value};
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
@@ -39,6 +42,14 @@ impl Function for R2 {
         &[Example {
             source: "expect r2(predicted_price, price) >= 0.7",
             description: "the model explains at least 70% of the variance of prices",
+            rows: &[
+                "predicted_price: 110, price: 100",
+                "predicted_price: 190, price: 200",
+                "predicted_price: 310, price: 300",
+            ],
+            expect: Passes,
+            value: Some(Number(0.985)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

@@ -1,5 +1,8 @@
-//! `rate(P)`: The fraction of all rows of the slice where the predicate holds (null counts as false).
+//! The `rate` builtin (docs/functions.md#rate): on the `PredAcc` it shares with `all` and
+//! `any`: rows seen and rows where the predicate holds.
 
+use super::ExampleStatus::Fails;
+use super::ExampleValue::Number;
 use super::common::sig;
 use super::common::{undefined, value};
 use super::pred_acc::PredAcc;
@@ -27,7 +30,11 @@ impl Function for Rate {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect rate(score between 0 and 1) >= 99%",
-            description: "at least 99% of scores lie in [0, 1]",
+            description: "at least 99% of scores lie in [0, 1]; one of four does not",
+            rows: &["score: 0.2", "score: 0.9", "score: 1.3", "score: 0.5"],
+            expect: Fails,
+            value: Some(Number(0.75)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

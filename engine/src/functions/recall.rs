@@ -1,5 +1,9 @@
-//! `recall(prediction, label)`: TP / (TP + FN) for the positive class 1 / true; undefined without positive labels.
+//! The `recall` builtin (docs/functions.md#recall): on the confusion matrix (`ConfusionAcc`) it
+//! shares with `accuracy`, `precision`, `f1` and `fpr`: a check's rows are counted once for all
+//! five.
 
+use super::ExampleStatus::Fails;
+use super::ExampleValue::Number;
 use super::common::{Confusion, ConfusionAcc, sig, undefined, value};
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
@@ -34,7 +38,17 @@ impl Function for Recall {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect recall(prediction, label) >= 0.9",
-            description: "at least 90% of real cases are caught",
+            description: "at least 90% of real cases are caught; two of three are",
+            rows: &[
+                "prediction: 1",
+                "prediction: 1",
+                "prediction: 0",
+                "prediction: 0",
+            ],
+            labels: &["label: 1", "label: 1", "label: 1", "label: 0"],
+            expect: Fails,
+            value: Some(Number(2.0 / 3.0)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

@@ -1,5 +1,8 @@
-//! `rmse(prediction, actual)`: Root mean squared error between prediction and actual value.
+//! The `rmse` builtin (docs/functions.md#rmse): on the mean of per-row terms (`PairMeanAcc`) it
+//! shares with `log_loss`, `brier`, `mae` and `mape`.
 
+use super::ExampleStatus::Fails;
+use super::ExampleValue::Number;
 use super::common::{PairMeanAcc, sig};
 use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
 
@@ -31,7 +34,18 @@ impl Function for Rmse {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect rmse(predicted_price, price) within 10% of baseline.rmse(predicted_price, price)",
-            description: "the error did not grow by more than 10%",
+            description: "the error did not grow by more than 10%; it grew from 8 to 10",
+            rows: &[
+                "predicted_price: 100, price: 110",
+                "predicted_price: 200, price: 190",
+            ],
+            baseline: &[
+                "predicted_price: 100, price: 108",
+                "predicted_price: 200, price: 192",
+            ],
+            expect: Fails,
+            value: Some(Number(10.0)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

@@ -1,5 +1,8 @@
-//! `stddev(x)`: The sample standard deviation (n - 1 in the denominator); undefined with fewer than 2 values.
+//! The `stddev` builtin (docs/functions.md#stddev): on the `MomentsAcc` it shares with `mean`
+//! and `variance`.
 
+use super::ExampleStatus::Fails;
+use super::ExampleValue::Number;
 use super::common::{Moments, sig, undefined, value};
 use super::moments_acc::MomentsAcc;
 use super::{
@@ -29,7 +32,12 @@ impl Function for Stddev {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect stddev(income) within 20% of baseline.stddev(income)",
-            description: "the spread of income did not change by more than 20%",
+            description: "the spread of income did not change by more than 20%; it doubled",
+            rows: &["income: 40000", "income: 50000", "income: 60000"],
+            baseline: &["income: 45000", "income: 50000", "income: 55000"],
+            expect: Fails,
+            value: Some(Number(10000.0)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

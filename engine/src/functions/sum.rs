@@ -1,9 +1,12 @@
-//! `sum(x)`: the sum of the non-null values.
+//! The `sum` builtin (docs/functions.md#sum): int columns add up in an `i128`, float columns by
+//! compensated (Neumaier) summation, so the result does not depend on the order of rows.
 
 use std::any::Any;
 
 use arrow_array::ArrayRef;
 
+use super::ExampleStatus::Fails;
+use super::ExampleValue::Number;
 use super::common::{Num, Sum as FloatSum, arity, same, sig, value};
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
@@ -32,7 +35,11 @@ impl Function for Sum {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect sum(failed_jobs) == 0",
-            description: "no batch job failed in the window",
+            description: "no batch job failed in the window; one batch reports 2",
+            rows: &["failed_jobs: 0", "failed_jobs: 2", "failed_jobs: null"],
+            expect: Fails,
+            value: Some(Number(2.0)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

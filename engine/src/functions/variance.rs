@@ -1,5 +1,8 @@
-//! `variance(x)`: The sample variance (n - 1 in the denominator); undefined with fewer than 2 values.
+//! The `variance` builtin (docs/functions.md#variance): on the `MomentsAcc` it shares with
+//! `mean` and `stddev`, whose sum of squared deviations is merged exactly across batches.
 
+use super::ExampleStatus::Fails;
+use super::ExampleValue::Number;
 use super::common::{Moments, sig, undefined, value};
 use super::moments_acc::MomentsAcc;
 use super::{
@@ -29,7 +32,11 @@ impl Function for Variance {
     fn examples(&self) -> &'static [Example] {
         &[Example {
             source: "expect variance(score) > 0",
-            description: "the model does not return a constant score",
+            description: "the model does not return a constant score; this one does",
+            rows: &["score: 0.5", "score: 0.5", "score: 0.5"],
+            expect: Fails,
+            value: Some(Number(0.0)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {

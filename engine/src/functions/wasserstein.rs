@@ -1,5 +1,9 @@
-//! `wasserstein(x)`: The first Wasserstein (earth mover's) distance between the current and the baseline values, as scipy's wasserstein_distance.
+//! The `wasserstein` builtin (docs/functions.md#wasserstein): keeps both samples
+//! (`TwoSampleAcc`) and walks their sorted values together in `stats::wasserstein`, as scipy
+//! does.
 
+use super::ExampleStatus::Passes;
+use super::ExampleValue::Number;
 use super::common::{Sample, SampleMode, TwoSampleAcc, sig};
 use super::common::{sort_floats, value};
 use super::{
@@ -30,6 +34,11 @@ impl Function for Wasserstein {
         &[Example {
             source: "expect wasserstein(score) < 0.05",
             description: "the score distribution moved by less than 0.05 on average",
+            rows: &["score: 0.2", "score: 0.4", "score: 0.6"],
+            baseline: &["score: 0.22", "score: 0.42", "score: 0.62"],
+            expect: Passes,
+            value: Some(Number(0.02)),
+            ..Example::NO_ROWS
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
