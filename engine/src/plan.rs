@@ -159,13 +159,13 @@ impl CheckPlan {
 
 impl RowExpr {
     /// Calls `f` on every column this expression names.
-    pub fn visit_columns(&self, f: &mut impl FnMut(&ColumnId)) {
+    pub(crate) fn visit_columns(&self, f: &mut impl FnMut(&ColumnId)) {
         self.visit_column_uses(&mut |c, _| f(c));
     }
 
     /// Calls `f` on every column this expression names, with `true` where the use reads only
     /// whether the value is null (`c is null`, `c is not null` on the bare column).
-    pub fn visit_column_uses(&self, f: &mut impl FnMut(&ColumnId, bool)) {
+    pub(crate) fn visit_column_uses(&self, f: &mut impl FnMut(&ColumnId, bool)) {
         match &self.kind {
             RowExprKind::Column(c) => f(c, false),
             RowExprKind::EachVar | RowExprKind::Literal(_) => {}

@@ -25,11 +25,11 @@ impl DataType {
             DataType::Timestamp => "timestamp",
         }
     }
-    pub fn is_numeric(self) -> bool {
+    pub(crate) fn is_numeric(self) -> bool {
         matches!(self, DataType::Int | DataType::Float)
     }
     /// `categorical(C)` takes string and bool fields.
-    pub fn is_categorical(self) -> bool {
+    pub(crate) fn is_categorical(self) -> bool {
         matches!(self, DataType::String | DataType::Bool)
     }
 }

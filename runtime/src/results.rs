@@ -106,7 +106,7 @@ pub fn time_text(us: i64) -> String {
 
 /// A value as result JSON shows it: numbers as numbers (durations in seconds), times as
 /// RFC 3339 text.
-pub fn value_json(v: &Value) -> serde_json::Value {
+pub(crate) fn value_json(v: &Value) -> serde_json::Value {
     match v {
         Value::Null => serde_json::Value::Null,
         Value::Bool(b) => (*b).into(),
@@ -127,7 +127,7 @@ pub fn value_json(v: &Value) -> serde_json::Value {
 
 impl CheckResult {
     /// Builds the result of one evaluated (slice, column).
-    pub fn from_outcome(
+    pub(crate) fn from_outcome(
         plan: &CheckPlan,
         outcome: &Outcome,
         timing: Timing,
@@ -206,7 +206,7 @@ impl CheckResult {
     }
 
     /// `country=DE`, `column=age`: how a result is named in tables and test reports.
-    pub fn slice_text(&self) -> String {
+    pub(crate) fn slice_text(&self) -> String {
         let mut parts: Vec<String> = self
             .slice
             .0

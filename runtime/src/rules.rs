@@ -58,7 +58,7 @@ impl FileSystem for DiskFs {
 /// rules folder used to hang `mlc lint` and wedge `mlc serve`'s reload for good. Sockets and
 /// devices are refused for the same reason. The type is checked before opening and again on
 /// the opened file.
-pub fn read_regular(path: &Path) -> io::Result<String> {
+pub(crate) fn read_regular(path: &Path) -> io::Result<String> {
     use std::io::Read as _;
     refuse_irregular(&std::fs::metadata(path)?)?;
     let mut file = std::fs::File::open(path)?;

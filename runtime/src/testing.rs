@@ -57,7 +57,7 @@ pub async fn run_tests(program: Arc<Program>, rules_version: &str) -> Vec<TestOu
 }
 
 /// Runs one test on a fresh in-memory store.
-pub async fn run_test(
+pub(crate) async fn run_test(
     program: &Arc<Program>,
     test: &TestCase,
     plugins: Arc<HashMap<String, Result<LoadedPlugin, String>>>,
@@ -190,7 +190,7 @@ fn literal_text(v: &Value) -> String {
 }
 
 /// The assertion as written.
-pub fn assert_text(a: &TestAssert) -> String {
+pub(crate) fn assert_text(a: &TestAssert) -> String {
     let mut s = format!("assert {} {}", a.check, expected_text(a.expected));
     if let Some(slice) = &a.slice {
         let parts: Vec<String> = slice

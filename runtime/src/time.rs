@@ -5,10 +5,10 @@
 //! mean the year 58,000.
 
 /// The earliest time accepted: 1970-01-01T00:00:00Z.
-pub const MIN_US: i64 = 0;
+pub(crate) const MIN_US: i64 = 0;
 /// The latest time accepted: 9999-12-30T22:00:00.999999Z, the last instant every offset can
 /// still write in RFC 3339 (`jiff::Timestamp::MAX`).
-pub const MAX_US: i64 = 253_402_207_200_999_999;
+pub(crate) const MAX_US: i64 = 253_402_207_200_999_999;
 
 const FORMS: &str = "write an RFC 3339 time with an offset (2026-03-01T12:00:00Z or \
                      2026-03-01T13:00:00+01:00), a date (2026-03-01, midnight UTC), epoch \

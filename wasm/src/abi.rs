@@ -8,21 +8,21 @@ use serde::Deserialize;
 pub const ABI_VERSION: i32 = 1;
 
 /// Status returned by `mlc_agg_update`, `mlc_agg_merge` and `mlc_agg_finalize` on success.
-pub const STATUS_OK: i32 = 0;
+pub(crate) const STATUS_OK: i32 = 0;
 /// Status returned by `mlc_agg_finalize` when the metric is undefined on the rows it saw
 /// (the reason is in `mlc_last_error`); the `expect` becomes `insufficient`.
-pub const STATUS_UNDEFINED: i32 = 1;
+pub(crate) const STATUS_UNDEFINED: i32 = 1;
 
 /// Largest metadata document the host reads; anything larger is a broken module.
-pub const MAX_META_BYTES: u32 = 64 * 1024;
+pub(crate) const MAX_META_BYTES: u32 = 64 * 1024;
 /// Largest error message the host reads from `mlc_last_error`; longer ones are cut.
-pub const MAX_ERROR_BYTES: u32 = 4 * 1024;
+pub(crate) const MAX_ERROR_BYTES: u32 = 4 * 1024;
 /// Most arguments a plugin may declare.
-pub const MAX_ARGS: usize = 16;
+pub(crate) const MAX_ARGS: usize = 16;
 
 /// A WebAssembly value type as it appears in an export's signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WasmTy {
+pub(crate) enum WasmTy {
     I32,
     I64,
     F64,
@@ -40,7 +40,7 @@ impl WasmTy {
 
 /// One function every plugin must export.
 #[derive(Debug, Clone, Copy)]
-pub struct RequiredExport {
+pub(crate) struct RequiredExport {
     pub name: &'static str,
     pub params: &'static [WasmTy],
     pub results: &'static [WasmTy],
@@ -54,7 +54,7 @@ impl RequiredExport {
 }
 
 /// Renders a signature for messages.
-pub fn signature_text(
+pub(crate) fn signature_text(
     params: impl Iterator<Item = WasmTy>,
     results: impl Iterator<Item = WasmTy>,
 ) -> String {
@@ -71,10 +71,10 @@ pub fn signature_text(
 use WasmTy::{I32, I64};
 
 /// The exported memory through which columns, metadata and messages travel.
-pub const MEMORY_EXPORT: &str = "memory";
+pub(crate) const MEMORY_EXPORT: &str = "memory";
 
 /// Every function export the host calls, with its exact signature.
-pub const REQUIRED_EXPORTS: &[RequiredExport] = &[
+pub(crate) const REQUIRED_EXPORTS: &[RequiredExport] = &[
     RequiredExport {
         name: "mlc_abi_version",
         params: &[],
@@ -128,7 +128,7 @@ pub const REQUIRED_EXPORTS: &[RequiredExport] = &[
 ];
 
 /// Splits a packed `(ptr << 32) | len` into its parts.
-pub fn unpack_ptr_len(packed: i64) -> (u32, u32) {
+pub(crate) fn unpack_ptr_len(packed: i64) -> (u32, u32) {
     let bits = packed as u64;
     ((bits >> 32) as u32, (bits & 0xffff_ffff) as u32)
 }
@@ -192,7 +192,7 @@ impl PluginMeta {
     }
 
     /// The argument types, as the checker uses them.
-    pub fn arg_types(&self) -> Vec<DataType> {
+    pub(crate) fn arg_types(&self) -> Vec<DataType> {
         self.args.iter().filter_map(|a| parse_type(&a.ty)).collect()
     }
 }

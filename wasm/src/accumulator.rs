@@ -13,7 +13,7 @@ use mlc_engine::value::Value;
 use crate::host::{SharedSandbox, chunk_rows, eval_error, poisoned_lock};
 
 /// One aggregate state (a handle) inside a plugin's sandbox.
-pub struct PluginAccumulator {
+pub(crate) struct PluginAccumulator {
     sandbox: SharedSandbox,
     handle: i32,
     n_args: usize,

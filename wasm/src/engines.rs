@@ -11,7 +11,7 @@ use std::time::Duration;
 use wasmtime::{Config, Engine};
 
 /// How often the ticker advances the engines' epoch: the granularity of timeouts.
-pub const TICK: Duration = Duration::from_millis(10);
+pub(crate) const TICK: Duration = Duration::from_millis(10);
 
 /// Stack available to plugin code; deep recursion traps instead of exhausting the host.
 const MAX_WASM_STACK: usize = 512 * 1024;
@@ -92,7 +92,7 @@ fn start_ticker(engines: Vec<Engine>) -> Result<(), String> {
 
 /// Ticks to allow for `budget` of wall-clock time: rounded up, plus one because the current
 /// tick may be about to end.
-pub fn ticks_for(budget: Duration) -> u64 {
+pub(crate) fn ticks_for(budget: Duration) -> u64 {
     let tick = TICK.as_nanos().max(1);
     let ticks = budget.as_nanos().div_ceil(tick);
     u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)

@@ -89,7 +89,7 @@ impl std::fmt::Display for PluginFailure {
 
 /// Where a failure happened; decides how [`PluginError`] words it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum During {
+pub(crate) enum During {
     /// While the instance started (its start function, its initial memory). The sentence
     /// does not name the plugin: the caller says which file or plugin it was.
     Start,
@@ -104,7 +104,7 @@ pub enum During {
 /// A plugin failure and where it happened. `Display` is the sentence a result shows, e.g.
 /// ``plugin `ece` failed in mlc_agg_update: trap: wasm `unreachable` instruction executed``.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginError {
+pub(crate) struct PluginError {
     pub plugin: String,
     pub during: During,
     pub failure: PluginFailure,

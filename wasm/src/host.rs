@@ -30,11 +30,11 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub const DEFAULT_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
-    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+    pub(crate) const DEFAULT_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
+    pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
     /// The limits a declaration asks for, with the host's defaults for what it leaves out.
-    pub fn from_decl(decl: &PluginDecl) -> Limits {
+    pub(crate) fn from_decl(decl: &PluginDecl) -> Limits {
         Limits {
             memory_bytes: decl.memory_bytes.unwrap_or(Self::DEFAULT_MEMORY_BYTES),
             timeout: decl
@@ -169,12 +169,12 @@ impl Exports {
 
 /// Rows per chunk copied into the plugin's memory: 64k rows of f64 is 512 KiB per column,
 /// so a 10M-row window never needs more than that at once.
-pub const CHUNK_ROWS: usize = 64 * 1024;
+pub(crate) const CHUNK_ROWS: usize = 64 * 1024;
 
 /// Rows per chunk for a plugin with `n_cols` arguments under a memory cap: at most
 /// [`CHUNK_ROWS`], and a buffer of at most an eighth of the cap, so that a plugin declared
 /// with a small `memory` still has room for its own state.
-pub fn chunk_rows(memory_bytes: u64, n_cols: usize) -> usize {
+pub(crate) fn chunk_rows(memory_bytes: u64, n_cols: usize) -> usize {
     let per_row = 8 * n_cols.max(1) as u64;
     let fit = usize::try_from(memory_bytes / 8 / per_row).unwrap_or(CHUNK_ROWS);
     fit.clamp(256, CHUNK_ROWS)
@@ -194,16 +194,16 @@ impl Scratch {
     fn table_bytes(n_cols: usize) -> usize {
         (n_cols * 4).div_ceil(8) * 8
     }
-    pub fn bytes_for(n_cols: usize, rows: usize) -> usize {
+    pub(crate) fn bytes_for(n_cols: usize, rows: usize) -> usize {
         8 + Self::table_bytes(n_cols) + n_cols * rows * 8
     }
-    pub fn out_ptr(&self) -> u32 {
+    pub(crate) fn out_ptr(&self) -> u32 {
         self.ptr
     }
-    pub fn table_ptr(&self) -> u32 {
+    pub(crate) fn table_ptr(&self) -> u32 {
         self.ptr + 8
     }
-    pub fn column_ptr(&self, col: usize) -> u32 {
+    pub(crate) fn column_ptr(&self, col: usize) -> u32 {
         (self.ptr as usize + 8 + Self::table_bytes(self.n_cols) + col * self.rows * 8) as u32
     }
 }
@@ -416,7 +416,7 @@ impl Sandbox {
         Ok(handle)
     }
 
-    pub fn free_state(&mut self, handle: i32) {
+    pub(crate) fn free_state(&mut self, handle: i32) {
         // Freeing after a failure is pointless and would report the failure again.
         if self.poisoned.is_none() {
             let _ = self.counted(|s| s.call("mlc_agg_free", |e, s| e.agg_free.call(s, handle)));
@@ -425,7 +425,11 @@ impl Sandbox {
 
     /// A buffer for `n_cols` columns of up to `rows` rows, reusing the current one when it
     /// is big enough.
-    pub fn ensure_scratch(&mut self, n_cols: usize, rows: usize) -> Result<Scratch, PluginError> {
+    pub(crate) fn ensure_scratch(
+        &mut self,
+        n_cols: usize,
+        rows: usize,
+    ) -> Result<Scratch, PluginError> {
         if let Some(s) = self.scratch
             && s.n_cols == n_cols
             && s.rows >= rows
@@ -473,7 +477,7 @@ impl Sandbox {
     /// column `column` as little-endian f64 straight into the plugin's memory, with no
     /// intermediate copy) and calls `mlc_agg_update`. `capacity` is the chunk size, so the
     /// buffer is allocated once for all chunks.
-    pub fn update_with(
+    pub(crate) fn update_with(
         &mut self,
         handle: i32,
         n_cols: usize,
@@ -774,7 +778,10 @@ impl LoadedPlugin {
 
     /// [`LoadedPlugin::session`], counting every failure of its calls in `failures`, by
     /// this plugin's name and the failure's [`PluginFailure::reason`].
-    pub fn session_counted(&self, failures: &FailureCounts) -> Result<PluginSession, EvalError> {
+    pub(crate) fn session_counted(
+        &self,
+        failures: &FailureCounts,
+    ) -> Result<PluginSession, EvalError> {
         self.new_session(Some(failures.clone()))
     }
 

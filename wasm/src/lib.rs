@@ -5,7 +5,7 @@
 //! [`LoadedPlugin::accumulator`] / [`LoadedPlugin::session`] (one sandbox per evaluation).
 //! The ABI is described in `docs/plugins.md` and checked in [`abi`].
 
-pub mod abi;
+pub(crate) mod abi;
 mod accumulator;
 mod cache;
 mod engines;
@@ -14,9 +14,6 @@ mod host;
 mod validate;
 
 pub use abi::PluginMeta;
-pub use accumulator::PluginAccumulator;
 pub use cache::{CacheHit, ModuleCache, default_cache_dir};
-pub use failure::{During, FailureCounts, PluginError, PluginFailure};
-pub use host::{
-    CHUNK_ROWS, Limits, LoadedPlugin, PluginHost, PluginSession, chunk_rows, inspect, inspect_meta,
-};
+pub use failure::{FailureCounts, PluginFailure};
+pub use host::{Limits, LoadedPlugin, PluginHost, PluginSession, inspect, inspect_meta};

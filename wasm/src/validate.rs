@@ -24,7 +24,7 @@ fn ty_text(ty: &ValType) -> String {
 }
 
 /// Every problem with the module's imports and exports, in one sentence each.
-pub fn check_module(module: &Module) -> Result<(), String> {
+pub(crate) fn check_module(module: &Module) -> Result<(), String> {
     let mut problems = Vec::new();
 
     let imports: Vec<String> = module

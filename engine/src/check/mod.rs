@@ -14,7 +14,7 @@ mod types;
 mod tests;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use mlc_grammar::ast::{self, Item, OptionValue, Span};
 use mlc_grammar::{Code, Diagnostic, FileId, Sources};
@@ -41,19 +41,6 @@ impl PluginResolver for NoPlugins {
             "no plugin resolver is available to read `{}`",
             decl_path.display()
         ))
-    }
-}
-
-/// A resolver backed by a fixed table, for tests.
-#[derive(Debug, Clone, Default)]
-pub struct StaticPlugins(pub HashMap<PathBuf, PluginSignature>);
-
-impl PluginResolver for StaticPlugins {
-    fn describe(&self, decl_path: &Path) -> Result<PluginSignature, String> {
-        self.0
-            .get(&normalize(decl_path))
-            .cloned()
-            .ok_or_else(|| format!("`{}` does not exist", decl_path.display()))
     }
 }
 
@@ -175,7 +162,7 @@ impl Globals {
             .cloned()
             .unwrap_or_default()
     }
-    pub fn component_names(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn component_names(&self) -> impl Iterator<Item = &str> {
         self.components.iter().map(|c| c.schema.name.as_str())
     }
 

@@ -20,7 +20,7 @@ pub(crate) enum Ty {
 }
 
 impl Ty {
-    pub fn from_data(t: DataType) -> Ty {
+    pub(crate) fn from_data(t: DataType) -> Ty {
         match t {
             DataType::Int => Ty::Int,
             DataType::Float => Ty::Float,
@@ -30,7 +30,7 @@ impl Ty {
         }
     }
     /// The column type of a row-level value; `None` for null (and for what rows cannot hold).
-    pub fn to_data(self) -> Option<DataType> {
+    pub(crate) fn to_data(self) -> Option<DataType> {
         match self {
             Ty::Int => Some(DataType::Int),
             Ty::Float => Some(DataType::Float),
@@ -40,7 +40,7 @@ impl Ty {
             Ty::Duration | Ty::Null | Ty::Struct(_) => None,
         }
     }
-    pub fn is_numeric(self) -> bool {
+    pub(crate) fn is_numeric(self) -> bool {
         matches!(self, Ty::Int | Ty::Float)
     }
     /// How the type reads in a message: "a number", "a string".

@@ -291,7 +291,7 @@ fn arithmetic(op: BinaryOp, a: &Value, b: &Value) -> Result<Value, Problem> {
 
 /// Every aggregate of the expression with its value, in order of appearance, as results
 /// show them: `ks(x).pvalue` for a field, every field of a struct used whole.
-pub fn shown_values(
+pub(crate) fn shown_values(
     expr: &AggExpr,
     calls: &[AggregateCall],
     values: &[AggResult],
@@ -379,7 +379,7 @@ fn collect(
 }
 
 /// A number or value as a person reads it: `0.83`, `5,120`, `2h 5m`, a time in RFC 3339.
-pub fn format_value(v: &Value) -> String {
+pub(crate) fn format_value(v: &Value) -> String {
     match v {
         Value::Null => "null".into(),
         Value::Bool(b) => b.to_string(),
@@ -430,7 +430,7 @@ pub fn group_thousands(i: i64) -> String {
 }
 
 /// Seconds as `1d 2h`, `15m`, `42s` (two largest units).
-pub fn format_duration(secs: f64) -> String {
+pub(crate) fn format_duration(secs: f64) -> String {
     if !secs.is_finite() {
         return format!("{secs}s");
     }
@@ -453,7 +453,7 @@ pub fn format_duration(secs: f64) -> String {
 }
 
 /// The canonical text of an aggregate expression, for explanations.
-pub fn expr_text(expr: &AggExpr, calls: &[AggregateCall]) -> String {
+pub(crate) fn expr_text(expr: &AggExpr, calls: &[AggregateCall]) -> String {
     match expr {
         AggExpr::Literal(v) => match v {
             Value::Str(s) => format!("\"{s}\""),

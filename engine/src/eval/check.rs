@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use arrow_array::{Array, ArrayRef, BooleanArray};
 
-use super::agg::{AggResult, ExpectOutcome, Status, format_value, group_thousands, judge};
+use super::agg::{AggResult, ExpectOutcome, Status, group_thousands, judge};
 use super::slice::{Slice, TooManySlices, key_string, slices_at_most};
 use super::{Frame, arrow_error, eval_row, predicate_mask};
 use crate::functions::{Accumulator, EvalError, Outcome as AccOutcome, Side, SpecialInput};
@@ -72,7 +72,7 @@ pub struct Outcome {
 
 /// Makes a fresh accumulator for an aggregate call (builtins from the registry, plugins
 /// from the Wasm host).
-pub type AccFactory<'a> =
+pub(crate) type AccFactory<'a> =
     dyn Fn(&AggregateCall) -> Result<Box<dyn Accumulator>, String> + Sync + 'a;
 
 /// The accumulator of a builtin aggregate, from the function the plan holds.
@@ -659,9 +659,4 @@ pub fn rows_text(rows: u64) -> String {
     } else {
         format!("{} rows", group_thousands(rows as i64))
     }
-}
-
-/// Formats any value for messages (re-exported for the runtime).
-pub fn value_text(v: &Value) -> String {
-    format_value(v)
 }

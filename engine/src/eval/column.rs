@@ -26,7 +26,7 @@ pub enum Kind {
 
 /// One column of values, each possibly null. Literals are kept unbroadcast.
 #[derive(Debug, Clone)]
-pub enum Col {
+pub(crate) enum Col {
     Int(Int64Array),
     Float(Float64Array),
     Bool(BooleanArray),
@@ -40,7 +40,7 @@ pub enum Col {
 
 impl Col {
     /// Wraps an Arrow array, accepting the encodings a store may hand back.
-    pub fn from_array(array: &ArrayRef) -> Result<Col, EvalError> {
+    pub(crate) fn from_array(array: &ArrayRef) -> Result<Col, EvalError> {
         Ok(match array.data_type() {
             ArrowType::Int64 => Col::Int(array.as_primitive::<Int64Type>().clone()),
             ArrowType::Int8 | ArrowType::Int16 | ArrowType::Int32 | ArrowType::UInt8 => {
@@ -115,7 +115,7 @@ impl Col {
         }
     }
 
-    pub fn is_null_at(&self, i: usize) -> bool {
+    pub(crate) fn is_null_at(&self, i: usize) -> bool {
         match self {
             Col::Int(a) => a.is_null(i),
             Col::Float(a) => a.is_null(i),
@@ -128,7 +128,7 @@ impl Col {
 
     /// The value as a number (ints, floats and timestamps in microseconds; durations in
     /// seconds).
-    pub fn f64_at(&self, i: usize) -> Option<f64> {
+    pub(crate) fn f64_at(&self, i: usize) -> Option<f64> {
         match self {
             Col::Int(a) => (!a.is_null(i)).then(|| a.value(i) as f64),
             Col::Float(a) => (!a.is_null(i)).then(|| a.value(i)),
@@ -138,7 +138,7 @@ impl Col {
         }
     }
 
-    pub fn i64_at(&self, i: usize) -> Option<i64> {
+    pub(crate) fn i64_at(&self, i: usize) -> Option<i64> {
         match self {
             Col::Int(a) | Col::Timestamp(a) => (!a.is_null(i)).then(|| a.value(i)),
             Col::Lit(Value::Int(v)) | Col::Lit(Value::Timestamp(v)) => Some(*v),
@@ -146,7 +146,7 @@ impl Col {
         }
     }
 
-    pub fn bool_at(&self, i: usize) -> Option<bool> {
+    pub(crate) fn bool_at(&self, i: usize) -> Option<bool> {
         match self {
             Col::Bool(a) => (!a.is_null(i)).then(|| a.value(i)),
             Col::Lit(Value::Bool(b)) => Some(*b),
@@ -154,7 +154,7 @@ impl Col {
         }
     }
 
-    pub fn str_at(&self, i: usize) -> Option<&str> {
+    pub(crate) fn str_at(&self, i: usize) -> Option<&str> {
         match self {
             Col::Str(a) => {
                 if a.is_null(i) {
@@ -174,7 +174,7 @@ impl Col {
     }
 
     /// The value of one row, for scalar functions and slice keys.
-    pub fn value_at(&self, i: usize) -> Value {
+    pub(crate) fn value_at(&self, i: usize) -> Value {
         match self {
             Col::Int(a) => opt(a.is_null(i), || Value::Int(a.value(i))),
             Col::Float(a) => opt(a.is_null(i), || Value::Float(a.value(i))),
@@ -188,7 +188,7 @@ impl Col {
     }
 
     /// Materialises the column as an Arrow array of `len` rows.
-    pub fn into_array(self, len: usize) -> ArrayRef {
+    pub(crate) fn into_array(self, len: usize) -> ArrayRef {
         match self {
             Col::Int(a) => Arc::new(a),
             Col::Float(a) => Arc::new(a),
@@ -252,7 +252,7 @@ fn widen_int(array: &ArrayRef) -> Result<Int64Array, EvalError> {
 }
 
 /// An array of `len` copies of a value.
-pub fn broadcast(v: &Value, len: usize) -> ArrayRef {
+pub(crate) fn broadcast(v: &Value, len: usize) -> ArrayRef {
     match v {
         Value::Null | Value::Struct(_) => Arc::new(arrow_array::NullArray::new(len)),
         Value::Bool(b) => Arc::new(BooleanArray::from(vec![*b; len])),

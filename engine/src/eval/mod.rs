@@ -13,9 +13,10 @@ pub mod slice;
 
 use arrow_array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
 
-pub use agg::{AggResult, ExpectOutcome, Status};
+pub use agg::{ExpectOutcome, Status};
 pub use check::{CheckInput, Outcome, SourceRows, evaluate_check, par_map};
-pub use row::{eval_row, parse_time, predicate_mask};
+pub use row::parse_time;
+pub(crate) use row::{eval_row, predicate_mask};
 pub use slice::{Slice, slices};
 
 use crate::functions::EvalError;
@@ -62,7 +63,7 @@ impl Frame {
     /// The same rows with only the columns in `keep` (by component index and name; a frame
     /// with a single batch keeps by name alone, as [`Frame::column`] finds). Columns are
     /// shared, not copied; a component left without columns keeps its row count.
-    pub fn project(&self, keep: &[ColumnId]) -> Result<Frame, EvalError> {
+    pub(crate) fn project(&self, keep: &[ColumnId]) -> Result<Frame, EvalError> {
         let single = self.sources.len() == 1;
         let sources = self
             .sources
@@ -120,7 +121,7 @@ impl Frame {
 
 /// Arrow's errors here mean a bug in how the executor assembled its columns; they are
 /// reported on the check rather than aborting the whole evaluation.
-pub fn arrow_error(e: arrow_schema::ArrowError) -> EvalError {
+pub(crate) fn arrow_error(e: arrow_schema::ArrowError) -> EvalError {
     EvalError::Invalid(format!("internal column error: {e}"))
 }
 

@@ -12,7 +12,7 @@ use crate::schema::DataType;
 use crate::value::Value;
 
 /// Evaluates `expr` on every row of `frame`; `each` is the column `each NAME` stands for.
-pub fn eval_row(
+pub(crate) fn eval_row(
     expr: &RowExpr,
     frame: &Frame,
     each: Option<&ArrayRef>,
@@ -38,7 +38,7 @@ pub fn eval_row(
 
 /// Evaluates a predicate to a mask where a null counts as false, as `where` and `rate(P)`
 /// need it.
-pub fn predicate_mask(
+pub(crate) fn predicate_mask(
     expr: &RowExpr,
     frame: &Frame,
     each: Option<&ArrayRef>,
@@ -65,7 +65,11 @@ fn missing_column(name: &str) -> EvalError {
 }
 
 /// Evaluates to the typed column form.
-pub fn eval_col(expr: &RowExpr, frame: &Frame, each: Option<&ArrayRef>) -> Result<Col, EvalError> {
+pub(crate) fn eval_col(
+    expr: &RowExpr,
+    frame: &Frame,
+    each: Option<&ArrayRef>,
+) -> Result<Col, EvalError> {
     let n = frame.rows;
     match &expr.kind {
         RowExprKind::Column(id) => {

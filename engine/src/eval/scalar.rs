@@ -7,7 +7,7 @@ use crate::value::Value;
 
 /// Orders two non-null values of comparable kinds (numbers with numbers, strings with
 /// strings, bools with bools).
-pub fn compare_values(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+pub(crate) fn compare_values(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
     match (a, b) {
         (Value::Str(x), Value::Str(y)) => Some(x.cmp(y)),
         (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),

@@ -75,7 +75,7 @@ fn part(col: &Col, i: usize) -> Part<'_> {
 
 /// A `group by` found more distinct keys than it was allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TooManySlices;
+pub(crate) struct TooManySlices;
 
 /// Splits `frame` by the values of `group_by`. Without `group by` there is exactly one slice,
 /// even when there are no rows, so a check on an empty window still gives a result.
@@ -86,7 +86,7 @@ pub fn slices(frame: &Frame, group_by: &[ColumnId]) -> Result<Vec<Slice>, EvalEr
 /// [`slices`], giving up with [`TooManySlices`] at the first key past `max` distinct keys:
 /// memory then holds at most `max` keys however many distinct values the rows have (the row
 /// codes, 4 bytes a row, are all that grows with the rows).
-pub fn slices_at_most(
+pub(crate) fn slices_at_most(
     frame: &Frame,
     group_by: &[ColumnId],
     max: usize,
@@ -290,7 +290,7 @@ fn code_utf8(a: &arrow_array::StringArray, max: usize) -> Option<(Vec<u32>, Vec<
 }
 
 /// Orders slice keys value by value, nulls last.
-pub fn compare_keys(a: &[Value], b: &[Value]) -> std::cmp::Ordering {
+pub(crate) fn compare_keys(a: &[Value], b: &[Value]) -> std::cmp::Ordering {
     use std::cmp::Ordering;
     for (x, y) in a.iter().zip(b) {
         let o = match (x.is_null(), y.is_null()) {

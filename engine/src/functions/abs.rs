@@ -7,7 +7,7 @@ use super::scalar_math::{number, one_arg};
 use super::{ArgType, EvalError, Example, Function, FunctionKind, Param, ReturnType, Signature};
 use crate::value::Value;
 
-pub struct Abs;
+pub(crate) struct Abs;
 
 impl Function for Abs {
     fn name(&self) -> &'static str {

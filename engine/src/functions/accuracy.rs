@@ -10,7 +10,7 @@ use super::{
     Signature,
 };
 
-pub struct Accuracy;
+pub(crate) struct Accuracy;
 
 impl Function for Accuracy {
     fn name(&self) -> &'static str {

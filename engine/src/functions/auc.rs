@@ -13,7 +13,7 @@ use super::{
     Side, Signature,
 };
 
-pub struct Auc;
+pub(crate) struct Auc;
 
 impl Function for Auc {
     fn name(&self) -> &'static str {

@@ -6,7 +6,7 @@ use super::ExampleValue::Number;
 use super::common::{PairMeanAcc, sig};
 use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
 
-pub struct Brier;
+pub(crate) struct Brier;
 
 impl Function for Brier {
     fn name(&self) -> &'static str {

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::value::Value;
 
-pub struct Chi2;
+pub(crate) struct Chi2;
 
 impl Function for Chi2 {
     fn name(&self) -> &'static str {

@@ -6,7 +6,7 @@ use super::common::sig;
 use super::{ArgType, EvalError, Example, Function, FunctionKind, Param, ReturnType, Signature};
 use crate::value::Value;
 
-pub struct Coalesce;
+pub(crate) struct Coalesce;
 
 impl Function for Coalesce {
     fn name(&self) -> &'static str {

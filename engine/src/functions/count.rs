@@ -13,7 +13,7 @@ use super::{
     Side, Signature,
 };
 
-pub struct Count;
+pub(crate) struct Count;
 
 impl Function for Count {
     fn name(&self) -> &'static str {

@@ -8,7 +8,7 @@ use super::common::sig;
 use super::{Example, Function, FunctionKind, Outcome, ReturnType, Signature, SpecialInput};
 use crate::value::Value;
 
-pub struct Coverage;
+pub(crate) struct Coverage;
 
 impl Function for Coverage {
     fn name(&self) -> &'static str {

@@ -7,7 +7,7 @@ use super::common::{sig, value};
 use super::hashed_acc::HashedAcc;
 use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
 
-pub struct Distinct;
+pub(crate) struct Distinct;
 
 impl Function for Distinct {
     fn name(&self) -> &'static str {

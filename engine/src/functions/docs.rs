@@ -56,7 +56,7 @@ fn return_type(sig: &Signature) -> String {
 }
 
 /// `name(a: numeric, [b: predicate], c: any...) -> number`
-pub fn signature_line(f: &dyn Function) -> String {
+pub(crate) fn signature_line(f: &dyn Function) -> String {
     let sig = f.signature();
     let mut params = Vec::new();
     for (i, p) in sig.params.iter().enumerate() {

@@ -8,7 +8,7 @@ use super::common::{sig, undefined, value};
 use super::hashed_acc::HashedAcc;
 use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
 
-pub struct DuplicateRate;
+pub(crate) struct DuplicateRate;
 
 impl Function for DuplicateRate {
     fn name(&self) -> &'static str {

@@ -7,7 +7,7 @@ use super::scalar_math::real_fn;
 use super::{ArgType, EvalError, Example, Function, FunctionKind, Param, ReturnType, Signature};
 use crate::value::Value;
 
-pub struct Exp;
+pub(crate) struct Exp;
 
 impl Function for Exp {
     fn name(&self) -> &'static str {

@@ -10,7 +10,7 @@ use super::{
     Signature,
 };
 
-pub struct F1;
+pub(crate) struct F1;
 
 impl Function for F1 {
     fn name(&self) -> &'static str {

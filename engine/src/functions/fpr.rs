@@ -10,7 +10,7 @@ use super::{
     Signature,
 };
 
-pub struct Fpr;
+pub(crate) struct Fpr;
 
 impl Function for Fpr {
     fn name(&self) -> &'static str {

@@ -9,7 +9,7 @@ use super::common::sig;
 use super::{Example, Function, FunctionKind, Outcome, ReturnType, Signature, SpecialInput};
 use crate::value::Value;
 
-pub struct Freshness;
+pub(crate) struct Freshness;
 
 impl Function for Freshness {
     fn name(&self) -> &'static str {

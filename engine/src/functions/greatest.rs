@@ -7,7 +7,7 @@ use super::common::sig;
 use super::{ArgType, EvalError, Example, Function, FunctionKind, Param, ReturnType, Signature};
 use crate::value::Value;
 
-pub struct Greatest;
+pub(crate) struct Greatest;
 
 impl Function for Greatest {
     fn name(&self) -> &'static str {

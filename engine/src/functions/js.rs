@@ -10,7 +10,7 @@ use super::{
     Signature,
 };
 
-pub struct Js;
+pub(crate) struct Js;
 
 impl Function for Js {
     fn name(&self) -> &'static str {

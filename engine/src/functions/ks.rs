@@ -11,7 +11,7 @@ use super::{
 };
 use crate::value::Value;
 
-pub struct Ks;
+pub(crate) struct Ks;
 
 impl Function for Ks {
     fn name(&self) -> &'static str {

@@ -7,7 +7,7 @@ use super::common::sig;
 use super::{ArgType, EvalError, Example, Function, FunctionKind, Param, ReturnType, Signature};
 use crate::value::Value;
 
-pub struct Least;
+pub(crate) struct Least;
 
 impl Function for Least {
     fn name(&self) -> &'static str {

@@ -8,7 +8,7 @@ use super::scalar_math::real_fn;
 use super::{ArgType, EvalError, Example, Function, FunctionKind, Param, ReturnType, Signature};
 use crate::value::Value;
 
-pub struct Ln;
+pub(crate) struct Ln;
 
 impl Function for Ln {
     fn name(&self) -> &'static str {

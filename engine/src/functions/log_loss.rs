@@ -6,7 +6,7 @@ use super::ExampleValue::Number;
 use super::common::{PairMeanAcc, sig};
 use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
 
-pub struct LogLoss;
+pub(crate) struct LogLoss;
 
 impl Function for LogLoss {
     fn name(&self) -> &'static str {

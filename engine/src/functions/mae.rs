@@ -6,7 +6,7 @@ use super::ExampleValue::Number;
 use super::common::{PairMeanAcc, sig};
 use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
 
-pub struct Mae;
+pub(crate) struct Mae;
 
 impl Function for Mae {
     fn name(&self) -> &'static str {

@@ -6,7 +6,7 @@ use super::ExampleValue::Number;
 use super::common::{PairMeanAcc, sig};
 use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
 
-pub struct Mape;
+pub(crate) struct Mape;
 
 impl Function for Mape {
     fn name(&self) -> &'static str {

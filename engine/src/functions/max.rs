@@ -6,7 +6,7 @@ use super::common::sig;
 use super::extreme_acc::ExtremeAcc;
 use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
 
-pub struct Max;
+pub(crate) struct Max;
 
 impl Function for Max {
     fn name(&self) -> &'static str {

@@ -6,7 +6,7 @@ use super::common::sig;
 use super::extreme_acc::ExtremeAcc;
 use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
 
-pub struct Min;
+pub(crate) struct Min;
 
 impl Function for Min {
     fn name(&self) -> &'static str {

@@ -172,7 +172,7 @@ pub struct Example {
 impl Example {
     /// What an example has when it gives only its source: no rows of any kind, a pass and no
     /// value; the base of `..Example::NO_ROWS`.
-    pub const NO_ROWS: Example = Example {
+    pub(crate) const NO_ROWS: Example = Example {
         source: "",
         description: "",
         rows: &[],

@@ -11,7 +11,7 @@ use super::{
     Signature,
 };
 
-pub struct Mode;
+pub(crate) struct Mode;
 
 impl Function for Mode {
     fn name(&self) -> &'static str {

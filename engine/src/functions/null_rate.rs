@@ -13,7 +13,7 @@ use super::{
     Side, Signature,
 };
 
-pub struct NullRate;
+pub(crate) struct NullRate;
 
 impl Function for NullRate {
     fn name(&self) -> &'static str {

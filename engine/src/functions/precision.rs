@@ -10,7 +10,7 @@ use super::{
     Signature,
 };
 
-pub struct Precision;
+pub(crate) struct Precision;
 
 impl Function for Precision {
     fn name(&self) -> &'static str {

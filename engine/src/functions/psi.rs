@@ -10,7 +10,7 @@ use super::{
     Signature,
 };
 
-pub struct Psi;
+pub(crate) struct Psi;
 
 impl Function for Psi {
     fn name(&self) -> &'static str {

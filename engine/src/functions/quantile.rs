@@ -15,7 +15,7 @@ use super::{
     Side, Signature,
 };
 
-pub struct Quantile;
+pub(crate) struct Quantile;
 
 impl Function for Quantile {
     fn name(&self) -> &'static str {

@@ -13,7 +13,7 @@ use super::{
     Side, Signature,
 };
 
-pub struct R2;
+pub(crate) struct R2;
 
 impl Function for R2 {
     fn name(&self) -> &'static str {

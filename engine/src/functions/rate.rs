@@ -8,7 +8,7 @@ use super::common::{undefined, value};
 use super::pred_acc::PredAcc;
 use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
 
-pub struct Rate;
+pub(crate) struct Rate;
 
 impl Function for Rate {
     fn name(&self) -> &'static str {

@@ -10,7 +10,7 @@ use super::{
     Signature,
 };
 
-pub struct Recall;
+pub(crate) struct Recall;
 
 impl Function for Recall {
     fn name(&self) -> &'static str {

@@ -6,7 +6,7 @@ use super::ExampleValue::Number;
 use super::common::{PairMeanAcc, sig};
 use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
 
-pub struct Rmse;
+pub(crate) struct Rmse;
 
 impl Function for Rmse {
     fn name(&self) -> &'static str {

@@ -7,7 +7,7 @@ use super::scalar_math::real_fn;
 use super::{ArgType, EvalError, Example, Function, FunctionKind, Param, ReturnType, Signature};
 use crate::value::Value;
 
-pub struct Sqrt;
+pub(crate) struct Sqrt;
 
 impl Function for Sqrt {
     fn name(&self) -> &'static str {

@@ -8,7 +8,7 @@ use statrs::function::gamma::ln_gamma;
 
 /// `scipy.stats.ks_2samp(a, b, method='auto')` on ascending samples: (statistic, p-value).
 /// Both samples must be non-empty.
-pub fn ks_2samp(a: &[f64], b: &[f64]) -> (f64, f64) {
+pub(crate) fn ks_2samp(a: &[f64], b: &[f64]) -> (f64, f64) {
     let (n1, n2) = (a.len(), b.len());
     // scipy evaluates both ECDFs at every pooled value; the extremes of their difference
     // occur at the distinct values, visited here in one merge pass.
@@ -541,7 +541,7 @@ pub fn smirnov_sf(n: u64, x: f64) -> f64 {
 
 /// `chi2_contingency(table, correction=False)` on the 2×k table of counts: (statistic,
 /// p-value, dof). Every column total and both row totals must be positive.
-pub fn chi2_contingency(rows: [&[f64]; 2]) -> (f64, f64, f64) {
+pub(crate) fn chi2_contingency(rows: [&[f64]; 2]) -> (f64, f64, f64) {
     let r0: f64 = rows[0].iter().sum();
     let r1: f64 = rows[1].iter().sum();
     let total = r0 + r1;
@@ -558,7 +558,7 @@ pub fn chi2_contingency(rows: [&[f64]; 2]) -> (f64, f64, f64) {
     (stat, chi2_sf(stat, dof), dof)
 }
 
-pub fn chi2_sf(x: f64, dof: f64) -> f64 {
+pub(crate) fn chi2_sf(x: f64, dof: f64) -> f64 {
     match ChiSquared::new(dof) {
         Ok(d) => d.sf(x),
         Err(_) => f64::NAN,
@@ -567,7 +567,7 @@ pub fn chi2_sf(x: f64, dof: f64) -> f64 {
 
 /// scipy's `wasserstein_distance(u, v)` on ascending samples: the area between the ECDFs,
 /// walking the pooled values in order (a merge, as both sides are already sorted).
-pub fn wasserstein(u: &[f64], v: &[f64]) -> f64 {
+pub(crate) fn wasserstein(u: &[f64], v: &[f64]) -> f64 {
     let (nu, nv) = (u.len() as f64, v.len() as f64);
     let (mut i, mut j) = (0usize, 0usize);
     let mut total = super::common::Sum::default();

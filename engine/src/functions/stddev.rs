@@ -10,7 +10,7 @@ use super::{
     Signature,
 };
 
-pub struct Stddev;
+pub(crate) struct Stddev;
 
 impl Function for Stddev {
     fn name(&self) -> &'static str {

@@ -10,7 +10,7 @@ use super::{
     Signature,
 };
 
-pub struct Variance;
+pub(crate) struct Variance;
 
 impl Function for Variance {
     fn name(&self) -> &'static str {

@@ -11,7 +11,7 @@ use super::{
     Signature,
 };
 
-pub struct Wasserstein;
+pub(crate) struct Wasserstein;
 
 impl Function for Wasserstein {
     fn name(&self) -> &'static str {

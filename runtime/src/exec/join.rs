@@ -17,7 +17,7 @@ use mlc_engine::plan::SourcePlan;
 
 /// The right side of one join at one evaluation time.
 #[derive(Debug, Clone)]
-pub enum Right {
+pub(crate) enum Right {
     /// The latest row per key before `T`, as the store returns it.
     Latest(RecordBatch),
     /// Every row of the component up to some horizon, read once for many evaluation times
@@ -37,7 +37,7 @@ pub enum Right {
 /// lookup is a few cache misses. [`KeyedHistory::lookup_all`] works in groups: the table
 /// slots of a whole group are loaded before any is used, then the candidate rows' times and
 /// offsets, so that the misses of a group overlap instead of following each other.
-pub struct KeyedHistory {
+pub(crate) struct KeyedHistory {
     batch: RecordBatch,
     keys: arrow_array::StringArray,
     times: arrow_buffer::ScalarBuffer<i64>,
@@ -254,7 +254,7 @@ impl KeyedHistory {
 /// `right_columns`, by component name, restricts the columns taken from a right side to
 /// those the checks use (its key and time need not be copied); a component it does not name
 /// gives all its columns.
-pub fn join_source(
+pub(crate) fn join_source(
     plan: &SourcePlan,
     first: RecordBatch,
     rights: &[Right],

@@ -32,7 +32,7 @@ fn secs_us(s: u64) -> i64 {
 pub type Plugins = HashMap<String, Result<LoadedPlugin, String>>;
 
 /// Loads (and compiles, through the module cache) every plugin the program declares.
-pub fn load_plugins(program: &Program) -> Plugins {
+pub(crate) fn load_plugins(program: &Program) -> Plugins {
     if program.plugins.is_empty() {
         return Plugins::new();
     }
@@ -128,7 +128,7 @@ impl Executor {
     }
 
     /// An executor sharing already loaded plugins (`mlc test` runs many stores, one program).
-    pub fn with_plugins(
+    pub(crate) fn with_plugins(
         store: Store,
         program: Arc<Program>,
         plugins: Arc<Plugins>,
@@ -320,7 +320,7 @@ impl Executor {
     }
 
     /// [`Executor::evaluate`], reading from `prefetch` what it covers.
-    pub async fn evaluate_with(
+    pub(crate) async fn evaluate_with(
         &self,
         checks: &[&CheckPlan],
         at_us: i64,
@@ -332,7 +332,7 @@ impl Executor {
 
     /// [`Executor::evaluate_with`], counting in `plugin_failures` every failed plugin call
     /// (by plugin and reason), for `/metrics`. The results say the same either way.
-    pub async fn evaluate_counted(
+    pub(crate) async fn evaluate_counted(
         &self,
         checks: &[&CheckPlan],
         at_us: i64,
@@ -635,7 +635,7 @@ pub fn arrow_type(ty: DataType) -> ArrowType {
 
 /// Backfills read at most this many values (rows times columns, all components together)
 /// up front; beyond it each evaluation time is read on its own, keeping memory bounded.
-pub const PREFETCH_MAX_CELLS: u64 = 64_000_000;
+pub(crate) const PREFETCH_MAX_CELLS: u64 = 64_000_000;
 
 /// Rows read once for many evaluation times: see [`Executor::prefetch`].
 pub struct Prefetch {

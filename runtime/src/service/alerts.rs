@@ -27,7 +27,7 @@ pub enum State {
 
 /// One alert of the book. Inactive alerts are not kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Alert {
+pub(crate) struct Alert {
     pub check: String,
     /// The result's `slice` object (`{}` without `group by`).
     pub slice: Json,
@@ -44,7 +44,7 @@ pub struct Alert {
 
 /// A change to tell receivers about.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Notification {
+pub(crate) struct Notification {
     pub alert: Alert,
     /// `true` when this is only a periodic re-send of a firing alert (Alertmanager forgets
     /// alerts that are not re-sent); webhooks get transitions only.
@@ -60,7 +60,7 @@ pub struct Notification {
 type Key = (String, String, String);
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct AlertBook {
+pub(crate) struct AlertBook {
     alerts: BTreeMap<String, Alert>,
 }
 
@@ -74,11 +74,11 @@ fn failing(status: &str) -> bool {
 }
 
 impl AlertBook {
-    pub fn from_json(text: &str) -> Result<AlertBook, String> {
+    pub(crate) fn from_json(text: &str) -> Result<AlertBook, String> {
         serde_json::from_str(text).map_err(|e| format!("saved alert state is unreadable: {e}"))
     }
 
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| "{\"alerts\":{}}".to_string())
     }
 
@@ -86,12 +86,12 @@ impl AlertBook {
         self.alerts.values()
     }
 
-    pub fn alerts_of<'a>(&'a self, check: &'a str) -> impl Iterator<Item = &'a Alert> + 'a {
+    pub(crate) fn alerts_of<'a>(&'a self, check: &'a str) -> impl Iterator<Item = &'a Alert> + 'a {
         self.alerts.values().filter(move |a| a.check == check)
     }
 
     /// Advances the state of every alert of `check` with one evaluation's results.
-    pub fn observe(
+    pub(crate) fn observe(
         &mut self,
         check: &CheckInfo,
         results: &[Json],
@@ -243,7 +243,7 @@ impl AlertBook {
 
     /// Drops every alert with a time after `limit_us` (saved by a version that let a mistaken
     /// evaluation time drive alerts); returns how many.
-    pub fn drop_future(&mut self, limit_us: i64) -> usize {
+    pub(crate) fn drop_future(&mut self, limit_us: i64) -> usize {
         let before = self.alerts.len();
         self.alerts.retain(|_, a| {
             a.active_since_us <= limit_us
@@ -278,7 +278,7 @@ impl AlertBook {
     }
 
     /// A check was removed from the rules: its firing alerts resolve, the rest is dropped.
-    pub fn remove_check(&mut self, check: &CheckInfo, now_us: i64) -> Vec<Notification> {
+    pub(crate) fn remove_check(&mut self, check: &CheckInfo, now_us: i64) -> Vec<Notification> {
         let keys: Vec<String> = self
             .alerts
             .iter()

@@ -14,13 +14,13 @@ use serde::Serialize;
 use serde_json::{Map, Value as Json};
 
 /// A boxed future, so that [`Backend`] stays object-safe.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One JSON record as posted to `/v1/ingest/{component}`.
 pub type Record = Map<String, Json>;
 
 /// A validated ingest body: JSON lines or a JSON array of objects, as received.
-pub type Body = Arc<[u8]>;
+pub(crate) type Body = Arc<[u8]>;
 
 /// One check of a loaded rule set, as the service schedules and reports it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -77,7 +77,7 @@ pub struct ResultDoc {
 }
 
 impl ResultDoc {
-    pub fn from_text(text: String) -> Result<ResultDoc, String> {
+    pub(crate) fn from_text(text: String) -> Result<ResultDoc, String> {
         let value =
             serde_json::from_str(&text).map_err(|e| format!("stored result is not JSON: {e}"))?;
         Ok(ResultDoc { value, text })

@@ -9,10 +9,10 @@ use serde::Deserialize;
 
 /// Longest request header or body timeout accepted (a day): the timeouts exist so that a slow
 /// client cannot hold a connection for good.
-pub const MAX_TIMEOUT_SECS: u64 = 86_400;
+pub(crate) const MAX_TIMEOUT_SECS: u64 = 86_400;
 
 /// Default listen address: loopback only, so nothing is exposed by accident.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:9400";
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:9400";
 
 /// One layer of settings; every field optional. The command line (with its environment
 /// variables) is one layer, `mlc.toml` another; [`ServiceConfig::resolve`] merges them.
@@ -46,7 +46,7 @@ impl ConfigLayer {
         Self::from_toml_str(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    pub fn from_toml_str(text: &str) -> Result<ConfigLayer, String> {
+    pub(crate) fn from_toml_str(text: &str) -> Result<ConfigLayer, String> {
         toml::from_str(text).map_err(|e| format!("invalid config: {e}"))
     }
 
@@ -116,11 +116,11 @@ pub struct ServiceConfig {
 }
 
 /// How long reading the rules may take before a reload is refused.
-pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default of `header_timeout_secs`.
-pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
+pub(crate) const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
 /// Default of `body_timeout_secs`.
-pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 60;
+pub(crate) const DEFAULT_BODY_TIMEOUT_SECS: u64 = 60;
 
 impl ServiceConfig {
     /// Merges `cli` (flags and environment) over `file` (`mlc.toml`) over the defaults.

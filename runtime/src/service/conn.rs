@@ -26,7 +26,7 @@ use tokio::time::{Instant, Sleep};
 
 /// A TCP listener whose connections enforce the header timeout.
 #[derive(Debug)]
-pub struct TimeoutListener {
+pub(crate) struct TimeoutListener {
     inner: TcpListener,
     header_timeout: Duration,
 }
@@ -56,7 +56,7 @@ impl axum::serve::Listener for TimeoutListener {
 
 /// One connection: reads fail with `TimedOut` once a header is overdue.
 #[derive(Debug)]
-pub struct TimedConn {
+pub(crate) struct TimedConn {
     io: TcpStream,
     timeout: Duration,
     deadline: Pin<Box<Sleep>>,

@@ -23,7 +23,7 @@ use super::{App, EvaluateError, rfc3339};
 
 /// An error answered as `{"error": "..."}` with a status code.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
     extra: Option<(&'static str, Json)>,
@@ -58,7 +58,7 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
-pub fn router(app: Arc<App>) -> Router {
+pub(crate) fn router(app: Arc<App>) -> Router {
     let limit = app.config.max_body_bytes;
     let protected = Router::new()
         .route("/", get(dashboard))
@@ -236,7 +236,7 @@ async fn dashboard(State(app): State<Arc<App>>) -> Html<String> {
 /// skipped). Anything else is refused as a whole, with where it went wrong. Returns the
 /// number of records. Validation does not build the records (the store parses them again
 /// as it coerces them), so it stays cheap at high ingest rates.
-pub fn validate_body(body: &[u8]) -> Result<usize, String> {
+pub(crate) fn validate_body(body: &[u8]) -> Result<usize, String> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     match first {
         None => Err("empty body: send a JSON array of records or JSON lines".into()),
@@ -287,7 +287,7 @@ impl<'de> serde::Deserialize<'de> for ObjectOnly {
 
 /// Parses a body into records (the scripted test backend needs them as maps).
 #[cfg(test)]
-pub fn parse_records(body: &[u8]) -> Result<Vec<Record>, String> {
+pub(crate) fn parse_records(body: &[u8]) -> Result<Vec<Record>, String> {
     validate_body(body)?;
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'[') {
@@ -490,7 +490,7 @@ async fn results(
 
 /// How far ahead of the clock `POST /v1/evaluate?at=` may ask for: a little clock skew
 /// between the caller and the service, no more (records of the future are not in yet).
-pub const EVALUATE_MAX_AHEAD_US: i64 = 5 * 60 * 1_000_000;
+pub(crate) const EVALUATE_MAX_AHEAD_US: i64 = 5 * 60 * 1_000_000;
 
 /// Refuses an evaluation time more than [`EVALUATE_MAX_AHEAD_US`] ahead of `now_us`.
 fn not_ahead(text: &str, at_us: i64, now_us: i64) -> Result<(), String> {

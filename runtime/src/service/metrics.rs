@@ -21,10 +21,10 @@ use serde_json::Value as Json;
 /// The statuses a result can have; `mlc_check_status` has one series per status with 1 on
 /// the current one (the OpenMetrics "state set" shape), so alerting rules read
 /// `mlc_check_status{status="fail"} == 1`.
-pub const STATUSES: [&str; 4] = ["pass", "fail", "insufficient", "error"];
+pub(crate) const STATUSES: [&str; 4] = ["pass", "fail", "insufficient", "error"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StatusLabels {
+pub(crate) struct StatusLabels {
     pub check: String,
     pub slice: String,
     pub column: String,
@@ -32,7 +32,7 @@ pub struct StatusLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ValueLabels {
+pub(crate) struct ValueLabels {
     pub check: String,
     pub slice: String,
     pub column: String,
@@ -41,17 +41,17 @@ pub struct ValueLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CheckLabels {
+pub(crate) struct CheckLabels {
     pub check: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ComponentLabels {
+pub(crate) struct ComponentLabels {
     pub component: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PluginFailureLabels {
+pub(crate) struct PluginFailureLabels {
     pub plugin: String,
     /// `mlc_wasm::PluginFailure::reason`: timeout, fuel, memory, stack, trap, output,
     /// reported, other.
@@ -59,7 +59,7 @@ pub struct PluginFailureLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct NotifyLabels {
+pub(crate) struct NotifyLabels {
     pub receiver: String,
     pub outcome: String,
 }
@@ -78,7 +78,7 @@ struct CheckSeries {
     values: Vec<ValueLabels>,
 }
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     check_status: Family<StatusLabels, Gauge>,
     check_value: Family<ValueLabels, Gauge<f64, AtomicU64>>,
@@ -106,7 +106,7 @@ impl std::fmt::Debug for Metrics {
 
 /// `{"country": "DE", "segment": "a"}` as the `slice` label: `country=DE,segment=a`
 /// (empty without `group by`). Key order is the check's `group by` order.
-pub fn slice_label(slice: Option<&Json>) -> String {
+pub(crate) fn slice_label(slice: Option<&Json>) -> String {
     let Some(Json::Object(map)) = slice else {
         return String::new();
     };
@@ -120,7 +120,7 @@ pub fn slice_label(slice: Option<&Json>) -> String {
         .join(",")
 }
 
-pub fn column_label(column: Option<&Json>) -> String {
+pub(crate) fn column_label(column: Option<&Json>) -> String {
     match column {
         Some(Json::String(s)) => s.clone(),
         _ => String::new(),
@@ -242,7 +242,7 @@ impl Metrics {
     }
 
     /// Replaces the series of `check` with those of one evaluation's results.
-    pub fn record_results(&self, check: &str, results: &[Json]) {
+    pub(crate) fn record_results(&self, check: &str, results: &[Json]) {
         let mut next = CheckSeries::default();
         let mut seen = HashSet::new();
         let mut dropped = 0i64;
@@ -322,7 +322,7 @@ impl Metrics {
     }
 
     /// Counts the failed plugin calls of one evaluation: `(plugin, reason, count)`.
-    pub fn record_plugin_failures(&self, failures: &[(String, &'static str, u64)]) {
+    pub(crate) fn record_plugin_failures(&self, failures: &[(String, &'static str, u64)]) {
         for (plugin, reason, count) in failures {
             let labels = PluginFailureLabels {
                 plugin: plugin.clone(),
@@ -333,7 +333,7 @@ impl Metrics {
     }
 
     /// Removes every series of a check that is no longer loaded.
-    pub fn remove_check(&self, check: &str) {
+    pub(crate) fn remove_check(&self, check: &str) {
         let old = self.series.lock().ok().and_then(|mut m| m.remove(check));
         if let Some(old) = old {
             for labels in &old.status {

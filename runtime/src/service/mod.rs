@@ -12,9 +12,9 @@ mod conn;
 mod dashboard;
 mod http;
 pub mod metrics;
-pub mod notifier;
+pub(crate) mod notifier;
 mod openapi;
-pub mod scheduler;
+pub(crate) mod scheduler;
 pub mod store_backend;
 pub mod watch;
 
@@ -57,7 +57,7 @@ pub enum ServiceError {
 /// Why [`App::run_evaluation`] gave no results. `Display` is what `POST /v1/evaluate` lists
 /// under `errors` and what the log says.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum EvaluateError {
+pub(crate) enum EvaluateError {
     /// No rules are loaded yet: `POST /v1/evaluate?check=` answers 503.
     #[error("no rules are loaded")]
     NoRules,
@@ -73,7 +73,7 @@ pub enum EvaluateError {
 
 /// The outcome of the last reload, as `GET /v1/checks` shows it.
 #[derive(Debug, Clone, Serialize, Default)]
-pub struct ReloadStatus {
+pub(crate) struct ReloadStatus {
     pub successful: bool,
     /// RFC 3339 time of the last reload attempt.
     pub at: String,
@@ -83,7 +83,7 @@ pub struct ReloadStatus {
 
 /// The last evaluation of a check.
 #[derive(Debug, Clone, Serialize)]
-pub struct LastRun {
+pub(crate) struct LastRun {
     pub at_us: i64,
     pub duration_secs: f64,
     pub results: Vec<Json>,
@@ -91,7 +91,7 @@ pub struct LastRun {
 }
 
 /// Shared state of a running service.
-pub struct App {
+pub(crate) struct App {
     pub config: ServiceConfig,
     backend: Arc<dyn Backend>,
     rules: RwLock<Option<Arc<RuleSet>>>,
@@ -117,7 +117,7 @@ impl std::fmt::Debug for App {
 }
 
 /// Counts one evaluation in flight until dropped, so shutdown can wait for it.
-pub struct InflightGuard(Arc<AtomicUsize>);
+pub(crate) struct InflightGuard(Arc<AtomicUsize>);
 
 impl Drop for InflightGuard {
     fn drop(&mut self) {
@@ -178,7 +178,7 @@ impl App {
             .clone()
     }
 
-    pub fn reload_status(&self) -> ReloadStatus {
+    pub(crate) fn reload_status(&self) -> ReloadStatus {
         lock(&self.reload_status).clone()
     }
 
@@ -186,11 +186,11 @@ impl App {
         lock(&self.last_runs).get(check).cloned()
     }
 
-    pub fn next_run_us(&self, check: &str) -> Option<i64> {
+    pub(crate) fn next_run_us(&self, check: &str) -> Option<i64> {
         lock(&self.scheduler).next_run_us(check)
     }
 
-    pub fn alerts_of(&self, check: &str) -> Vec<alerts::Alert> {
+    pub(crate) fn alerts_of(&self, check: &str) -> Vec<alerts::Alert> {
         lock(&self.alerts).alerts_of(check).cloned().collect()
     }
 
@@ -198,17 +198,17 @@ impl App {
         &self.backend
     }
 
-    pub fn is_shutting_down(&self) -> bool {
+    pub(crate) fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)
     }
 
-    pub fn inflight_guard(&self) -> InflightGuard {
+    pub(crate) fn inflight_guard(&self) -> InflightGuard {
         self.inflight.fetch_add(1, Ordering::AcqRel);
         InflightGuard(self.inflight.clone())
     }
 
     /// Loads the saved alert state, so pending and firing alerts survive a restart.
-    pub async fn restore_alerts(&self) {
+    pub(crate) async fn restore_alerts(&self) {
         match self.backend.load_alert_state().await {
             Ok(Some(text)) => match AlertBook::from_json(&text) {
                 Ok(mut book) => {
@@ -327,7 +327,7 @@ impl App {
     /// (a scheduled slot, or `POST /v1/evaluate` without `at`) also updates `/metrics`, the
     /// check's last run and the alert state; any other only stores and returns its results, so
     /// that a look at another time cannot fire, hold or resolve an alert.
-    pub async fn run_evaluation(
+    pub(crate) async fn run_evaluation(
         &self,
         check: &str,
         at_us: i64,
@@ -446,7 +446,7 @@ impl App {
 }
 
 /// Waits for SIGTERM or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -482,7 +482,7 @@ pub async fn serve(config: ServiceConfig, backend: Arc<dyn Backend>) -> Result<(
 /// port 0 and pass their own shutdown).
 /// Where a browser on this machine finds the dashboard: the listen address, or loopback
 /// when listening on every interface.
-pub fn dashboard_url(local: std::net::SocketAddr) -> String {
+pub(crate) fn dashboard_url(local: std::net::SocketAddr) -> String {
     let mut shown = local;
     if local.ip().is_unspecified() {
         shown.set_ip(match local.ip() {
@@ -496,7 +496,7 @@ pub fn dashboard_url(local: std::net::SocketAddr) -> String {
 /// How often `mlc serve` runs [`Backend::maintain`].
 const MAINTAIN_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
-pub async fn serve_on(
+pub(crate) async fn serve_on(
     listener: TcpListener,
     config: ServiceConfig,
     backend: Arc<dyn Backend>,

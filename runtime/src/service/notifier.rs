@@ -35,7 +35,7 @@ impl Kind {
 
 /// Where notifications go, and how hard to try.
 #[derive(Debug, Clone)]
-pub struct NotifierConfig {
+pub(crate) struct NotifierConfig {
     pub alertmanager: Vec<String>,
     pub webhook: Vec<String>,
     pub retries: u32,
@@ -49,7 +49,7 @@ struct Receiver {
     tx: mpsc::Sender<Notification>,
 }
 
-pub struct Notifier {
+pub(crate) struct Notifier {
     receivers: Vec<Receiver>,
     tasks: JoinSet<()>,
     metrics: Arc<Metrics>,
@@ -89,7 +89,7 @@ fn label_name(name: &str) -> String {
 
 /// The alert as Alertmanager's v2 API (`postableAlert`) wants it; webhooks get the same
 /// object plus `status` (`firing` or `resolved`).
-pub fn alert_object(n: &Notification, external_url: &str) -> Json {
+pub(crate) fn alert_object(n: &Notification, external_url: &str) -> Json {
     let a = &n.alert;
     let mut labels = Map::new();
     labels.insert("alertname".into(), Json::String(a.check.clone()));

@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 description of the HTTP API, served at `GET /v1/openapi.json`. Kept as a
 //! JSON file beside the routes; a test checks that it parses and names every route.
 
-pub const DOCUMENT: &str = include_str!("openapi.json");
+pub(crate) const DOCUMENT: &str = include_str!("openapi.json");
 
 #[cfg(test)]
 mod tests {

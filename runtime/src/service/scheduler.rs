@@ -24,7 +24,7 @@ struct Entry {
 }
 
 #[derive(Default)]
-pub struct Scheduler {
+pub(crate) struct Scheduler {
     entries: HashMap<String, Entry>,
 }
 
@@ -38,7 +38,7 @@ impl std::fmt::Debug for Scheduler {
 
 /// What a reload did to the schedule.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct SyncReport {
+pub(crate) struct SyncReport {
     pub kept: Vec<String>,
     pub started: Vec<String>,
     pub stopped: Vec<String>,
@@ -49,7 +49,7 @@ pub fn now_us() -> i64 {
 }
 
 /// The first slot strictly after `now_us` for an interval of `every_us`.
-pub fn next_slot(now_us: i64, every_us: i64) -> i64 {
+pub(crate) fn next_slot(now_us: i64, every_us: i64) -> i64 {
     let every_us = every_us.max(1);
     now_us
         .div_euclid(every_us)
@@ -58,7 +58,7 @@ pub fn next_slot(now_us: i64, every_us: i64) -> i64 {
 }
 
 /// The latest slot at or before `now_us`: the one a check evaluates when it starts.
-pub fn current_slot(now_us: i64, every_us: i64) -> i64 {
+pub(crate) fn current_slot(now_us: i64, every_us: i64) -> i64 {
     let every_us = every_us.max(1);
     now_us.div_euclid(every_us).saturating_mul(every_us)
 }
@@ -69,7 +69,7 @@ const START_SPREAD: Duration = Duration::from_secs(30);
 const START_STEP: Duration = Duration::from_millis(200);
 
 /// When the `i`-th of `n` checks started together evaluates its current slot.
-pub fn start_delay(i: usize, n: usize) -> Duration {
+pub(crate) fn start_delay(i: usize, n: usize) -> Duration {
     let n = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
     let i = u32::try_from(i).unwrap_or(u32::MAX).min(n - 1);
     START_STEP.min(START_SPREAD / n) * i
@@ -148,14 +148,14 @@ impl Scheduler {
     }
 
     /// The next scheduled evaluation time of a check, microseconds since the epoch.
-    pub fn next_run_us(&self, check: &str) -> Option<i64> {
+    pub(crate) fn next_run_us(&self, check: &str) -> Option<i64> {
         self.entries
             .get(check)
             .map(|e| e.next_us.load(Ordering::Relaxed))
             .filter(|&v| v > 0)
     }
 
-    pub fn stop_all(&mut self) {
+    pub(crate) fn stop_all(&mut self) {
         for (_, e) in self.entries.drain() {
             e.task.abort();
         }

@@ -139,7 +139,7 @@ impl StoreBackend {
         self
     }
 
-    pub fn with_store(store: Store, state_file: PathBuf) -> StoreBackend {
+    pub(crate) fn with_store(store: Store, state_file: PathBuf) -> StoreBackend {
         StoreBackend {
             store,
             state_file,

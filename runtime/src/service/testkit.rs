@@ -16,7 +16,7 @@ use super::backend::*;
 type Script = HashMap<String, Vec<(String, String, f64)>>;
 
 #[derive(Default)]
-pub struct FakeBackend {
+pub(crate) struct FakeBackend {
     pub script: Mutex<Script>,
     pub stored: Mutex<Vec<Json>>,
     pub alert_state: Mutex<Option<String>>,

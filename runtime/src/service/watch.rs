@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 /// Why a reload was asked for (logged).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReloadCause {
+pub(crate) enum ReloadCause {
     FileChange(Vec<PathBuf>),
     Signal,
 }
@@ -30,7 +30,7 @@ pub enum ReloadCause {
 /// replaced under the same name.
 type FolderId = Option<(u64, u64)>;
 
-pub struct RuleWatcher {
+pub(crate) struct RuleWatcher {
     debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
     watched: BTreeMap<(PathBuf, bool), FolderId>,
     /// Watches the folders holding the roots, for the roots' own names.
@@ -175,7 +175,7 @@ impl RuleWatcher {
     /// re-resolves what is watched: a folder now another than the one watched under its name
     /// is watched afresh, folders no longer wanted (or gone) are let go, and a root that is
     /// gone is logged. Called before every reload and after each successful one.
-    pub fn watch_rules(&mut self, roots: &[PathBuf], files: &[PathBuf]) {
+    pub(crate) fn watch_rules(&mut self, roots: &[PathBuf], files: &[PathBuf]) {
         let mut wanted = BTreeSet::new();
         for root in roots {
             let abs = absolute(root);
