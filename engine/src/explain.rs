@@ -10,6 +10,7 @@ use crate::plan::{
     AggExpr, BaselinePlan, CheckPlan, ColumnId, FunctionRef, Program, RowExpr, RowExprKind, RowSet,
 };
 use crate::value::Value;
+use mlc_grammar::ast::{BinaryOp, UnaryOp};
 
 fn dur(secs: u64) -> String {
     crate::check::duration_text(secs)
@@ -86,76 +87,37 @@ impl Printer<'_> {
     }
 
     fn row(&self, e: &RowExpr) -> String {
-        match &e.kind {
-            RowExprKind::Column(c) => self.column(c),
-            RowExprKind::EachVar => self
-                .plan
-                .each
-                .as_ref()
-                .map(|e| e.var.clone())
-                .unwrap_or_else(|| "?".into()),
-            RowExprKind::Literal(v) => value_text(v),
-            RowExprKind::Unary { op, operand } => match op {
-                mlc_grammar::ast::UnaryOp::Neg => format!("-{}", self.nested_row(operand)),
-                mlc_grammar::ast::UnaryOp::Not => format!("not {}", self.nested_row(operand)),
-            },
-            RowExprKind::Binary { op, lhs, rhs } => {
-                format!(
-                    "{} {} {}",
-                    self.nested_row(lhs),
-                    op.symbol(),
-                    self.nested_row(rhs)
-                )
+        let shape = match &e.kind {
+            RowExprKind::Column(c) => return self.column(c),
+            RowExprKind::EachVar => {
+                return self
+                    .plan
+                    .each
+                    .as_ref()
+                    .map(|e| e.var.clone())
+                    .unwrap_or_else(|| "?".into());
             }
-            RowExprKind::IsNull { operand, negated } => {
-                format!(
-                    "{} is {}null",
-                    self.nested_row(operand),
-                    if *negated { "not " } else { "" }
-                )
-            }
+            RowExprKind::Literal(v) => return value_text(v),
+            RowExprKind::Unary { op, operand } => Shape::Unary(*op, &**operand),
+            RowExprKind::Binary { op, lhs, rhs } => Shape::Binary(*op, &**lhs, &**rhs),
+            RowExprKind::IsNull { operand, negated } => Shape::IsNull(&**operand, *negated),
             RowExprKind::InList {
                 operand,
                 list,
                 negated,
-            } => {
-                let items: Vec<String> = list.iter().map(|i| self.row(i)).collect();
-                format!(
-                    "{} {}in [{}]",
-                    self.nested_row(operand),
-                    if *negated { "not " } else { "" },
-                    items.join(", ")
-                )
-            }
+            } => Shape::InList(&**operand, list, *negated),
             RowExprKind::Between { operand, low, high } => {
-                format!(
-                    "{} between {} and {}",
-                    self.nested_row(operand),
-                    self.nested_row(low),
-                    self.nested_row(high)
-                )
+                Shape::Between(&**operand, &**low, &**high)
             }
             RowExprKind::Within {
                 operand,
                 tolerance,
                 target,
                 relative,
-            } => format!(
-                "abs({} - {}) <= {}{}",
-                self.nested_row(operand),
-                self.nested_row(target),
-                self.nested_row(tolerance),
-                if *relative {
-                    format!(" * abs({})", self.row(target))
-                } else {
-                    String::new()
-                }
-            ),
-            RowExprKind::Scalar { function, args } => {
-                let items: Vec<String> = args.iter().map(|i| self.row(i)).collect();
-                format!("{function}({})", items.join(", "))
-            }
-        }
+            } => Shape::Within(&**operand, &**tolerance, &**target, *relative),
+            RowExprKind::Scalar { function, args } => Shape::Scalar(function.name(), args),
+        };
+        shape_text(shape, &|e| self.row(e), &|e| self.nested_row(e))
     }
 
     fn nested_agg(&self, e: &AggExpr) -> String {
@@ -170,70 +132,84 @@ impl Printer<'_> {
     }
 
     fn agg(&self, e: &AggExpr) -> String {
-        match e {
-            AggExpr::Literal(v) => value_text(v),
-            AggExpr::Aggregate(i) => format!("a{i}"),
-            AggExpr::Field { base, field } => format!("{}.{field}", self.nested_agg(base)),
-            AggExpr::Unary { op, operand } => match op {
-                mlc_grammar::ast::UnaryOp::Neg => format!("-{}", self.nested_agg(operand)),
-                mlc_grammar::ast::UnaryOp::Not => format!("not {}", self.nested_agg(operand)),
-            },
-            AggExpr::Binary { op, lhs, rhs } => {
-                format!(
-                    "{} {} {}",
-                    self.nested_agg(lhs),
-                    op.symbol(),
-                    self.nested_agg(rhs)
-                )
-            }
-            AggExpr::IsNull { operand, negated } => {
-                format!(
-                    "{} is {}null",
-                    self.nested_agg(operand),
-                    if *negated { "not " } else { "" }
-                )
-            }
+        let shape = match e {
+            AggExpr::Literal(v) => return value_text(v),
+            AggExpr::Aggregate(i) => return format!("a{i}"),
+            AggExpr::Field { base, field } => return format!("{}.{field}", self.nested_agg(base)),
+            AggExpr::Unary { op, operand } => Shape::Unary(*op, &**operand),
+            AggExpr::Binary { op, lhs, rhs } => Shape::Binary(*op, &**lhs, &**rhs),
+            AggExpr::IsNull { operand, negated } => Shape::IsNull(&**operand, *negated),
             AggExpr::InList {
                 operand,
                 list,
                 negated,
-            } => {
-                let items: Vec<String> = list.iter().map(|i| self.agg(i)).collect();
-                format!(
-                    "{} {}in [{}]",
-                    self.nested_agg(operand),
-                    if *negated { "not " } else { "" },
-                    items.join(", ")
-                )
-            }
-            AggExpr::Between { operand, low, high } => {
-                format!(
-                    "{} between {} and {}",
-                    self.nested_agg(operand),
-                    self.nested_agg(low),
-                    self.nested_agg(high)
-                )
-            }
+            } => Shape::InList(&**operand, list, *negated),
+            AggExpr::Between { operand, low, high } => Shape::Between(&**operand, &**low, &**high),
             AggExpr::Within {
                 operand,
                 tolerance,
                 target,
                 relative,
-            } => format!(
-                "abs({} - {}) <= {}{}",
-                self.nested_agg(operand),
-                self.nested_agg(target),
-                self.nested_agg(tolerance),
-                if *relative {
-                    format!(" * abs({})", self.agg(target))
-                } else {
-                    String::new()
-                }
-            ),
-            AggExpr::Scalar { function, args } => {
-                let items: Vec<String> = args.iter().map(|i| self.agg(i)).collect();
-                format!("{function}({})", items.join(", "))
+            } => Shape::Within(&**operand, &**tolerance, &**target, *relative),
+            AggExpr::Scalar { function, args } => Shape::Scalar(function.name(), args),
+        };
+        shape_text(shape, &|e| self.agg(e), &|e| self.nested_agg(e))
+    }
+}
+
+/// The operators row and aggregate expressions share, seen alike so that one function
+/// ([`shape_text`]) writes both levels.
+enum Shape<'e, E> {
+    Unary(UnaryOp, &'e E),
+    Binary(BinaryOp, &'e E, &'e E),
+    IsNull(&'e E, bool),
+    InList(&'e E, &'e [E], bool),
+    Between(&'e E, &'e E, &'e E),
+    Within(&'e E, &'e E, &'e E, bool),
+    Scalar(&'static str, &'e [E]),
+}
+
+/// An operator's text: `text` writes an operand as is, `nested` parenthesised when compound.
+fn shape_text<E>(
+    shape: Shape<'_, E>,
+    text: &dyn Fn(&E) -> String,
+    nested: &dyn Fn(&E) -> String,
+) -> String {
+    let not = |negated: bool| if negated { "not " } else { "" };
+    match shape {
+        Shape::Unary(UnaryOp::Neg, operand) => format!("-{}", nested(operand)),
+        Shape::Unary(UnaryOp::Not, operand) => format!("not {}", nested(operand)),
+        Shape::Binary(op, lhs, rhs) => format!("{} {} {}", nested(lhs), op.symbol(), nested(rhs)),
+        Shape::IsNull(operand, negated) => format!("{} is {}null", nested(operand), not(negated)),
+        Shape::InList(operand, list, negated) => {
+            let items: Vec<String> = list.iter().map(text).collect();
+            format!(
+                "{} {}in [{}]",
+                nested(operand),
+                not(negated),
+                items.join(", ")
+            )
+        }
+        Shape::Between(operand, low, high) => format!(
+            "{} between {} and {}",
+            nested(operand),
+            nested(low),
+            nested(high)
+        ),
+        Shape::Within(operand, tolerance, target, relative) => format!(
+            "abs({} - {}) <= {}{}",
+            nested(operand),
+            nested(target),
+            nested(tolerance),
+            if relative {
+                format!(" * abs({})", text(target))
+            } else {
+                String::new()
             }
+        ),
+        Shape::Scalar(function, args) => {
+            let items: Vec<String> = args.iter().map(text).collect();
+            format!("{function}({})", items.join(", "))
         }
     }
 }
