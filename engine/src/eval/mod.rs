@@ -10,6 +10,7 @@ pub mod column;
 pub mod row;
 pub mod scalar;
 pub mod slice;
+pub mod state;
 
 use arrow_array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
 
@@ -18,6 +19,7 @@ pub use check::{CheckInput, Outcome, SourceRows, evaluate_check, par_map};
 pub use row::parse_time;
 pub(crate) use row::{eval_row, predicate_mask};
 pub use slice::{Slice, slices};
+pub use state::{CheckState, Conclusion};
 
 use crate::functions::EvalError;
 use crate::plan::ColumnId;

@@ -1,0 +1,698 @@
+//! A check's partial state: per slice, its row counts, its join coverage counts and the
+//! accumulator of every aggregate, fed batch by batch ([`CheckState::add`]), merged with the
+//! state of other rows of the same check ([`CheckState::merge`]) and concluded into the
+//! verdicts ([`CheckState::conclude`]). A window can so be evaluated from its rows in any
+//! number of batches, or from the states of its parts (docs/evaluation.md#partial-states);
+//! [`super::evaluate_check`] is one batch per row set.
+//!
+//! What a state holds is what its aggregates need, not the rows: counts for `rate`, the
+//! confusion matrix for `recall`, the values for `ks` and `quantile`.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Mutex;
+
+use arrow_array::{ArrayRef, BooleanArray};
+
+use super::agg::{AggResult, ExpectOutcome, Status, group_thousands, judge};
+use super::check::{
+    AccFactory, CheckInput, Outcome, PARALLEL_MIN_ROWS, SourceRows, kept_slices, par_map, prepare,
+    rows_text,
+};
+use super::slice::{Slice, TooManySlices, compare_keys, key_string, slices_at_most};
+use super::{Frame, arrow_error, eval_row};
+use crate::functions::{Accumulator, EvalError, Outcome as AccOutcome, Side, SpecialInput};
+use crate::plan::{AggregateCall, CheckPlan, ColumnId, FunctionRef, RowSet};
+use crate::value::Value;
+
+/// Why an aggregate has no state: `Call` errors are worded by the call they happen in
+/// (`recall(p, l): ...`), so aggregates sharing a state each name themselves; `Whole` ones
+/// are complete sentences already.
+#[derive(Debug, Clone)]
+enum AccError {
+    Call(String),
+    Whole(String),
+}
+
+impl AccError {
+    fn text(&self, call: &AggregateCall) -> String {
+        match self {
+            AccError::Call(e) => format!("{}: {e}", call.text),
+            AccError::Whole(e) => e.clone(),
+        }
+    }
+}
+
+type AccState = Result<Box<dyn Accumulator>, AccError>;
+
+/// One aggregate of one `each` column (or of the check, without `each`): its accumulator
+/// per slice key, or the error that struck it in every slice.
+#[derive(Default)]
+struct AggState {
+    /// An argument that could not be computed fails the aggregate in every slice.
+    failed: Option<AccError>,
+    by_slice: HashMap<String, AccState>,
+    /// Where the shared state failed on rows, each aggregate sharing it was fed those rows on
+    /// its own, so that its error names it: by (aggregate index, slice key).
+    follower_errors: HashMap<(usize, String), AccError>,
+}
+
+/// What a slice has seen of the current and baseline rows.
+#[derive(Debug, Clone)]
+struct SliceMeta {
+    key: Vec<Value>,
+    /// Current rows that count (after `where` and the inner joins).
+    rows: u64,
+    /// Whether the slice gives a result: it has rows that count, or it is the one slice of a
+    /// check without `group by`.
+    counted: bool,
+    /// Joined sources: the slice's rows (after `where`) and those that matched every join.
+    matched: u64,
+    total: u64,
+}
+
+/// The partial state of one check over some rows. See the module docs.
+pub struct CheckState {
+    /// Per aggregate of the plan: the index of the aggregate whose state it shares (itself
+    /// when it leads, or for aggregates with a state of their own).
+    leader: Vec<usize>,
+    /// The aggregates that are fed rows: leaders without a special input.
+    fed: Vec<usize>,
+    /// Number of `each` columns (1 without `each`).
+    columns: usize,
+    /// `[column * fed.len() + i]`: the state of aggregate `fed[i]` for that column.
+    aggs: Vec<Mutex<AggState>>,
+    slices: HashMap<String, SliceMeta>,
+    /// Baseline rows per slice key (keys with no current rows included, for the limit).
+    baseline_rows: HashMap<String, u64>,
+    /// Whether rows of a joined source were added (coverage is then measured).
+    joined: bool,
+    max_series: usize,
+}
+
+impl std::fmt::Debug for CheckState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckState")
+            .field("slices", &self.slices.len())
+            .field("baseline_slices", &self.baseline_rows.len())
+            .finish()
+    }
+}
+
+impl CheckState {
+    /// The state of no rows. `make` gives the accumulators (the same factory must be used
+    /// for every call on this state and the states merged into it).
+    pub fn new(plan: &CheckPlan, make: &AccFactory<'_>, max_series: usize) -> CheckState {
+        let calls = &plan.aggregates;
+        // Aggregates that keep the same state over the same arguments (`accuracy`,
+        // `precision` and `recall` of one prediction and label) read the rows once: the
+        // first of them, the leader, is fed; the others start from its state.
+        let kinds: Vec<Option<&'static str>> = calls
+            .iter()
+            .map(|c| match c.function {
+                FunctionRef::Builtin(_) => make(c).ok().and_then(|a| a.state_kind()),
+                FunctionRef::Plugin(_) => None,
+            })
+            .collect();
+        let leader: Vec<usize> = (0..calls.len())
+            .map(|i| {
+                (0..i)
+                    .find(|&j| {
+                        kinds[i].is_some()
+                            && kinds[j] == kinds[i]
+                            && calls[j].args == calls[i].args
+                            && calls[j].rows == calls[i].rows
+                    })
+                    .unwrap_or(i)
+            })
+            .collect();
+        let fed: Vec<usize> = (0..calls.len())
+            .filter(|&i| leader[i] == i && calls[i].function.special_input().is_none())
+            .collect();
+        let columns = plan.each.as_ref().map_or(1, |e| e.columns.len().max(1));
+        CheckState {
+            leader,
+            aggs: (0..columns * fed.len()).map(|_| Mutex::default()).collect(),
+            fed,
+            columns,
+            slices: HashMap::new(),
+            baseline_rows: HashMap::new(),
+            joined: false,
+            max_series: max_series.max(1),
+        }
+    }
+
+    /// The most slices one evaluation may give, per `each` column.
+    fn max_slices(&self) -> usize {
+        (self.max_series / self.columns).max(1)
+    }
+
+    fn too_many(&self, plan: &CheckPlan) -> EvalError {
+        let cols: Vec<&str> = plan.group_by.iter().map(|c| c.name.as_str()).collect();
+        let each = if self.columns > 1 {
+            format!(" for each of {} columns", self.columns)
+        } else {
+            String::new()
+        };
+        EvalError::Invalid(format!(
+            "`group by {}` gives more than {} slices{each}, past the limit of {} results per check; \
+             group by a column with fewer values, or raise the limit with `--max-series-per-check` \
+             (`max_series_per_check` in mlc serve's config)",
+            cols.join(", "),
+            self.max_slices(),
+            self.max_series,
+        ))
+    }
+
+    fn slices_of(&self, plan: &CheckPlan, frame: &Frame) -> Result<Vec<Slice>, EvalError> {
+        slices_at_most(frame, &plan.group_by, self.max_slices())?
+            .map_err(|TooManySlices| self.too_many(plan))
+    }
+
+    /// Feeds rows of the current window (`Side::Current`, with `time` the event-time column
+    /// of the first component) or of the baseline (`Side::Baseline`). `Err` fails the whole
+    /// check (its `where` or `group by` could not be evaluated, or it has too many slices).
+    pub fn add(
+        &mut self,
+        plan: &CheckPlan,
+        side: Side,
+        rows: &SourceRows,
+        time: &ColumnId,
+        make: &AccFactory<'_>,
+    ) -> Result<(), EvalError> {
+        let (frame, coverage_rows) = prepare(plan, rows, time)?;
+        let slices = match side {
+            Side::Current => self.add_current_slices(plan, &frame, coverage_rows)?,
+            Side::Baseline => {
+                let slices = self.slices_of(plan, &frame)?;
+                for s in &slices {
+                    *self.baseline_rows.entry(key_string(&s.key)).or_default() += s.len as u64;
+                }
+                if self.baseline_rows.len() > self.max_slices() {
+                    return Err(self.too_many(plan));
+                }
+                slices
+            }
+        };
+        let each: Vec<Option<&ColumnId>> = match &plan.each {
+            Some(e) if !e.columns.is_empty() => e.columns.iter().map(Some).collect(),
+            _ => vec![None],
+        };
+        let mut each_arrays = Vec::with_capacity(each.len());
+        for c in &each {
+            let array = c.and_then(|c| frame.column(c)).cloned();
+            if let (Some(c), None, Side::Current) = (c, &array, side) {
+                return Err(EvalError::Invalid(format!(
+                    "column `{}` was not fetched",
+                    c.name
+                )));
+            }
+            each_arrays.push(array);
+        }
+        let keys: Vec<String> = slices.iter().map(|s| key_string(&s.key)).collect();
+        let tasks: Vec<usize> = (0..self.aggs.len()).collect();
+        let parallel = self.aggs.len() > 1 && (self.columns > 1 || frame.rows >= PARALLEL_MIN_ROWS);
+        let fed = &self.fed;
+        let aggs = &self.aggs;
+        let leader = &self.leader;
+        par_map(&tasks, parallel, |&t| {
+            let lead = fed[t % fed.len()];
+            let followers: Vec<(usize, &AggregateCall)> = (0..leader.len())
+                .filter(|&i| i != lead && leader[i] == lead)
+                .map(|i| (i, &plan.aggregates[i]))
+                .collect();
+            let rows = Rows {
+                side,
+                frame: &frame,
+                each: each_arrays[t / fed.len()].as_ref(),
+                time,
+                slices: &slices,
+                keys: &keys,
+            };
+            let mut state = aggs[t]
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            feed(&mut state, &plan.aggregates[lead], &followers, &rows, make);
+        });
+        Ok(())
+    }
+
+    /// Registers the current rows' slices (and their coverage, for a joined source); returns
+    /// the slices of the rows that count.
+    fn add_current_slices(
+        &mut self,
+        plan: &CheckPlan,
+        frame: &Frame,
+        coverage_rows: Option<(Frame, BooleanArray, Option<BooleanArray>)>,
+    ) -> Result<Vec<Slice>, EvalError> {
+        let counted = match coverage_rows {
+            // With coverage, the slices of all rows give it; the counted rows' slices are
+            // cut from them instead of being computed again.
+            Some((all_rows, matched, kept)) => {
+                self.joined = true;
+                let all = self.slices_of(plan, &all_rows)?;
+                for s in &all {
+                    let (hit, total) = match &s.rows {
+                        None => (matched.true_count(), matched.len()),
+                        Some(idx) => (
+                            idx.values()
+                                .iter()
+                                .filter(|&&i| matched.value(i as usize))
+                                .count(),
+                            idx.len(),
+                        ),
+                    };
+                    let meta = self.meta(&s.key);
+                    meta.matched += hit as u64;
+                    meta.total += total as u64;
+                }
+                match kept {
+                    Some(k) => kept_slices(all, &k),
+                    None => all,
+                }
+            }
+            None => self.slices_of(plan, frame)?,
+        };
+        for s in &counted {
+            let meta = self.meta(&s.key);
+            meta.rows += s.len as u64;
+            meta.counted = true;
+        }
+        if self.slices.len() > self.max_slices() {
+            return Err(self.too_many(plan));
+        }
+        Ok(counted)
+    }
+
+    fn meta(&mut self, key: &[Value]) -> &mut SliceMeta {
+        self.slices
+            .entry(key_string(key))
+            .or_insert_with(|| SliceMeta {
+                key: key.to_vec(),
+                rows: 0,
+                counted: false,
+                matched: 0,
+                total: 0,
+            })
+    }
+
+    /// Folds in the state of other rows of the same check (made by [`CheckState::new`] with
+    /// the same plan and factory). Merging the states of disjoint rows gives the state of all
+    /// of them: counts exactly, sums to the last bits (docs/evaluation.md#partial-states).
+    pub fn merge(&mut self, plan: &CheckPlan, other: CheckState) -> Result<(), EvalError> {
+        for m in other.slices.into_values() {
+            let meta = self.meta(&m.key);
+            meta.rows += m.rows;
+            meta.counted |= m.counted;
+            meta.matched += m.matched;
+            meta.total += m.total;
+        }
+        for (key, n) in other.baseline_rows {
+            *self.baseline_rows.entry(key).or_default() += n;
+        }
+        self.joined |= other.joined;
+        if self.slices.len() > self.max_slices() || self.baseline_rows.len() > self.max_slices() {
+            return Err(self.too_many(plan));
+        }
+        for (t, theirs) in other.aggs.into_iter().enumerate() {
+            let theirs = theirs
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some(mine) = self.aggs.get_mut(t) else {
+                continue;
+            };
+            let mine = mine
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if mine.failed.is_none() {
+                mine.failed = theirs.failed;
+            }
+            for (k, e) in theirs.follower_errors {
+                mine.follower_errors.entry(k).or_insert(e);
+            }
+            for (key, acc) in theirs.by_slice {
+                match mine.by_slice.entry(key) {
+                    Entry::Vacant(v) => {
+                        v.insert(acc);
+                    }
+                    Entry::Occupied(mut o) => {
+                        let merged = match (o.get_mut(), acc) {
+                            (Err(_), _) => continue,
+                            (Ok(_), Err(e)) => Err(e),
+                            (Ok(m), Ok(a)) => m
+                                .merge(a.as_ref())
+                                .map_err(|e| AccError::Call(e.to_string())),
+                        };
+                        if let Err(e) = merged {
+                            *o.get_mut() = Err(e);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The verdict per (slice, column), slices in key order within each column, as
+    /// [`super::evaluate_check`] gives them.
+    pub fn conclude(
+        mut self,
+        plan: &CheckPlan,
+        input: &Conclusion,
+        make: &AccFactory<'_>,
+    ) -> Vec<Outcome> {
+        if plan.group_by.is_empty() {
+            // A check without `group by` has its one result even over no rows.
+            self.meta(&[]).counted = true;
+        }
+        let mut slices: Vec<&SliceMeta> = self.slices.values().filter(|m| m.counted).collect();
+        slices.sort_by(|a, b| compare_keys(&a.key, &b.key));
+        let columns: Vec<Option<&ColumnId>> = match &plan.each {
+            Some(e) if !e.columns.is_empty() => e.columns.iter().map(Some).collect(),
+            _ => vec![None],
+        };
+        let indices: Vec<usize> = (0..columns.len()).collect();
+        // `each` columns are independent (finalising `ks` sorts its values): spread them over
+        // the cores, results in column order.
+        let per_column = par_map(&indices, columns.len() > 1, |&ci| {
+            slices
+                .iter()
+                .map(|slice| self.conclude_slice(plan, ci, columns[ci], slice, input, make))
+                .collect::<Vec<_>>()
+        });
+        per_column.into_iter().flatten().collect()
+    }
+
+    fn conclude_slice(
+        &self,
+        plan: &CheckPlan,
+        column_index: usize,
+        column: Option<&ColumnId>,
+        slice: &SliceMeta,
+        input: &Conclusion,
+        make: &AccFactory<'_>,
+    ) -> Outcome {
+        let key = key_string(&slice.key);
+        let coverage = self
+            .joined
+            .then(|| (slice.total > 0).then(|| slice.matched as f64 / slice.total as f64));
+        let results: Vec<AggResult> = plan
+            .aggregates
+            .iter()
+            .enumerate()
+            .map(|(i, call)| {
+                if let Some(f) = call.function.builtin()
+                    && let Some(special) = f.special_input()
+                {
+                    let measured = match special {
+                        SpecialInput::EventAge => input.event_age_secs,
+                        SpecialInput::JoinMatchRate => match coverage {
+                            Some(c) => c,
+                            None => {
+                                return AggResult::Undefined(format!(
+                                    "{} needs a joined source (`on A join B using k`)",
+                                    call.text
+                                ));
+                            }
+                        },
+                    };
+                    return finish(call, Ok(f.special_outcome(measured)));
+                }
+                let lead = self.leader[i];
+                let Some(pos) = self.fed.iter().position(|&f| f == lead) else {
+                    return AggResult::Error(
+                        "internal error: the aggregate was not computed".into(),
+                    );
+                };
+                let state = self.aggs[column_index * self.fed.len() + pos]
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                finish(
+                    call,
+                    conclude_one(i, call, lead == i, &state, &key, input.has_baseline, make),
+                )
+            })
+            .collect();
+        verdict(
+            plan,
+            slice,
+            &key,
+            column,
+            coverage,
+            results,
+            &self.baseline_rows,
+            input,
+        )
+    }
+}
+
+/// What concluding a state needs besides the state.
+#[derive(Debug, Clone, Copy)]
+pub struct Conclusion {
+    /// Whether the check has baseline rows (even none in this window).
+    pub has_baseline: bool,
+    /// [`SpecialInput::EventAge`]: seconds from `T` back to the latest event before it.
+    pub event_age_secs: Option<f64>,
+}
+
+impl Conclusion {
+    pub fn of(input: &CheckInput<'_>) -> Conclusion {
+        Conclusion {
+            has_baseline: input.baseline.is_some(),
+            event_age_secs: input.event_age_secs,
+        }
+    }
+}
+
+/// The outcome of one aggregate in one slice from its (or its leader's) state.
+fn conclude_one(
+    index: usize,
+    call: &AggregateCall,
+    leads: bool,
+    state: &AggState,
+    key: &str,
+    has_baseline: bool,
+    make: &AccFactory<'_>,
+) -> Result<AccOutcome, String> {
+    if call.rows != RowSet::Current && !has_baseline {
+        return Err(format!("{} needs a `baseline` clause", call.text));
+    }
+    if let Some(e) = &state.failed {
+        return Err(e.text(call));
+    }
+    let fresh;
+    let acc: &dyn Accumulator = match state.by_slice.get(key) {
+        Some(Ok(a)) => a.as_ref(),
+        Some(Err(e)) => {
+            let own = (!leads)
+                .then(|| state.follower_errors.get(&(index, key.to_string())))
+                .flatten();
+            return Err(own.unwrap_or(e).text(call));
+        }
+        None => {
+            // No rows of this slice reached the aggregate (e.g. `baseline.mean(x)` in a
+            // slice without baseline rows): its state is that of no rows.
+            fresh = make(call)?;
+            fresh.as_ref()
+        }
+    };
+    if leads {
+        return acc.finalize().map_err(|e| format!("{}: {e}", call.text));
+    }
+    let mut mine = make(call)?;
+    mine.merge(acc)
+        .and_then(|()| mine.finalize())
+        .map_err(|e| format!("{}: {e}", call.text))
+}
+
+/// An aggregate's result from its accumulator's outcome.
+fn finish(call: &AggregateCall, outcome: Result<AccOutcome, String>) -> AggResult {
+    match outcome {
+        Ok(AccOutcome::Value(v)) => AggResult::Value(v),
+        Ok(AccOutcome::Undefined(r)) => {
+            AggResult::Undefined(format!("{} is undefined: {r}", call.text))
+        }
+        Err(e) => AggResult::Error(e),
+    }
+}
+
+/// The expects of one (slice, column) judged on its aggregates' results, with `min_rows`.
+#[allow(clippy::too_many_arguments)]
+fn verdict(
+    plan: &CheckPlan,
+    slice: &SliceMeta,
+    key: &str,
+    column: Option<&ColumnId>,
+    coverage: Option<Option<f64>>,
+    results: Vec<AggResult>,
+    baseline_rows: &HashMap<String, u64>,
+    input: &Conclusion,
+) -> Outcome {
+    let mut expects: Vec<ExpectOutcome> = plan
+        .expects
+        .iter()
+        .map(|e| judge(&e.expr, &e.text, &plan.aggregates, &results))
+        .collect();
+    let rows = slice.rows;
+    let baseline_rows = input
+        .has_baseline
+        .then(|| baseline_rows.get(key).copied().unwrap_or(0));
+    let short = if rows < plan.min_rows {
+        Some(format!(
+            "only {}, fewer than min_rows {}",
+            rows_text(rows),
+            group_thousands(plan.min_rows as i64)
+        ))
+    } else {
+        match baseline_rows {
+            Some(b) if b < plan.min_rows => Some(format!(
+                "only {} in the baseline, fewer than min_rows {}",
+                rows_text(b),
+                group_thousands(plan.min_rows as i64)
+            )),
+            _ => None,
+        }
+    };
+    if let Some(reason) = short {
+        for e in &mut expects {
+            e.status = Status::Insufficient;
+            e.explanation = reason.clone();
+        }
+    }
+    let status = Status::combine(expects.iter().map(|e| e.status));
+    Outcome {
+        slice: plan
+            .group_by
+            .iter()
+            .map(|c| c.name.clone())
+            .zip(slice.key.iter().cloned())
+            .collect(),
+        column: column.map(|c| c.name.clone()),
+        status,
+        rows,
+        baseline_rows,
+        coverage: coverage.flatten(),
+        expects,
+    }
+}
+
+/// One batch of rows as the aggregates of one `each` column see them.
+struct Rows<'a> {
+    side: Side,
+    frame: &'a Frame,
+    each: Option<&'a ArrayRef>,
+    time: &'a ColumnId,
+    slices: &'a [Slice],
+    keys: &'a [String],
+}
+
+/// Feeds one aggregate (of one `each` column) the rows of every slice of `rows`.
+/// `followers` share its state (`(plan index, call)`).
+fn feed(
+    state: &mut AggState,
+    call: &AggregateCall,
+    followers: &[(usize, &AggregateCall)],
+    rows: &Rows<'_>,
+    make: &AccFactory<'_>,
+) {
+    // Which side of the accumulator these rows are, if it reads them at all. A one-sample
+    // aggregate over the baseline (`baseline.mean(x)`) is fed them as its "current" rows: to
+    // it they are simply the rows to aggregate.
+    let acc_side = match (call.rows, rows.side) {
+        (RowSet::Current, Side::Current) | (RowSet::Both, Side::Current) => Side::Current,
+        (RowSet::Baseline, Side::Baseline) => Side::Current,
+        (RowSet::Both, Side::Baseline) => Side::Baseline,
+        (RowSet::Current, Side::Baseline) | (RowSet::Baseline, Side::Current) => return,
+    };
+    if state.failed.is_some() {
+        return;
+    }
+    let args = match argument(call, rows.frame, rows.each, rows.time) {
+        Ok(a) => a,
+        Err(e) => {
+            state.failed = Some(e);
+            return;
+        }
+    };
+    for (slice, key) in rows.slices.iter().zip(rows.keys) {
+        let entry = state
+            .by_slice
+            .entry(key.clone())
+            .or_insert_with(|| make(call).map_err(AccError::Whole));
+        let Ok(acc) = entry else {
+            continue;
+        };
+        let cut_args = match cut(&args, slice) {
+            Ok(mut a) => {
+                if a.is_empty() {
+                    a.push(row_marker(slice.len));
+                }
+                a
+            }
+            Err(e) => {
+                *entry = Err(AccError::Whole(e.to_string()));
+                continue;
+            }
+        };
+        if let Err(e) = acc.update(acc_side, &cut_args) {
+            *entry = Err(AccError::Call(e.to_string()));
+            // The aggregates sharing this state are fed these rows on their own: their
+            // errors are their own words.
+            for &(i, f) in followers {
+                let own = make(f).map_err(AccError::Whole).and_then(|mut a| {
+                    a.update(acc_side, &cut_args)
+                        .map_err(|e| AccError::Call(e.to_string()))
+                });
+                if let Err(own) = own {
+                    state.follower_errors.insert((i, key.clone()), own);
+                }
+            }
+        }
+    }
+}
+
+/// An aggregate's argument arrays over all rows of a frame (with the event time appended for
+/// functions that want it).
+fn argument(
+    call: &AggregateCall,
+    frame: &Frame,
+    each: Option<&ArrayRef>,
+    time: &ColumnId,
+) -> Result<Vec<ArrayRef>, AccError> {
+    let mut args = call
+        .args
+        .iter()
+        .map(|a| eval_row(a, frame, each))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| AccError::Call(e.to_string()))?;
+    let wants_time = call
+        .function
+        .builtin()
+        .is_some_and(|f| f.signature().wants_time);
+    if wants_time {
+        let t = frame.column(time).cloned().ok_or_else(|| {
+            AccError::Call(format!(
+                "the event-time column `{}` was not fetched",
+                time.name
+            ))
+        })?;
+        args.push(t);
+    }
+    Ok(args)
+}
+
+fn cut(args: &[ArrayRef], slice: &Slice) -> Result<Vec<ArrayRef>, EvalError> {
+    match &slice.rows {
+        None => Ok(args.to_vec()),
+        Some(idx) => args
+            .iter()
+            .map(|a| arrow_select::take::take(a.as_ref(), idx, None).map_err(arrow_error))
+            .collect(),
+    }
+}
+
+/// Zero-argument aggregates (`count()`) still need to see how many rows there are: they get
+/// one all-true column.
+fn row_marker(len: usize) -> ArrayRef {
+    std::sync::Arc::new(BooleanArray::from(vec![true; len]))
+}
