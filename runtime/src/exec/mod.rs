@@ -11,8 +11,8 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, RecordBatch, new_empty_array};
 use arrow_schema::{DataType as ArrowType, Field, Schema};
 use mlc_engine::eval::check::builtin_accumulator;
-use mlc_engine::eval::{CheckInput, SourceRows, evaluate_check};
-use mlc_engine::functions::{Accumulator, SpecialInput};
+use mlc_engine::eval::{CheckState, Conclusion, SourceRows};
+use mlc_engine::functions::{Accumulator, Side, SpecialInput};
 use mlc_engine::plan::{
     AggregateCall, BaselinePlan, CheckPlan, ColumnId, FunctionRef, Program, SourcePlan,
 };
@@ -530,7 +530,7 @@ impl Executor {
                 .scan_batches_nulls_only(&key.component, &refs, &nulls_only, key.start, key.end)
                 .await
                 .map_err(|e| format!("reading `{}`: {e}", key.component))
-                .and_then(|b| self.concat(&key.component, &cols, b));
+                .and_then(|b| self.batches(&key.component, &cols, b));
             (key, got)
         });
         let latest = reads.latest.into_iter().map(|(key, cols)| async move {
@@ -567,6 +567,20 @@ impl Executor {
             joined: std::sync::Mutex::new(HashMap::new()),
             right_columns: HashMap::new(),
         }
+    }
+
+    /// The store's batches as they came, or one empty, typed batch when no rows came (so that
+    /// a check over no rows still sees its columns and, for a joined source, its joins).
+    fn batches(
+        &self,
+        component: &str,
+        cols: &[String],
+        batches: Vec<RecordBatch>,
+    ) -> Result<Vec<RecordBatch>, String> {
+        if batches.is_empty() {
+            return Ok(vec![self.concat(component, cols, batches)?]);
+        }
+        Ok(batches)
     }
 
     /// One batch from the store's bounded batches (an empty, typed one when no rows came).
@@ -669,8 +683,9 @@ struct PrefetchedHistory {
 }
 
 impl Prefetch {
-    /// The rows of `key`, cut from the prefetched scan when it covers the range and columns.
-    fn scan(&self, key: &ScanKey, cols: &[String]) -> Option<RecordBatch> {
+    /// The rows of `key`, cut from the prefetched scan when it covers the range and columns:
+    /// slices of its batches, nothing copied.
+    fn scan(&self, key: &ScanKey, cols: &[String]) -> Option<Vec<RecordBatch>> {
         let p = self.scans.get(&key.component)?;
         let covers_start = match (p.start, key.start) {
             (None, _) => true,
@@ -696,12 +711,10 @@ impl Prefetch {
                 pieces.push(batch.slice(lo, hi - lo));
             }
         }
-        match pieces.len() {
-            0 => Some(RecordBatch::new_empty(p.schema.clone())),
-            1 => pieces.pop(),
-            // One window's rows (a step's day): copied on this thread, not fanned out.
-            _ => arrow_select::concat::concat_batches(&p.schema, &pieces).ok(),
+        if pieces.is_empty() {
+            pieces.push(RecordBatch::new_empty(p.schema.clone()));
         }
+        Some(pieces)
     }
 
     /// The right side of a join at `key.before`, when the prefetched history covers it.
@@ -718,7 +731,8 @@ impl Prefetch {
 }
 
 struct Fetched {
-    scans: HashMap<ScanKey, Result<RecordBatch, String>>,
+    /// Each scan's batches in time order (at least one, empty when no rows came).
+    scans: HashMap<ScanKey, Result<Vec<RecordBatch>, String>>,
     latest: HashMap<LatestKey, Result<join::Right, String>>,
     max_time: HashMap<String, Result<Option<i64>, String>>,
     /// Joined sources, shared by the checks that join the same rows the same way (two
@@ -749,10 +763,13 @@ fn right_columns(checks: &[&CheckPlan]) -> HashMap<String, Vec<String>> {
     out
 }
 
-type JoinedOnce = Arc<std::sync::OnceLock<Result<SourceRows, String>>>;
+/// A source's rows, batch by batch.
+type Batches = Arc<Vec<SourceRows>>;
+
+type JoinedOnce = Arc<std::sync::OnceLock<Result<Batches, String>>>;
 
 impl Fetched {
-    fn source(&self, plan: &SourcePlan, reads: &SourceReads) -> Result<SourceRows, String> {
+    fn source(&self, plan: &SourcePlan, reads: &SourceReads) -> Result<Batches, String> {
         if plan.joins.is_empty() {
             return self.join(plan, reads);
         }
@@ -765,12 +782,13 @@ impl Fetched {
         once.get_or_init(|| self.join(plan, reads)).clone()
     }
 
-    fn join(&self, plan: &SourcePlan, reads: &SourceReads) -> Result<SourceRows, String> {
+    fn join(&self, plan: &SourcePlan, reads: &SourceReads) -> Result<Batches, String> {
         let first = self
             .scans
             .get(&reads.first)
             .ok_or_else(|| "rows were not fetched".to_string())?
-            .clone()?;
+            .as_ref()
+            .map_err(Clone::clone)?;
         let rights = reads
             .joins
             .iter()
@@ -781,8 +799,14 @@ impl Fetched {
                     .unwrap_or_else(|| Err("rows were not fetched".into()))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        join::join_source(plan, first, &rights, Some(&self.right_columns))
-            .map_err(|e| e.to_string())
+        first
+            .iter()
+            .map(|batch| {
+                join::join_source(plan, batch.clone(), &rights, Some(&self.right_columns))
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Arc::new)
     }
 }
 
@@ -818,8 +842,12 @@ fn run_check(
     let baseline = match &reads.baseline {
         None => None,
         Some(BaselineReads::Component { key }) => match fetched.scans.get(key) {
-            Some(Ok(b)) => match mlc_engine::eval::Frame::new(vec![b.clone()]) {
-                Ok(f) => Some(SourceRows::plain(f)),
+            Some(Ok(batches)) => match batches
+                .iter()
+                .map(|b| mlc_engine::eval::Frame::new(vec![b.clone()]).map(SourceRows::plain))
+                .collect::<Result<Vec<_>, _>>()
+            {
+                Ok(rows) => Some(Arc::new(rows)),
                 Err(e) => return fail(e.to_string()),
             },
             Some(Err(e)) => return fail(e.clone()),
@@ -861,14 +889,7 @@ fn run_check(
     } else {
         None
     };
-    let input = CheckInput {
-        current: &current,
-        baseline: baseline.as_ref(),
-        time: time_of(first),
-        baseline_time,
-        event_age_secs,
-        max_series,
-    };
+    let time = time_of(first);
     let make = |call: &AggregateCall| -> Result<Box<dyn Accumulator>, String> {
         match &call.function {
             FunctionRef::Builtin(_) => builtin_accumulator(call),
@@ -881,11 +902,31 @@ fn run_check(
             },
         }
     };
-    match evaluate_check(plan, &input, &make) {
-        Ok(outcomes) => outcomes
-            .iter()
-            .map(|o| CheckResult::from_outcome(plan, o, timing, version))
-            .collect(),
-        Err(e) => fail(e.to_string()),
+    // The rows reach the check's state batch by batch, as the store gave them: no window is
+    // copied into one array first.
+    let mut state = CheckState::new(plan, &make, max_series);
+    let fed = (|| {
+        for rows in current.iter() {
+            state.add(plan, Side::Current, rows, &time, &make)?;
+        }
+        if let Some(b) = &baseline {
+            let b_time = baseline_time.as_ref().unwrap_or(&time);
+            for rows in b.iter() {
+                state.add(plan, Side::Baseline, rows, b_time, &make)?;
+            }
+        }
+        Ok::<(), mlc_engine::functions::EvalError>(())
+    })();
+    if let Err(e) = fed {
+        return fail(e.to_string());
     }
+    let conclusion = Conclusion {
+        has_baseline: baseline.is_some(),
+        event_age_secs,
+    };
+    state
+        .conclude(plan, &conclusion, &make)
+        .iter()
+        .map(|o| CheckResult::from_outcome(plan, o, timing, version))
+        .collect()
 }
