@@ -1,7 +1,8 @@
 //! Partial states give what the whole rows give: for every builtin's examples (and `each`,
 //! `group by`, `where`, a joined source with coverage, a baseline), random rows are cut into
-//! random batches, fed to one `CheckState` batch by batch, and also into one state per batch
-//! merged in a random order; both conclude to the outcomes of `evaluate_check` over all rows
+//! random batches, fed to one `CheckState` batch by batch, given all at once
+//! (`evaluate_batches`, column by column), and fed into one state per batch merged in a random
+//! order; all conclude to the outcomes of `evaluate_check` over all rows
 //! at once. Counts, statuses and every integer, boolean and string value are identical; a
 //! float value may differ only in its last bits where the summation order changed
 //! (docs/evaluation.md#partial-states).
@@ -349,6 +350,26 @@ fn states_fed_in_batches_or_merged_equal_the_whole_rows() {
             }
             let got = one.conclude(plan, &conclusion, &make);
             assert_same(&plan.name, seed, "one state in batches", &want, &got);
+
+            // All batches at once, column by column.
+            let cur_parts: Vec<SourceRows> = cur_cuts
+                .iter()
+                .map(|&(a, b)| part(&current, a, b))
+                .collect();
+            let base_parts: Vec<SourceRows> = base_cuts
+                .iter()
+                .map(|&(a, b)| part(&baseline, a, b))
+                .collect();
+            let got = CheckState::new(plan, &make, DEFAULT_MAX_SERIES)
+                .evaluate_batches(
+                    plan,
+                    (&cur_parts, &time),
+                    plan_input.baseline.map(|_| (base_parts.as_slice(), &time)),
+                    &conclusion,
+                    &make,
+                )
+                .unwrap();
+            assert_same(&plan.name, seed, "all batches at once", &want, &got);
 
             // One state per batch, merged in a random order.
             let mut states: Vec<CheckState> = pending

@@ -8,7 +8,7 @@ use super::agg::{ExpectOutcome, Status, group_thousands};
 use super::slice::Slice;
 use super::state::{CheckState, Conclusion};
 use super::{Frame, arrow_error, predicate_mask};
-use crate::functions::{Accumulator, EvalError, Side};
+use crate::functions::{Accumulator, EvalError};
 use crate::plan::{AggregateCall, CheckPlan, ColumnId};
 use crate::value::Value;
 
@@ -139,13 +139,20 @@ pub fn evaluate_check(
     input: &CheckInput<'_>,
     make: &AccFactory<'_>,
 ) -> Result<Vec<Outcome>, EvalError> {
-    let mut state = CheckState::new(plan, make, input.max_series);
-    state.add(plan, Side::Current, input.current, &input.time, make)?;
-    if let Some(b) = input.baseline {
-        let time = input.baseline_time.as_ref().unwrap_or(&input.time);
-        state.add(plan, Side::Baseline, b, time, make)?;
-    }
-    Ok(state.conclude(plan, &Conclusion::of(input), make))
+    let state = CheckState::new(plan, make, input.max_series);
+    let baseline = input.baseline.map(|b| {
+        (
+            std::slice::from_ref(b),
+            input.baseline_time.as_ref().unwrap_or(&input.time),
+        )
+    });
+    state.evaluate_batches(
+        plan,
+        (std::slice::from_ref(input.current), &input.time),
+        baseline,
+        &Conclusion::of(input),
+        make,
+    )
 }
 
 /// Below this many rows, aggregates are computed one after the other: threads would cost more

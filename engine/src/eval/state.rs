@@ -180,6 +180,98 @@ impl CheckState {
         time: &ColumnId,
         make: &AccFactory<'_>,
     ) -> Result<(), EvalError> {
+        let batch = self.register(plan, side, rows, time)?;
+        let tasks: Vec<usize> = (0..self.aggs.len()).collect();
+        let parallel =
+            self.aggs.len() > 1 && (self.columns > 1 || batch.frame.rows >= PARALLEL_MIN_ROWS);
+        par_map(&tasks, parallel, |&t| {
+            self.feed_task(plan, t, std::slice::from_ref(&batch), make);
+        });
+        Ok(())
+    }
+
+    /// A check's outcomes over all of its rows, given at once as batches: the rows, slices
+    /// and limits of every batch are taken first, then the aggregates column by column (the
+    /// `each` columns side by side), each column's states concluded and dropped before the
+    /// next is fed. Memory then holds the states of the columns in progress, not of all of
+    /// them (`ks` over ten columns keeps two columns' values, not ten). The same outcomes as
+    /// [`CheckState::add`] for each batch and then [`CheckState::conclude`].
+    pub fn evaluate_batches(
+        mut self,
+        plan: &CheckPlan,
+        current: (&[SourceRows], &ColumnId),
+        baseline: Option<(&[SourceRows], &ColumnId)>,
+        input: &Conclusion,
+        make: &AccFactory<'_>,
+    ) -> Result<Vec<Outcome>, EvalError> {
+        let mut batches = Vec::new();
+        for rows in current.0 {
+            batches.push(self.register(plan, Side::Current, rows, current.1)?);
+        }
+        if let Some((rows, time)) = baseline {
+            for r in rows {
+                batches.push(self.register(plan, Side::Baseline, r, time)?);
+            }
+        }
+        let slices = self.result_slices(plan);
+        let columns = each_columns(plan);
+        let fed = self.fed.len();
+        let rows: usize = batches.iter().map(|b| b.frame.rows).sum();
+        let indices: Vec<usize> = (0..columns.len()).collect();
+        let state = &self;
+        let per_column = par_map(&indices, columns.len() > 1, |&ci| {
+            let tasks: Vec<usize> = (ci * fed..(ci + 1) * fed).collect();
+            let parallel = columns.len() == 1 && fed > 1 && rows >= PARALLEL_MIN_ROWS;
+            par_map(&tasks, parallel, |&t| {
+                state.feed_task(plan, t, &batches, make)
+            });
+            let out: Vec<Outcome> = slices
+                .iter()
+                .map(|slice| state.conclude_slice(plan, ci, columns[ci], slice, input, make))
+                .collect();
+            for t in tasks {
+                *state.aggs[t]
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = AggState::default();
+            }
+            out
+        });
+        Ok(per_column.into_iter().flatten().collect())
+    }
+
+    /// Feeds state `t` (`column * fed + i`) the rows of `batches`.
+    fn feed_task(&self, plan: &CheckPlan, t: usize, batches: &[Batch<'_>], make: &AccFactory<'_>) {
+        let fed = self.fed.len();
+        let lead = self.fed[t % fed];
+        let followers: Vec<(usize, &AggregateCall)> = (0..self.leader.len())
+            .filter(|&i| i != lead && self.leader[i] == lead)
+            .map(|i| (i, &plan.aggregates[i]))
+            .collect();
+        let mut state = self.aggs[t]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for b in batches {
+            let rows = Rows {
+                side: b.side,
+                frame: &b.frame,
+                each: b.each[t / fed].as_ref(),
+                time: b.time,
+                slices: &b.slices,
+                keys: &b.keys,
+            };
+            feed(&mut state, &plan.aggregates[lead], &followers, &rows, make);
+        }
+    }
+
+    /// Applies `where` and the inner joins to a batch, registers its slices (rows, coverage,
+    /// the limit) and gives what its aggregates are fed.
+    fn register<'t>(
+        &mut self,
+        plan: &CheckPlan,
+        side: Side,
+        rows: &SourceRows,
+        time: &'t ColumnId,
+    ) -> Result<Batch<'t>, EvalError> {
         let (frame, coverage_rows) = prepare(plan, rows, time)?;
         let slices = match side {
             Side::Current => self.add_current_slices(plan, &frame, coverage_rows)?,
@@ -194,12 +286,8 @@ impl CheckState {
                 slices
             }
         };
-        let each: Vec<Option<&ColumnId>> = match &plan.each {
-            Some(e) if !e.columns.is_empty() => e.columns.iter().map(Some).collect(),
-            _ => vec![None],
-        };
-        let mut each_arrays = Vec::with_capacity(each.len());
-        for c in &each {
+        let mut each = Vec::with_capacity(self.columns);
+        for c in each_columns(plan) {
             let array = c.and_then(|c| frame.column(c)).cloned();
             if let (Some(c), None, Side::Current) = (c, &array, side) {
                 return Err(EvalError::Invalid(format!(
@@ -207,34 +295,17 @@ impl CheckState {
                     c.name
                 )));
             }
-            each_arrays.push(array);
+            each.push(array);
         }
         let keys: Vec<String> = slices.iter().map(|s| key_string(&s.key)).collect();
-        let tasks: Vec<usize> = (0..self.aggs.len()).collect();
-        let parallel = self.aggs.len() > 1 && (self.columns > 1 || frame.rows >= PARALLEL_MIN_ROWS);
-        let fed = &self.fed;
-        let aggs = &self.aggs;
-        let leader = &self.leader;
-        par_map(&tasks, parallel, |&t| {
-            let lead = fed[t % fed.len()];
-            let followers: Vec<(usize, &AggregateCall)> = (0..leader.len())
-                .filter(|&i| i != lead && leader[i] == lead)
-                .map(|i| (i, &plan.aggregates[i]))
-                .collect();
-            let rows = Rows {
-                side,
-                frame: &frame,
-                each: each_arrays[t / fed.len()].as_ref(),
-                time,
-                slices: &slices,
-                keys: &keys,
-            };
-            let mut state = aggs[t]
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            feed(&mut state, &plan.aggregates[lead], &followers, &rows, make);
-        });
-        Ok(())
+        Ok(Batch {
+            side,
+            frame,
+            time,
+            slices,
+            keys,
+            each,
+        })
     }
 
     /// Registers the current rows' slices (and their coverage, for a joined source); returns
@@ -361,16 +432,8 @@ impl CheckState {
         input: &Conclusion,
         make: &AccFactory<'_>,
     ) -> Vec<Outcome> {
-        if plan.group_by.is_empty() {
-            // A check without `group by` has its one result even over no rows.
-            self.meta(&[]).counted = true;
-        }
-        let mut slices: Vec<&SliceMeta> = self.slices.values().filter(|m| m.counted).collect();
-        slices.sort_by(|a, b| compare_keys(&a.key, &b.key));
-        let columns: Vec<Option<&ColumnId>> = match &plan.each {
-            Some(e) if !e.columns.is_empty() => e.columns.iter().map(Some).collect(),
-            _ => vec![None],
-        };
+        let slices = self.result_slices(plan);
+        let columns = each_columns(plan);
         let indices: Vec<usize> = (0..columns.len()).collect();
         // `each` columns are independent (finalising `ks` sorts its values): spread them over
         // the cores, results in column order.
@@ -381,6 +444,22 @@ impl CheckState {
                 .collect::<Vec<_>>()
         });
         per_column.into_iter().flatten().collect()
+    }
+
+    /// The slices that give a result, in key order.
+    fn result_slices(&mut self, plan: &CheckPlan) -> Vec<SliceMeta> {
+        if plan.group_by.is_empty() {
+            // A check without `group by` has its one result even over no rows.
+            self.meta(&[]).counted = true;
+        }
+        let mut slices: Vec<SliceMeta> = self
+            .slices
+            .values()
+            .filter(|m| m.counted)
+            .cloned()
+            .collect();
+        slices.sort_by(|a, b| compare_keys(&a.key, &b.key));
+        slices
     }
 
     fn conclude_slice(
@@ -574,6 +653,24 @@ fn verdict(
         coverage: coverage.flatten(),
         expects,
     }
+}
+
+/// The `each` columns of a check (one `None` without `each`).
+fn each_columns(plan: &CheckPlan) -> Vec<Option<&ColumnId>> {
+    match &plan.each {
+        Some(e) if !e.columns.is_empty() => e.columns.iter().map(Some).collect(),
+        _ => vec![None],
+    }
+}
+
+/// One batch after `where` and the inner joins: its slices, and per `each` column its array.
+struct Batch<'t> {
+    side: Side,
+    frame: Frame,
+    time: &'t ColumnId,
+    slices: Vec<Slice>,
+    keys: Vec<String>,
+    each: Vec<Option<ArrayRef>>,
 }
 
 /// One batch of rows as the aggregates of one `each` column see them.

@@ -12,7 +12,7 @@ use arrow_array::{ArrayRef, RecordBatch, new_empty_array};
 use arrow_schema::{DataType as ArrowType, Field, Schema};
 use mlc_engine::eval::check::builtin_accumulator;
 use mlc_engine::eval::{CheckState, Conclusion, SourceRows};
-use mlc_engine::functions::{Accumulator, Side, SpecialInput};
+use mlc_engine::functions::{Accumulator, SpecialInput};
 use mlc_engine::plan::{
     AggregateCall, BaselinePlan, CheckPlan, ColumnId, FunctionRef, Program, SourcePlan,
 };
@@ -902,31 +902,25 @@ fn run_check(
             },
         }
     };
-    // The rows reach the check's state batch by batch, as the store gave them: no window is
-    // copied into one array first.
-    let mut state = CheckState::new(plan, &make, max_series);
-    let fed = (|| {
-        for rows in current.iter() {
-            state.add(plan, Side::Current, rows, &time, &make)?;
-        }
-        if let Some(b) = &baseline {
-            let b_time = baseline_time.as_ref().unwrap_or(&time);
-            for rows in b.iter() {
-                state.add(plan, Side::Baseline, rows, b_time, &make)?;
-            }
-        }
-        Ok::<(), mlc_engine::functions::EvalError>(())
-    })();
-    if let Err(e) = fed {
-        return fail(e.to_string());
-    }
+    // The rows reach the check batch by batch, as the store gave them: no window is copied
+    // into one array first.
     let conclusion = Conclusion {
         has_baseline: baseline.is_some(),
         event_age_secs,
     };
-    state
-        .conclude(plan, &conclusion, &make)
-        .iter()
-        .map(|o| CheckResult::from_outcome(plan, o, timing, version))
-        .collect()
+    let b_time = baseline_time.as_ref().unwrap_or(&time);
+    let outcomes = CheckState::new(plan, &make, max_series).evaluate_batches(
+        plan,
+        (current.as_slice(), &time),
+        baseline.as_ref().map(|b| (b.as_slice(), b_time)),
+        &conclusion,
+        &make,
+    );
+    match outcomes {
+        Ok(outcomes) => outcomes
+            .iter()
+            .map(|o| CheckResult::from_outcome(plan, o, timing, version))
+            .collect(),
+        Err(e) => fail(e.to_string()),
+    }
 }
