@@ -425,6 +425,21 @@ check score_nulls_alone {
     );
     let again = ingest_and_backfill(c, &db2, &[("inference", &ord), ("feedback", &fb)]);
     assert_eq!(again, backfilled);
+    // A prefetch bound that holds the labels' history (about 3 values a label) but not the
+    // inference scan (5 columns a row), and one that holds nothing: the same results, and
+    // the backfill says what it reads at each step.
+    let history_only = (feedback.len() * 3 + inference.len()).to_string();
+    for (cells, says) in [
+        (history_only.as_str(), Some("`inference` read at each step")),
+        ("0", None),
+    ] {
+        let (results, stderr) = backfill(c, &db, &["--prefetch-cells", cells]);
+        assert_eq!(results, backfilled, "--prefetch-cells {cells}");
+        if let Some(says) = says {
+            assert!(stderr.contains(says), "--prefetch-cells {cells}: {stderr}");
+            assert!(!stderr.contains("feedback"), "{stderr}");
+        }
+    }
     // `mlc check` on the segments reads `score` and `country` of `score_nulls_alone` only
     // for their nulls (validity bitmaps), and `score_nulls_shared` shares its scan with
     // `score_drift`, which needs the values: both equal the backfill's full reads.
@@ -464,7 +479,13 @@ fn ingest_and_backfill(
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let back = mlc(&[
+    backfill(checks, db, &[]).0
+}
+
+/// Backfills 2026-03-02 to 03-07 12:00 in 12-hour steps with `extra` arguments; the JSON
+/// results and what it printed on stderr.
+fn backfill(checks: &str, db: &str, extra: &[&str]) -> (Vec<serde_json::Value>, String) {
+    let mut args = vec![
         "backfill",
         checks,
         "--db",
@@ -478,13 +499,18 @@ fn ingest_and_backfill(
         "2026-03-07T12:00:00Z",
         "--step",
         "12h",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let back = mlc(&args);
     assert!(
         back.status.code().is_some(),
         "{}",
         String::from_utf8_lossy(&back.stderr)
     );
-    lines(&back)
+    (
+        lines(&back),
+        String::from_utf8_lossy(&back.stderr).into_owned(),
+    )
 }
 
 /// A component baseline and a check that reads the same component only for a column's nulls

@@ -50,6 +50,10 @@ pub struct Args {
     #[arg(long, env = "MLC_MAX_SERIES_PER_CHECK",
           default_value_t = mlc_engine::eval::check::DEFAULT_MAX_SERIES, value_parser = super::check::parse_max_series)]
     pub max_series_per_check: usize,
+    /// The most values (rows times columns) read once for all the times; reads past it are
+    /// made at each time instead, the joined components' histories kept first (0: none).
+    #[arg(long, env = "MLC_PREFETCH_CELLS", default_value_t = mlc_runtime::exec::PREFETCH_MAX_CELLS)]
+    pub prefetch_cells: u64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -93,11 +97,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Arc::new(rules.program.clone()),
             rules.rules_version.clone(),
         )
-        .with_max_series(args.max_series_per_check);
+        .with_max_series(args.max_series_per_check)
+        .with_prefetch_cells(args.prefetch_cells);
         let only = (!args.checks.is_empty()).then_some(args.checks.as_slice());
         // One read of every component for all the times, when it fits in memory.
         bar.set_message("reading history");
         let prefetch = exec.prefetch(&times, only).await;
+        if let Some(p) = &prefetch
+            && !p.read_per_step().is_empty()
+        {
+            bar.suspend(|| {
+                eprintln!(
+                    "backfill: {} read at each step: past --prefetch-cells {}",
+                    p.read_per_step().join(", "),
+                    args.prefetch_cells
+                )
+            });
+        }
         let mut all: Vec<CheckResult> = Vec::new();
         // Evaluation times are independent: a few run at once (each on blocking threads), so
         // both cores work; results still come, and are stored, in time order.

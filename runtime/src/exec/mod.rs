@@ -52,6 +52,8 @@ pub struct Executor {
     rules_version: String,
     /// The most results one check may give in one evaluation (`--max-series-per-check`).
     max_series: usize,
+    /// The most values a backfill's prefetch may hold (`--prefetch-cells`).
+    prefetch_cells: u64,
 }
 
 impl std::fmt::Debug for Executor {
@@ -140,7 +142,15 @@ impl Executor {
             plugins,
             rules_version: rules_version.into(),
             max_series: mlc_engine::eval::check::DEFAULT_MAX_SERIES,
+            prefetch_cells: PREFETCH_MAX_CELLS,
         }
+    }
+
+    /// Bounds what [`Executor::prefetch`] may hold, in values (rows times columns; default
+    /// [`PREFETCH_MAX_CELLS`]); 0 turns the prefetch off.
+    pub fn with_prefetch_cells(mut self, cells: u64) -> Executor {
+        self.prefetch_cells = cells;
+        self
     }
 
     /// Caps the results (slices times `each` columns) of one check in one evaluation: a check
@@ -187,11 +197,13 @@ impl Executor {
             .await
     }
 
-    /// Reads, once, every row the checks need at all of `times` (a backfill): per component
-    /// one scan over the union of the windows, and per joined component its rows up to the
-    /// last time, indexed by key. `None` when those rows would hold more than
-    /// [`PREFETCH_MAX_CELLS`] values (each time is then read on its own) or a read failed
-    /// (the per-time reads then report it).
+    /// Reads, once, every row the checks need at all of `times` (a backfill): per joined
+    /// component its rows up to the last time, indexed by key, and per component one scan over
+    /// the union of the windows. The joined histories come first: without them each time reads
+    /// the latest row of every key of the whole history, while a scan read per time reads only
+    /// that time's window. What would take the values held past the bound
+    /// ([`Executor::with_prefetch_cells`]) is left out and read per time instead. `None` when
+    /// nothing fits or a read failed (the per-time reads then report it).
     pub async fn prefetch(&self, times: &[i64], only: Option<&[String]>) -> Option<Prefetch> {
         let checks = self.selected(only);
         let mut reads = Reads::default();
@@ -224,19 +236,36 @@ impl Executor {
                 add_columns(&mut e.1, &[schema.key.clone(), schema.time.clone()]);
             }
         }
-        // The memory bound: at most every stored row of each component, times its columns.
-        let mut cells: u64 = 0;
-        for (comp, cols) in scans
+        // The memory bound: at most every stored row of each component, times its columns;
+        // the joined histories first, then the scans, all or none of each kind.
+        let latest_parts: Vec<(&str, usize)> = latest
             .iter()
-            .map(|(c, (_, _, cols))| (c, cols.len()))
-            .chain(latest.iter().map(|(c, (_, cols))| (c, cols.len())))
-        {
-            let rows = self.store.rows_at_most(comp).await.ok()?;
-            cells = cells.saturating_add(rows.saturating_mul(cols as u64));
-        }
-        if cells > PREFETCH_MAX_CELLS {
+            .map(|(c, (_, cols))| (c.as_str(), cols.len()))
+            .collect();
+        let latest_cells = self.cells_at_most(&latest_parts).await?;
+        let scan_parts: Vec<(&str, usize)> = scans
+            .iter()
+            .map(|(c, (_, _, cols))| (c.as_str(), cols.len()))
+            .collect();
+        let scan_cells = self.cells_at_most(&scan_parts).await?;
+        let take_latest = !latest.is_empty() && latest_cells <= self.prefetch_cells;
+        let held = if take_latest { latest_cells } else { 0 };
+        let take_scans = held.saturating_add(scan_cells) <= self.prefetch_cells;
+        if !take_latest && !take_scans {
             return None;
         }
+        let mut per_step: Vec<String> = Vec::new();
+        if !take_latest {
+            per_step.extend(
+                latest
+                    .drain()
+                    .map(|(c, _)| format!("the latest `{c}` per key")),
+            );
+        }
+        if !take_scans {
+            per_step.extend(scans.drain().map(|(c, _)| format!("`{c}`")));
+        }
+        per_step.sort();
         let scan_reads = scans
             .into_iter()
             .map(|(comp, (start, end, cols))| async move {
@@ -311,7 +340,18 @@ impl Executor {
         Some(Prefetch {
             scans: scans.into_iter().collect::<Option<_>>()?,
             latest: latest.into_iter().collect::<Option<_>>()?,
+            per_step,
         })
+    }
+
+    /// At most how many values reading every stored row of each `(component, columns)` holds.
+    async fn cells_at_most(&self, parts: &[(&str, usize)]) -> Option<u64> {
+        let mut n: u64 = 0;
+        for (comp, cols) in parts {
+            let rows = self.store.rows_at_most(comp).await.ok()?;
+            n = n.saturating_add(rows.saturating_mul(*cols as u64));
+        }
+        Some(n)
     }
 
     /// Evaluates the given checks at `at_us`, results in check order then slice order.
@@ -649,12 +689,14 @@ pub fn arrow_type(ty: DataType) -> ArrowType {
 
 /// Backfills read at most this many values (rows times columns, all components together)
 /// up front; beyond it each evaluation time is read on its own, keeping memory bounded.
-pub(crate) const PREFETCH_MAX_CELLS: u64 = 64_000_000;
+pub const PREFETCH_MAX_CELLS: u64 = 64_000_000;
 
 /// Rows read once for many evaluation times: see [`Executor::prefetch`].
 pub struct Prefetch {
     scans: HashMap<String, PrefetchedScan>,
     latest: HashMap<String, PrefetchedHistory>,
+    /// What did not fit the bound and is read at each time instead.
+    per_step: Vec<String>,
 }
 
 impl std::fmt::Debug for Prefetch {
@@ -683,6 +725,12 @@ struct PrefetchedHistory {
 }
 
 impl Prefetch {
+    /// The reads left out of the prefetch (past its bound), each read at every time instead,
+    /// as text (`` `inference` ``, `` the latest `feedback` per key ``); empty when all fit.
+    pub fn read_per_step(&self) -> &[String] {
+        &self.per_step
+    }
+
     /// The rows of `key`, cut from the prefetched scan when it covers the range and columns:
     /// slices of its batches, nothing copied.
     fn scan(&self, key: &ScanKey, cols: &[String]) -> Option<Vec<RecordBatch>> {
