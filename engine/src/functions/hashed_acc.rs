@@ -146,34 +146,53 @@ const SAMPLE: usize = 4096;
 /// once). A hash seen once is one distinct value. Only the rows whose hash repeats are hashed
 /// again with their place, and grouped by value exactly ([`sorted_runs`]), so a column of
 /// distinct ids is never compared value by value.
-fn by_sort(cats: &[Cat<'_>], batches: &[ArrayRef], hasher: &impl BuildHasher) -> (u64, u64, u64) {
+fn by_sort(
+    cats: &[Cat<'_>],
+    batches: &[ArrayRef],
+    hasher: &(impl BuildHasher + Sync),
+) -> (u64, u64, u64) {
     let rows: usize = batches.iter().map(|b| b.len()).sum();
-    let mut hashes: Vec<u64> = Vec::with_capacity(rows);
-    for (cat, arr) in cats.iter().zip(batches) {
-        for i in 0..arr.len() {
-            if let Some(h) = hash_at(hasher, cat, i) {
-                hashes.push(h);
-            }
-        }
-    }
-    let total = hashes.len() as u64;
-    hashes.sort_unstable();
+    let parts = if rows >= PARALLEL_ROWS {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    } else {
+        1
+    };
+    by_sort_in(cats, batches, hasher, parts)
+}
+
+/// [`by_sort`] with the rows hashed and sorted in `parts` ranges, side by side.
+fn by_sort_in(
+    cats: &[Cat<'_>],
+    batches: &[ArrayRef],
+    hasher: &(impl BuildHasher + Sync),
+    parts: usize,
+) -> (u64, u64, u64) {
+    let parts = sorted_hashes(cats, batches, hasher, parts);
+    let total = parts.iter().map(|p| p.len() as u64).sum();
+    // The parts walked together in hash order: a hash met once in all of them is one value.
     let mut once = 0u64;
     let mut repeated: FastMap<u64, ()> = FastMap::default();
-    let mut start = 0;
-    while start < hashes.len() {
-        let mut end = start + 1;
-        while end < hashes.len() && hashes[end] == hashes[start] {
-            end += 1;
+    let mut at = vec![0usize; parts.len()];
+    while let Some(h) = parts
+        .iter()
+        .zip(&at)
+        .filter_map(|(p, &i)| p.get(i).copied())
+        .min()
+    {
+        let mut n = 0usize;
+        for (p, i) in parts.iter().zip(at.iter_mut()) {
+            while p.get(*i) == Some(&h) {
+                *i += 1;
+                n += 1;
+            }
         }
-        if end - start == 1 {
+        if n == 1 {
             once += 1;
         } else {
-            repeated.insert(hashes[start], ());
+            repeated.insert(h, ());
         }
-        start = end;
     }
-    drop(hashes);
+    drop(parts);
     if repeated.is_empty() {
         return (once, total, 0);
     }
@@ -189,6 +208,43 @@ fn by_sort(cats: &[Cat<'_>], batches: &[ArrayRef], hasher: &impl BuildHasher) ->
     }
     let (groups, duplicated) = sorted_runs(cats, &mut places);
     (once + groups, total, duplicated)
+}
+
+/// Below this many rows the hashes are computed and sorted on one thread.
+const PARALLEL_ROWS: usize = 1 << 20;
+
+/// The hashes of every non-null row in `parts` ranges of rows, each hashed and sorted on its
+/// own thread (one per core over [`PARALLEL_ROWS`] rows). Hashing and sorting 10M ids is most
+/// of `duplicate_rate`'s time; split, both cores do it.
+fn sorted_hashes(
+    cats: &[Cat<'_>],
+    batches: &[ArrayRef],
+    hasher: &(impl BuildHasher + Sync),
+    parts: usize,
+) -> Vec<Vec<u64>> {
+    let rows: usize = batches.iter().map(|b| b.len()).sum();
+    let parts = parts.max(1);
+    let share = rows.div_ceil(parts).max(1);
+    let ranges: Vec<(usize, usize)> = (0..parts)
+        .map(|t| (t * share, ((t + 1) * share).min(rows)))
+        .filter(|(lo, hi)| lo < hi)
+        .collect();
+    crate::eval::check::par_map(&ranges, ranges.len() > 1, |&(lo, hi)| {
+        let mut hashes: Vec<u64> = Vec::with_capacity(hi - lo);
+        // `offset`: the first row of batch `b` in the numbering over all batches.
+        let mut offset = 0usize;
+        for (cat, arr) in cats.iter().zip(batches) {
+            let (from, to) = (lo.max(offset), hi.min(offset + arr.len()));
+            for i in from..to {
+                if let Some(h) = hash_at(hasher, cat, i - offset) {
+                    hashes.push(h);
+                }
+            }
+            offset += arr.len();
+        }
+        hashes.sort_unstable();
+        hashes
+    })
 }
 
 /// Sorts rows by hash and sums [`run_groups`] over the runs of equal hashes.
@@ -326,6 +382,25 @@ mod tests {
         let batches = vec![a.clone(), b.clone()];
         let cats = vec![Cat::new("t", &a).unwrap(), Cat::new("t", &b).unwrap()];
         assert_eq!(by_sort(&cats, &batches, &CoarseState), exact(&v));
+        // Hashed and sorted in parts (ranges that cut a batch, and parts with no rows): the
+        // same counts, equal hashes met across parts.
+        for parts in [2, 3, 7, 64] {
+            assert_eq!(
+                super::by_sort_in(&cats, &batches, &CoarseState, parts),
+                exact(&v),
+                "{parts} parts"
+            );
+            assert_eq!(
+                super::by_sort_in(
+                    &cats,
+                    &batches,
+                    &foldhash::fast::FixedState::with_seed(3),
+                    parts
+                ),
+                exact(&v),
+                "{parts} parts"
+            );
+        }
         assert_eq!(
             by_sort(&cats, &batches, &foldhash::fast::FixedState::with_seed(3)),
             exact(&v)
