@@ -443,9 +443,27 @@ fn str_in_literals(a: &Col, items: &[Col], negated: bool) -> Option<BooleanArray
             _ => return None,
         }
     }
+    // Literals of at most 15 bytes (country codes, statuses) are compared as integers,
+    // packed as `group by` codes its keys, so a row costs a 16-byte load and a few integer
+    // compares instead of a `memcmp` call per literal (10M rows against 10 countries: 8% of
+    // W3's time went to `memcmp`).
+    let shorts: Vec<u128> = set
+        .iter()
+        .filter(|s| s.len() < 16)
+        .map(|s| super::slice::packed_short(s.as_bytes(), 0, s.len()))
+        .collect();
+    let longs: Vec<&str> = set.iter().copied().filter(|s| s.len() >= 16).collect();
+    let offsets = x.value_offsets();
+    let bytes = x.value_data();
     let bits = BooleanBuffer::collect_bool(x.len(), |i| {
         // Null rows are masked below; their value slot is empty.
-        set.contains(&x.value(i)) != negated
+        let (from, to) = (offsets[i] as usize, offsets[i + 1] as usize);
+        let hit = if to - from >= 16 {
+            longs.contains(&x.value(i))
+        } else {
+            shorts.contains(&super::slice::packed_short(bytes, from, to))
+        };
+        hit != negated
     });
     Some(BooleanArray::new(bits, x.nulls().cloned()))
 }

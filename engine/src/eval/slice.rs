@@ -189,6 +189,27 @@ pub(crate) fn slices_at_most(
     Ok(Ok(out))
 }
 
+/// The string `bytes[from..to]` (shorter than 16 bytes) as `str_part` packs it: the bytes,
+/// zero-padded, with the length in the last byte. Where 16 bytes can be read at once, one
+/// load and a mask do it.
+#[inline]
+pub(crate) fn packed_short(bytes: &[u8], from: usize, to: usize) -> u128 {
+    let len = to - from;
+    let mut packed = [0u8; 16];
+    if from + 16 <= bytes.len() {
+        packed.copy_from_slice(&bytes[from..from + 16]);
+        let mask = match len {
+            0 => 0,
+            _ => u128::MAX >> (128 - 8 * len),
+        };
+        (u128::from_le_bytes(packed) & mask) | ((len as u128) << 120)
+    } else {
+        packed[..len].copy_from_slice(&bytes[from..to]);
+        packed[15] = len as u8;
+        u128::from_le_bytes(packed)
+    }
+}
+
 /// The codes of a string column, in order of first appearance, and the first row of each.
 /// Strings of at most 15 bytes (most slice keys) are packed into an integer and found in a
 /// small open-addressing table, read straight from the column's buffers; null and longer
@@ -236,21 +257,7 @@ fn code_utf8(a: &arrow_array::StringArray, max: usize) -> Option<(Vec<u32>, Vec<
             }
             continue;
         }
-        // As `str_part`: the bytes, zero-padded, with the length in the last byte. Where 16
-        // bytes can be read at once, one load and a mask do it.
-        let mut packed = [0u8; 16];
-        let k = if from + 16 <= bytes.len() {
-            packed.copy_from_slice(&bytes[from..from + 16]);
-            let mask = match len {
-                0 => 0,
-                _ => u128::MAX >> (128 - 8 * len),
-            };
-            (u128::from_le_bytes(packed) & mask) | ((len as u128) << 120)
-        } else {
-            packed[..len].copy_from_slice(&bytes[from..to]);
-            packed[15] = len as u8;
-            u128::from_le_bytes(packed)
-        };
+        let k = packed_short(bytes, from, to);
         let mask = (1usize << bits) - 1;
         let mut at = slot(k, bits);
         loop {

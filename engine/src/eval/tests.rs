@@ -225,6 +225,62 @@ fn in_list_and_between_and_within() {
     );
 }
 
+/// `x in [...]` over strings compares literals of at most 15 bytes as packed integers: it
+/// answers as plain string equality at every length (the empty string, a trailing NUL, either
+/// side of the 15-byte limit, multi-byte UTF-8), with the last values of the buffer (where no
+/// 16 bytes can be loaded at once) and nulls, negated or not.
+#[test]
+fn string_in_list_is_exact_at_every_length() {
+    let words = [
+        "",
+        "a",
+        "a\0",
+        "US",
+        "abcdefghijklmn",
+        "abcdefghijklmno",
+        "abcdefghijklmnop",
+        "abcdefghijklmnoq",
+        "ü✓",
+    ];
+    let rows: Vec<Option<&str>> = (0..97)
+        .map(|i| (i % 13 != 5).then_some(words[(i * 7) % words.len()]))
+        .chain(words.iter().map(|w| Some(*w)))
+        .collect();
+    let f = Frame::new(vec![batch(vec![(
+        "country",
+        Arc::new(StringArray::from(rows.clone())) as ArrayRef,
+    )])])
+    .unwrap();
+    let lists: [&[&str]; 5] = [
+        &["US"],
+        &["", "a"],
+        &["a\0", "abcdefghijklmno"],
+        &["abcdefghijklmnop", "abcdefghijklmn", "ü✓"],
+        &["abcdefghijklmnoq", "b", "U"],
+    ];
+    for list in lists {
+        for negated in [false, true] {
+            let e = RowExpr {
+                kind: RowExprKind::InList {
+                    operand: Box::new(col("country", DataType::String)),
+                    list: list.iter().map(|w| lit(Value::Str((*w).into()))).collect(),
+                    negated,
+                },
+                ty: Some(DataType::Bool),
+            };
+            let want: Vec<Option<bool>> = rows
+                .iter()
+                .map(|r| r.map(|v| list.contains(&v) != negated))
+                .collect();
+            assert_eq!(
+                bools(&eval_row(&e, &f, None).unwrap()),
+                want,
+                "{list:?} negated {negated}"
+            );
+        }
+    }
+}
+
 #[test]
 fn null_is_a_slice_of_its_own_and_comes_last() {
     let f = frame();
