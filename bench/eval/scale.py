@@ -23,17 +23,10 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PEERS = os.path.normpath(os.path.join(ROOT, "..", "shared", "bench", "peers"))
-CHECKS = os.path.join(ROOT, "bench", "peers")
 PY = "/tmp/peers/venv/bin/python"
 
-MLC = {
-    "W1": ["check", "--format", "json", "--at", "2024-03-31T00:00:00Z",
-           os.path.join(CHECKS, "w1_drift.mlc")],
-    "W2": ["backfill", "--format", "json", "--dry-run", "--from", "2024-03-08T00:00:00Z",
-           "--to", "2024-04-06T00:00:00Z", "--step", "1d", os.path.join(CHECKS, "w2_accuracy.mlc")],
-    "W3": ["check", "--format", "json", "--at", "2024-03-31T00:00:00Z",
-           os.path.join(CHECKS, "w3_validity.mlc")],
-}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run import MLC_JOBS as MLC  # noqa: E402  (the same mlc commands as run.py)
 
 # workload -> [(label, script, args)]
 PEER_JOBS = {

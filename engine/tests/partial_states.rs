@@ -27,23 +27,8 @@ use mlc_engine::plan::{CheckPlan, ColumnId};
 use mlc_engine::schema::DataType;
 use mlc_engine::value::Value;
 
-const COMPONENTS: &str = r#"
-component inference {
-  key request_id
-  time ts
-  fields {
-    age: int, income: float, country: string, score: float, prediction: int,
-    model_version: string, latency_ms: float, logit: float, status: string, failed_jobs: int,
-    predicted_eta: float, actual_eta: float, predicted_price: float, price: float,
-    forecast: float, demand: float
-  }
-}
-component feedback {
-  key request_id
-  time ts
-  fields { label: int }
-}
-"#;
+/// The components the builtins' examples are written against (docs/functions.md).
+const COMPONENTS: &str = mlc_engine::functions::docs::EXAMPLE_COMPONENTS;
 
 /// xorshift64*: a small deterministic generator, so a failure names its seed.
 struct Rng(u64);
