@@ -394,44 +394,32 @@ impl CheckCx<'_> {
             Callee::Builtin(f, sig) => (sig.kind, FunctionRef::Builtin(*f)),
             Callee::Plugin(_) => (FunctionKind::Aggregate, FunctionRef::Plugin(fname.clone())),
         };
-        let rows = match (kind, on_baseline) {
-            (FunctionKind::Scalar, true) => {
-                let d = Diagnostic::error(
-                    Code::InvalidBaselineCall,
-                    self.file,
-                    e.span,
-                    format!(
-                        "`{fname}` is a scalar function, so `baseline.{fname}(...)` means nothing"
-                    ),
-                )
-                .with_help(format!(
+        // `baseline.f(...)` of a function that cannot read the baseline on its own: why not,
+        // and what to write instead.
+        let refused = match (kind, on_baseline) {
+            (FunctionKind::Scalar, true) => Some((
+                format!("`{fname}` is a scalar function, so `baseline.{fname}(...)` means nothing"),
+                format!(
                     "apply it to a baseline aggregate instead, e.g. `{fname}(baseline.mean(x))`"
-                ));
-                self.push(d);
-                return None;
-            }
-            (FunctionKind::TwoSample, true) => {
-                let d = Diagnostic::error(
-                    Code::InvalidBaselineCall,
-                    self.file,
-                    e.span,
-                    format!("`{fname}` already compares the current rows with the baseline"),
-                )
-                .with_help(format!("write `{fname}(...)` without `baseline.`"));
-                self.push(d);
-                return None;
-            }
-            (FunctionKind::Special, true) => {
-                let d = Diagnostic::error(
-                    Code::InvalidBaselineCall,
-                    self.file,
-                    e.span,
-                    format!("`{fname}` is computed for the current rows only"),
-                )
-                .with_help(format!("write `{fname}()` without `baseline.`"));
-                self.push(d);
-                return None;
-            }
+                ),
+            )),
+            (FunctionKind::TwoSample, true) => Some((
+                format!("`{fname}` already compares the current rows with the baseline"),
+                format!("write `{fname}(...)` without `baseline.`"),
+            )),
+            (FunctionKind::Special, true) => Some((
+                format!("`{fname}` is computed for the current rows only"),
+                format!("write `{fname}()` without `baseline.`"),
+            )),
+            _ => None,
+        };
+        if let Some((message, help)) = refused {
+            let d = Diagnostic::error(Code::InvalidBaselineCall, self.file, e.span, message)
+                .with_help(help);
+            self.push(d);
+            return None;
+        }
+        let rows = match (kind, on_baseline) {
             (_, true) => RowSet::Baseline,
             (FunctionKind::TwoSample, false) => RowSet::Both,
             _ => RowSet::Current,
