@@ -61,11 +61,10 @@ struct AggState {
 #[derive(Debug, Clone)]
 struct SliceMeta {
     key: Vec<Value>,
-    /// Current rows that count (after `where` and the inner joins).
+    /// Current rows that count (after `where` and the inner joins). A slice gives a result
+    /// when it has some (a slice seen only in the rows coverage is measured over has none),
+    /// or when it is the one slice of a check without `group by`.
     rows: u64,
-    /// Whether the slice gives a result: it has rows that count, or it is the one slice of a
-    /// check without `group by`.
-    counted: bool,
     /// Joined sources: the slice's rows (after `where`) and those that matched every join.
     matched: u64,
     total: u64,
@@ -347,7 +346,6 @@ impl CheckState {
         for s in &counted {
             let meta = self.meta(&s.key);
             meta.rows += s.len as u64;
-            meta.counted = true;
         }
         if self.slices.len() > self.max_slices() {
             return Err(self.too_many(plan));
@@ -361,7 +359,6 @@ impl CheckState {
             .or_insert_with(|| SliceMeta {
                 key: key.to_vec(),
                 rows: 0,
-                counted: false,
                 matched: 0,
                 total: 0,
             })
@@ -374,7 +371,6 @@ impl CheckState {
         for m in other.slices.into_values() {
             let meta = self.meta(&m.key);
             meta.rows += m.rows;
-            meta.counted |= m.counted;
             meta.matched += m.matched;
             meta.total += m.total;
         }
@@ -450,12 +446,12 @@ impl CheckState {
     fn result_slices(&mut self, plan: &CheckPlan) -> Vec<SliceMeta> {
         if plan.group_by.is_empty() {
             // A check without `group by` has its one result even over no rows.
-            self.meta(&[]).counted = true;
+            self.meta(&[]);
         }
         let mut slices: Vec<SliceMeta> = self
             .slices
             .values()
-            .filter(|m| m.counted)
+            .filter(|m| m.rows > 0 || plan.group_by.is_empty())
             .cloned()
             .collect();
         slices.sort_by(|a, b| compare_keys(&a.key, &b.key));
