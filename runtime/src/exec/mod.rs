@@ -202,8 +202,9 @@ impl Executor {
     /// the union of the windows. The joined histories come first: without them each time reads
     /// the latest row of every key of the whole history, while a scan read per time reads only
     /// that time's window. What would take the values held past the bound
-    /// ([`Executor::with_prefetch_cells`]) is left out and read per time instead. `None` when
-    /// nothing fits or a read failed (the per-time reads then report it).
+    /// ([`Executor::with_prefetch_cells`]) is left out and read per time instead
+    /// ([`Prefetch::read_per_step`] says what). `None` when a read failed (the per-time reads
+    /// then report it).
     pub async fn prefetch(&self, times: &[i64], only: Option<&[String]>) -> Option<Prefetch> {
         let checks = self.selected(only);
         let mut reads = Reads::default();
@@ -251,9 +252,6 @@ impl Executor {
         let take_latest = !latest.is_empty() && latest_cells <= self.prefetch_cells;
         let held = if take_latest { latest_cells } else { 0 };
         let take_scans = held.saturating_add(scan_cells) <= self.prefetch_cells;
-        if !take_latest && !take_scans {
-            return None;
-        }
         let mut per_step: Vec<String> = Vec::new();
         if !take_latest {
             per_step.extend(
