@@ -391,21 +391,34 @@ impl Store {
         }
     }
 
-    /// Per key, the latest row with `time < before_us` (one query, whatever the number of
-    /// keys); rows with a null key are left out. `columns` must include the key when the
-    /// caller needs it to join. When two rows of a key share the latest time (impossible
-    /// through ingest, which deduplicates on key and time), one of them is returned.
+    /// Per value of `keys`, the latest row with `time < before_us` whose column `key_column`
+    /// (the component's key, or another string column a join matches on) holds it; a value
+    /// without one gives no row. `columns` must include `key_column` and the time when the
+    /// caller needs them to join. Reads only what can match, a semi-join: one pass over the
+    /// rows before `before_us`, each part filtered by the keys as it is read (SQLite:
+    /// through the column segments, in bounded time slices; PostgreSQL: in the server), so
+    /// memory holds the matching rows, not the component's history. When two rows of a key
+    /// share the latest time (impossible for the component's key through ingest, which
+    /// deduplicates on key and time), one of them is returned.
     pub async fn latest_by_key(
         &self,
         component: &str,
         columns: &[&str],
         before_us: i64,
+        key_column: &str,
+        keys: Vec<String>,
     ) -> Result<Vec<RecordBatch>> {
         let schema = self.component(component).await?;
         let plan = sql::ReadPlan::new(&schema, columns)?;
+        if schema.column_type(key_column).is_none() {
+            return Err(StoreError::UnknownColumn {
+                component: component.to_string(),
+                column: key_column.to_string(),
+            });
+        }
         match &self.backend {
-            Backend::Sqlite(s) => s.latest_by_key(plan, before_us).await,
-            Backend::Postgres(s) => s.latest_by_key(plan, before_us).await,
+            Backend::Sqlite(s) => s.latest_by_key(plan, before_us, key_column, keys).await,
+            Backend::Postgres(s) => s.latest_by_key(plan, before_us, key_column, keys).await,
         }
     }
 

@@ -246,19 +246,29 @@ impl PgStore {
         shared::stream_rows(self.pool.clone(), sql, binds, plan)
     }
 
+    /// See [`crate::Store::latest_by_key`]: one query, the keys bound as one JSON array; the
+    /// server filters the rows before `before_us` by them and keeps the latest per key.
     pub(crate) async fn latest_by_key(
         &self,
         plan: ReadPlan,
         before_us: i64,
+        key_column: &str,
+        keys: Vec<String>,
     ) -> Result<Vec<arrow_array::RecordBatch>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
         let sql = format!(
-            "SELECT DISTINCT ON ({k}) {} FROM {} WHERE {t} < $1 AND {k} IS NOT NULL ORDER BY {k}, {t} DESC",
+            "SELECT DISTINCT ON ({k}) {} FROM {} \
+             WHERE {k} = ANY(ARRAY(SELECT json_array_elements_text($1::json))) AND {t} < {before_us} \
+             ORDER BY {k}, {t} DESC",
             plan.select_list(),
             quote(&plan.table),
             t = quote(&plan.time),
-            k = quote(&plan.key)
+            k = quote(key_column)
         );
-        shared::stream_rows(self.pool.clone(), sql, vec![before_us], plan)
+        let json = sql::encode_json(&keys)?;
+        shared::stream_rows(self.pool.clone(), sql, vec![json], plan)
             .try_collect()
             .await
     }

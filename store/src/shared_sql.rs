@@ -234,12 +234,15 @@ macro_rules! shared_sql {
 
             /// Runs `sql` with `binds` on a task of its own and yields bounded batches through
             /// a channel of two: the reader stays at most two batches ahead of the consumer.
-            pub(crate) fn stream_rows(
+            pub(crate) fn stream_rows<B>(
                 pool: sqlx::Pool<$db>,
                 sql: String,
-                binds: Vec<i64>,
+                binds: Vec<B>,
                 plan: ReadPlan,
-            ) -> BatchStream {
+            ) -> BatchStream
+            where
+                B: for<'q> sqlx::Encode<'q, $db> + sqlx::Type<$db> + Send + 'static,
+            {
                 let (tx, rx) = tokio::sync::mpsc::channel::<Result<arrow_array::RecordBatch>>(2);
                 tokio::spawn(async move {
                     let produce = async {

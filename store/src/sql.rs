@@ -169,7 +169,6 @@ pub(crate) fn evolve(
 #[derive(Debug, Clone)]
 pub(crate) struct ReadPlan {
     pub table: String,
-    pub key: String,
     pub time: String,
     pub columns: Vec<(String, DataType)>,
     pub arrow: SchemaRef,
@@ -195,7 +194,6 @@ impl ReadPlan {
         }
         Ok(ReadPlan {
             table: table_name(&schema.name),
-            key: schema.key.clone(),
             time: schema.time.clone(),
             nulls_only: vec![false; cols.len()],
             columns: cols,
@@ -304,7 +302,7 @@ pub(crate) fn decode_schema(
     ))
 }
 
-pub(crate) fn encode_json<T: Serialize>(v: &T) -> Result<String> {
+pub(crate) fn encode_json<T: Serialize + ?Sized>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Ingest(format!("internal error: {e}")))
 }
 

@@ -350,31 +350,113 @@ async fn jsonl_and_parquet_store_the_same_as_csv() {
 }
 
 #[tokio::test]
-async fn latest_by_key_returns_one_row_per_key_before_the_time() {
+async fn latest_by_key_returns_one_row_per_wanted_key_before_the_time() {
     each_backend(|store, dir| async move {
         let mut schema = inference();
         schema.name = "feedback".into();
         let p = write(
             &dir,
             "f.csv",
-            "request_id,ts,age\nk1,2026-03-01T00:00:00Z,1\nk1,2026-03-01T02:00:00Z,2\nk2,2026-03-01T01:00:00Z,3\nk1,2026-03-01T05:00:00Z,4\n,2026-03-01T01:00:00Z,5\n",
+            "request_id,ts,age,country\nk1,2026-03-01T00:00:00Z,1,DE\nk1,2026-03-01T02:00:00Z,2,FR\nk2,2026-03-01T01:00:00Z,3,DE\nk1,2026-03-01T05:00:00Z,4,DE\n,2026-03-01T01:00:00Z,5,FR\nk3,2026-03-01T00:30:00Z,6,\n",
         );
         ingest_file(&store, &schema, &p).await;
+        let latest = |keys: &[&str]| {
+            let (store, keys) = (store.clone(), keys.iter().map(|k| k.to_string()).collect());
+            async move {
+                let b = store
+                    .latest_by_key("feedback", &["request_id", "age", "ts"], T0 + 3 * HOUR, "request_id", keys)
+                    .await
+                    .unwrap();
+                let mut got: Vec<_> = strs(&b, 0)
+                    .into_iter()
+                    .zip(ints(&b, 1))
+                    .zip(ints(&b, 2))
+                    .collect();
+                got.sort();
+                got
+            }
+        };
+        let k1 = ((Some("k1".to_string()), Some(2)), Some(T0 + 2 * HOUR));
+        let k2 = ((Some("k2".to_string()), Some(3)), Some(T0 + HOUR));
+        // Only the keys asked for; a key without a row before the time gives none.
+        assert_eq!(latest(&["k1", "k2", "nope"]).await, vec![k1, k2.clone()]);
+        assert_eq!(latest(&["k2"]).await, vec![k2]);
+        assert_eq!(latest(&[]).await, vec![]);
+        // A join may match on another string column: the latest row per value.
         let b = store
-            .latest_by_key("feedback", &["request_id", "age", "ts"], T0 + 3 * HOUR)
+            .latest_by_key(
+                "feedback",
+                &["country", "age", "ts"],
+                T0 + 3 * HOUR,
+                "country",
+                vec!["DE".into(), "FR".into(), "GB".into()],
+            )
             .await
             .unwrap();
-        let mut got: Vec<_> = strs(&b, 0).into_iter().zip(ints(&b, 1)).zip(ints(&b, 2)).collect();
+        let mut got: Vec<_> = strs(&b, 0).into_iter().zip(ints(&b, 1)).collect();
         got.sort();
-        assert_eq!(
-            got,
-            vec![
-                ((Some("k1".into()), Some(2)), Some(T0 + 2 * HOUR)),
-                ((Some("k2".into()), Some(3)), Some(T0 + HOUR)),
-            ]
-        );
+        assert_eq!(got, vec![(Some("DE".into()), Some(3)), (Some("FR".into()), Some(2))]);
+        let err = store
+            .latest_by_key("feedback", &["age"], T0, "agee", vec!["x".into()])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("no column `agee`"), "{err}");
     })
     .await;
+}
+
+/// Many keys over many time slices (small segments make a slice 32 x 256 rows), some keys
+/// with two rows, half the wanted keys absent: the latest row of each wanted key, on SQLite
+/// with and without segments, in memory, and on PostgreSQL.
+#[tokio::test]
+async fn latest_by_key_over_many_slices_finds_each_wanted_key() {
+    let mut schema = inference();
+    schema.name = "feedback".into();
+    let mut csv = String::from("request_id,ts,age\n");
+    for i in 0..40_000u32 {
+        // Key k{i % 25000}: keys below 15,000 get two rows, 25,000 s apart.
+        let t = T0 / 1_000_000 + i64::from(i);
+        csv.push_str(&format!("k{},{t},{i}\n", i % 25_000));
+    }
+    let wanted: Vec<String> = (0..50_000).step_by(2).map(|i| format!("k{i}")).collect();
+    let before = T0 + 35_000 * 1_000_000;
+    let check = |store: mlc_store::Store, dir: tempfile::TempDir| {
+        let (schema, csv, wanted) = (schema.clone(), csv.clone(), wanted.clone());
+        async move {
+            let p = write(&dir, "f.csv", &csv);
+            ingest_file(&store, &schema, &p).await;
+            let b = store
+                .latest_by_key(
+                    "feedback",
+                    &["request_id", "age", "ts"],
+                    before,
+                    "request_id",
+                    wanted,
+                )
+                .await
+                .unwrap();
+            let mut got: Vec<_> = strs(&b, 0).into_iter().zip(ints(&b, 1)).collect();
+            got.sort();
+            // Every even key below 25,000 has a row; its latest before the time is the
+            // second (i + 25,000) when that is before it, else the first.
+            assert_eq!(got.len(), 12_500);
+            for (k, age) in &got {
+                let i: i64 = k.as_ref().unwrap()[1..].parse().unwrap();
+                let want = if i + 25_000 < 35_000 { i + 25_000 } else { i };
+                assert_eq!(*age, Some(want), "{k:?}");
+            }
+        }
+    };
+    for params in ["?segment_rows=256", "?segment_rows=0"] {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/s.db{params}", dir.path().display());
+        let store = mlc_store::Store::open(&url).await.unwrap();
+        check(store.clone(), tempfile::tempdir().unwrap()).await;
+        store.close().await;
+    }
+    let store = mlc_store::Store::open("sqlite::memory:").await.unwrap();
+    check(store, tempfile::tempdir().unwrap()).await;
+    each_backend(check).await;
 }
 
 #[tokio::test]

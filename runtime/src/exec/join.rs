@@ -10,22 +10,17 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
 use arrow_buffer::BooleanBuffer;
-use arrow_schema::DataType as ArrowType;
 use mlc_engine::eval::{Frame, SourceRows};
 use mlc_engine::functions::EvalError;
 use mlc_engine::plan::SourcePlan;
 
-/// The right side of one join at one evaluation time.
+/// The right side of one join at one evaluation time: rows of the component indexed by key
+/// (the latest row of each key the window needs, as the store returns them, or a backfill's
+/// history read once for many times), each key matching its latest row with `time < before`.
 #[derive(Debug, Clone)]
-pub(crate) enum Right {
-    /// The latest row per key before `T`, as the store returns it.
-    Latest(RecordBatch),
-    /// Every row of the component up to some horizon, read once for many evaluation times
-    /// (backfill): each key matches its latest row with `time < before`.
-    History {
-        history: Arc<KeyedHistory>,
-        before: i64,
-    },
+pub(crate) struct Right {
+    pub(crate) history: Arc<KeyedHistory>,
+    pub(crate) before: i64,
 }
 
 /// A component's rows in time order with, per key, a chain from its latest row back to its
@@ -135,6 +130,36 @@ impl KeyedHistory {
             start = end;
         }
         Ok(history)
+    }
+
+    /// Indexes rows in any order (the latest row per key, as the store returns them): sorted
+    /// by time first, then as [`KeyedHistory::new`].
+    pub fn unordered(batch: RecordBatch, key: &str, time: &str) -> Result<KeyedHistory, EvalError> {
+        let times = batch
+            .column_by_name(time)
+            .and_then(|a| a.as_primitive_opt::<Int64Type>())
+            .ok_or_else(|| EvalError::Invalid(format!("event time `{time}` was not fetched")))?;
+        if times.values().windows(2).all(|w| w[0] <= w[1]) {
+            return KeyedHistory::new(batch, key, time);
+        }
+        let t = times.values();
+        let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
+        order.sort_by_key(|&i| t[i as usize]);
+        let order = UInt32Array::from(order);
+        let columns = batch
+            .columns()
+            .iter()
+            .map(|c| arrow_select::take::take(c.as_ref(), &order, None))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| EvalError::Invalid(format!("join: {e}")))?;
+        let sorted = RecordBatch::try_new(batch.schema(), columns)
+            .map_err(|e| EvalError::Invalid(format!("join: {e}")))?;
+        KeyedHistory::new(sorted, key, time)
+    }
+
+    /// The indexed rows.
+    pub(crate) fn batch(&self) -> &RecordBatch {
+        &self.batch
     }
 
     /// Makes row `i`, whose key hashes to `h`, the head of its key's chain.
@@ -279,17 +304,8 @@ pub(crate) fn join_source(
         let left_key = frame.column(&join.left_key).ok_or_else(|| {
             EvalError::Invalid(format!("join key `{}` was not fetched", join.left_key.name))
         })?;
-        let (right, indices) = match right {
-            Right::Latest(right) => {
-                let right_key = right.column_by_name(&join.right_key).ok_or_else(|| {
-                    EvalError::Invalid(format!("join key `{}` was not fetched", join.right_key))
-                })?;
-                (right, match_keys(left_key, right_key)?)
-            }
-            Right::History { history, before } => {
-                (&history.batch, match_history(left_key, history, *before)?)
-            }
-        };
+        let right_batch = &right.history.batch;
+        let indices = match_history(left_key, &right.history, right.before)?;
         if let Some(hits) = indices.nulls().map(|v| v.inner()) {
             let and =
                 |a: Option<BooleanBuffer>| Some(a.map_or_else(|| hits.clone(), |a| &a & hits));
@@ -302,7 +318,7 @@ pub(crate) fn join_source(
             .components
             .get(join.right)
             .and_then(|c| right_columns?.get(&c.name));
-        let taken = take_nullable(right, &indices, wanted.map(Vec::as_slice))?;
+        let taken = take_nullable(right_batch, &indices, wanted.map(Vec::as_slice))?;
         // `components[right]` must land at its index: joins are listed in order.
         if sources.len() != join.right {
             return Err(EvalError::Invalid(format!(
@@ -368,63 +384,6 @@ fn match_history(
     Ok(history.lookup_all(l, before))
 }
 
-/// For each left key, the index of the right row with the same key (null when none, or when
-/// the left key is null).
-fn match_keys(left: &ArrayRef, right: &ArrayRef) -> Result<UInt32Array, EvalError> {
-    let strings = |a: &ArrayRef| -> Result<Vec<Option<String>>, EvalError> {
-        Ok(match a.data_type() {
-            ArrowType::Utf8 => a
-                .as_string::<i32>()
-                .iter()
-                .map(|v| v.map(str::to_string))
-                .collect(),
-            ArrowType::LargeUtf8 => a
-                .as_string::<i64>()
-                .iter()
-                .map(|v| v.map(str::to_string))
-                .collect(),
-            ArrowType::Utf8View => a
-                .as_string_view()
-                .iter()
-                .map(|v| v.map(str::to_string))
-                .collect(),
-            other => {
-                return Err(EvalError::Invalid(format!(
-                    "join keys must be strings, found a {other} column"
-                )));
-            }
-        })
-    };
-    // Borrowing the right side's strings keeps the map free of copies (the store reads keys
-    // as Utf8); other string layouts are copied first.
-    let owned;
-    let r: Vec<Option<&str>> = match right.as_string_opt::<i32>() {
-        Some(r) => r.iter().collect(),
-        None => {
-            owned = strings(right)?;
-            owned.iter().map(|k| k.as_deref()).collect()
-        }
-    };
-    let mut index: HashMap<&str, u32> = HashMap::with_capacity(r.len());
-    for (i, k) in r.iter().enumerate() {
-        if let Some(k) = k {
-            // The store returns one row per key; should it return more, the last one wins.
-            index.insert(k, i as u32);
-        }
-    }
-    let l = left.as_string_opt::<i32>();
-    if let Some(l) = l {
-        return Ok(l
-            .iter()
-            .map(|k| k.and_then(|k| index.get(k).copied()))
-            .collect());
-    }
-    let l = strings(left)?;
-    Ok(l.iter()
-        .map(|k| k.as_deref().and_then(|k| index.get(k).copied()))
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -483,20 +442,29 @@ mod tests {
                 Some("c"),
             ])) as ArrayRef,
         )]);
+        // The latest row per key, in no particular time order, as the store returns them.
         let right = batch(vec![
             (
                 "id",
                 Arc::new(StringArray::from(vec![Some("c"), Some("a"), None])) as ArrayRef,
             ),
+            ("ts", Arc::new(Int64Array::from(vec![5, 2, 3]))),
             ("label", Arc::new(Int64Array::from(vec![1, 0, 1]))),
         ]);
         (first, right)
     }
 
+    fn latest(right: RecordBatch) -> Right {
+        Right {
+            history: Arc::new(KeyedHistory::unordered(right, "id", "ts").unwrap()),
+            before: 10,
+        }
+    }
+
     #[test]
     fn inner_join_drops_unmatched_and_null_keys() {
         let (first, right) = inputs();
-        let rows = join_source(&plan(false), first, &[Right::Latest(right)], None).unwrap();
+        let rows = join_source(&plan(false), first, &[latest(right)], None).unwrap();
         let kept: Vec<_> = rows.kept.unwrap().iter().collect();
         assert_eq!(kept, vec![Some(true), Some(false), Some(false), Some(true)]);
         let labels = rows.frame.sources[1].column_by_name("label").unwrap();
@@ -522,7 +490,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let rows = join_source(&plan(true), first, &[Right::Latest(right)], None).unwrap();
+        let rows = join_source(&plan(true), first, &[latest(right)], None).unwrap();
         let ts = rows.frame.sources[1].column_by_name("ts").unwrap();
         assert_eq!(ts.null_count(), 3);
     }
@@ -530,7 +498,7 @@ mod tests {
     #[test]
     fn left_join_keeps_every_row_and_records_matches() {
         let (first, right) = inputs();
-        let rows = join_source(&plan(true), first, &[Right::Latest(right)], None).unwrap();
+        let rows = join_source(&plan(true), first, &[latest(right)], None).unwrap();
         assert!(rows.kept.is_none());
         let matched: Vec<_> = rows.matched.unwrap().iter().collect();
         assert_eq!(
@@ -570,7 +538,7 @@ mod tests {
         let rows = join_source(
             &plan(true),
             first,
-            &[Right::History {
+            &[Right {
                 history: h.clone(),
                 before: 6,
             }],

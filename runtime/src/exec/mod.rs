@@ -72,11 +72,21 @@ struct ScanKey {
     end: i64,
 }
 
-/// One read of the latest row per key of a component before `before`.
+/// One read of the latest row per value of a component's column `key` (the join's `using`
+/// column) before `before`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct LatestKey {
     component: String,
+    key: String,
     before: i64,
+}
+
+/// Where the keys a [`LatestKey`] read must find come from: a column of a scan's rows (the
+/// first component's), or of another join's right rows (a chained join).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KeysFrom {
+    Scan(ScanKey, String),
+    Latest(LatestKey, String),
 }
 
 /// The reads one source needs.
@@ -93,6 +103,8 @@ struct Reads {
     /// read only for their nulls (`CheckPlan::nulls_only_columns`).
     values: HashMap<ScanKey, Vec<String>>,
     latest: HashMap<LatestKey, Vec<String>>,
+    /// Per latest read, the rows whose join keys it must find: it reads only those keys.
+    keys_from: HashMap<LatestKey, Vec<KeysFrom>>,
     max_time: HashMap<String, i64>,
 }
 
@@ -226,22 +238,20 @@ impl Executor {
             e.1 = e.1.max(key.end);
             add_columns(&mut e.2, cols);
         }
-        let mut latest: HashMap<String, (i64, Vec<String>)> = HashMap::new();
+        // Per (component, join column): the latest time and the columns.
+        let mut latest: HashMap<(String, String), (i64, Vec<String>)> = HashMap::new();
         for (key, cols) in &reads.latest {
             let e = latest
-                .entry(key.component.clone())
+                .entry((key.component.clone(), key.key.clone()))
                 .or_insert((key.before, Vec::new()));
             e.0 = e.0.max(key.before);
             add_columns(&mut e.1, cols);
-            if let Some(schema) = self.program.component(&key.component) {
-                add_columns(&mut e.1, &[schema.key.clone(), schema.time.clone()]);
-            }
         }
         // The memory bound: at most every stored row of each component, times its columns;
         // the joined histories first, then the scans, all or none of each kind.
         let latest_parts: Vec<(&str, usize)> = latest
             .iter()
-            .map(|(c, (_, cols))| (c.as_str(), cols.len()))
+            .map(|((c, _), (_, cols))| (c.as_str(), cols.len()))
             .collect();
         let latest_cells = self.cells_at_most(&latest_parts).await?;
         let scan_parts: Vec<(&str, usize)> = scans
@@ -257,7 +267,7 @@ impl Executor {
             per_step.extend(
                 latest
                     .drain()
-                    .map(|(c, _)| format!("the latest `{c}` per key")),
+                    .map(|((c, _), _)| format!("the latest `{c}` per key")),
             );
         }
         if !take_scans {
@@ -306,31 +316,34 @@ impl Executor {
                     },
                 ))
             });
-        let latest_reads = latest.into_iter().map(|(comp, (before, cols))| async move {
-            let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
-            let batches = self
-                .store
-                .scan_batches(&comp, &refs, None, before)
-                .await
-                .ok()?;
-            let batch = self.concat(&comp, &cols, batches).ok()?;
-            let schema = self.program.component(&comp)?;
-            // Indexing a million keys is tens of ms of CPU: off the async runtime's threads.
-            let (key, time) = (schema.key.clone(), schema.time.clone());
-            let history =
-                tokio::task::spawn_blocking(move || join::KeyedHistory::new(batch, &key, &time))
+        let latest_reads = latest
+            .into_iter()
+            .map(|((comp, key), (before, cols))| async move {
+                let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+                let batches = self
+                    .store
+                    .scan_batches(&comp, &refs, None, before)
                     .await
-                    .ok()?
                     .ok()?;
-            Some((
-                comp,
-                PrefetchedHistory {
-                    before,
-                    columns: cols,
-                    history: Arc::new(history),
-                },
-            ))
-        });
+                let batch = self.concat(&comp, &cols, batches).ok()?;
+                let schema = self.program.component(&comp)?;
+                // Indexing a million keys is tens of ms of CPU: off the async runtime's threads.
+                let (column, time) = (key.clone(), schema.time.clone());
+                let history = tokio::task::spawn_blocking(move || {
+                    join::KeyedHistory::new(batch, &column, &time)
+                })
+                .await
+                .ok()?
+                .ok()?;
+                Some((
+                    (comp, key),
+                    PrefetchedHistory {
+                        before,
+                        columns: cols,
+                        history: Arc::new(history),
+                    },
+                ))
+            });
         let (scans, latest) = futures::join!(
             futures::future::join_all(scan_reads),
             futures::future::join_all(latest_reads)
@@ -464,18 +477,39 @@ impl Executor {
             add_columns(reads.values.entry(key.clone()).or_default(), &values);
             add_columns(reads.scans.entry(key.clone()).or_default(), &cols);
         }
-        let mut joins = Vec::new();
+        let mut joins: Vec<LatestKey> = Vec::new();
+        // The latest read of each right component so far, by its index in the source.
+        let mut by_source: HashMap<usize, LatestKey> = HashMap::new();
         for join in &source.joins {
             let Some(right) = source.components.get(join.right) else {
                 continue;
             };
             let lk = LatestKey {
                 component: right.name.clone(),
+                key: join.right_key.clone(),
                 before: at_us,
             };
             let mut cols = right.columns.clone();
-            add_columns(&mut cols, std::slice::from_ref(&join.right_key));
+            let mut needed = vec![join.right_key.clone()];
+            if let Some(schema) = self.program.component(&right.name) {
+                // The time orders the rows by key: which one is the latest.
+                needed.push(schema.time.clone());
+            }
+            add_columns(&mut cols, &needed);
             add_columns(reads.latest.entry(lk.clone()).or_default(), &cols);
+            let from = match join.left_key.source {
+                0 => Some(KeysFrom::Scan(key.clone(), join.left_key.name.clone())),
+                s => by_source
+                    .get(&s)
+                    .map(|l| KeysFrom::Latest(l.clone(), join.left_key.name.clone())),
+            };
+            if let Some(from) = from {
+                let all = reads.keys_from.entry(lk.clone()).or_default();
+                if !all.contains(&from) {
+                    all.push(from);
+                }
+            }
+            by_source.insert(join.right, lk.clone());
             joins.push(lk);
         }
         SourceReads { first: key, joins }
@@ -571,20 +605,6 @@ impl Executor {
                 .and_then(|b| self.batches(&key.component, &cols, b));
             (key, got)
         });
-        let latest = reads.latest.into_iter().map(|(key, cols)| async move {
-            if let Some(hit) = prefetch.and_then(|p| p.latest(&key, &cols)) {
-                return (key, Ok(hit));
-            }
-            let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
-            let got = self
-                .store
-                .latest_by_key(&key.component, &refs, key.before)
-                .await
-                .map_err(|e| format!("reading `{}`: {e}", key.component))
-                .and_then(|b| self.concat(&key.component, &cols, b))
-                .map(join::Right::Latest);
-            (key, got)
-        });
         let max_time = reads.max_time.into_iter().map(|(comp, before)| async move {
             let got = self
                 .store
@@ -593,18 +613,106 @@ impl Executor {
                 .map_err(|e| format!("reading `{comp}`: {e}"));
             (comp, got)
         });
-        let (scans, latest, max_time) = futures::join!(
+        let (scans, max_time) = futures::join!(
             futures::future::join_all(scans),
-            futures::future::join_all(latest),
             futures::future::join_all(max_time)
         );
+        let scans: HashMap<ScanKey, Result<Vec<RecordBatch>, String>> = scans.into_iter().collect();
+        let latest = self
+            .fetch_latest(reads.latest, reads.keys_from, &scans, prefetch)
+            .await;
         Fetched {
-            scans: scans.into_iter().collect(),
-            latest: latest.into_iter().collect(),
+            scans,
+            latest,
             max_time: max_time.into_iter().collect(),
             joined: std::sync::Mutex::new(HashMap::new()),
             right_columns: HashMap::new(),
         }
+    }
+
+    /// The right sides of the joins: each read, unless the prefetch holds it, for only the
+    /// keys of the rows it is joined to (after the reads those keys come from: a chained
+    /// join's keys are in the right rows of the join before it).
+    async fn fetch_latest(
+        &self,
+        mut pending: HashMap<LatestKey, Vec<String>>,
+        keys_from: HashMap<LatestKey, Vec<KeysFrom>>,
+        scans: &HashMap<ScanKey, Result<Vec<RecordBatch>, String>>,
+        prefetch: Option<&Prefetch>,
+    ) -> HashMap<LatestKey, Result<join::Right, String>> {
+        let mut done: HashMap<LatestKey, Result<join::Right, String>> = HashMap::new();
+        while !pending.is_empty() {
+            let ready: Vec<LatestKey> = pending
+                .keys()
+                .filter(|k| {
+                    keys_from.get(*k).is_none_or(|from| {
+                        from.iter().all(|f| match f {
+                            KeysFrom::Scan(..) => true,
+                            KeysFrom::Latest(dep, _) => done.contains_key(dep),
+                        })
+                    })
+                })
+                .cloned()
+                .collect();
+            if ready.is_empty() {
+                // Not reachable (joins chain left to right), but never loop.
+                for (key, _) in pending.drain() {
+                    done.insert(key, Err("the joins' reads depend on each other".into()));
+                }
+                break;
+            }
+            let reads = ready.into_iter().map(|key| {
+                let cols = pending.remove(&key).unwrap_or_default();
+                let keys = match prefetch.and_then(|p| p.latest(&key, &cols)) {
+                    Some(hit) => Err(Ok(hit)),
+                    None => Ok(join_keys(keys_from.get(&key), scans, &done)),
+                };
+                async move {
+                    let keys = match keys {
+                        Err(hit) => return (key, hit),
+                        Ok(Err(e)) => return (key, Err(e)),
+                        Ok(Ok(keys)) => keys,
+                    };
+                    let got = self.read_latest(&key, &cols, keys).await;
+                    (key, got)
+                }
+            });
+            let got = futures::future::join_all(reads).await;
+            done.extend(got);
+        }
+        done
+    }
+
+    /// The latest row of each of `keys` in `key.component` before `key.before`, indexed.
+    async fn read_latest(
+        &self,
+        key: &LatestKey,
+        cols: &[String],
+        keys: Vec<String>,
+    ) -> Result<join::Right, String> {
+        let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+        let batches = self
+            .store
+            .latest_by_key(&key.component, &refs, key.before, &key.key, keys)
+            .await
+            .map_err(|e| format!("reading `{}`: {e}", key.component))?;
+        let batch = self.concat(&key.component, cols, batches)?;
+        let time = self
+            .program
+            .component(&key.component)
+            .map(|s| s.time.clone())
+            .ok_or_else(|| format!("component `{}` is not declared", key.component))?;
+        let column = key.key.clone();
+        let history = tokio::task::spawn_blocking(move || {
+            join::KeyedHistory::unordered(batch, &column, &time)
+        })
+        .await
+        .map_err(|e| format!("joining `{}`: {e}", key.component))?
+        .map_err(|e| e.to_string())?;
+        Ok(join::Right {
+            history: Arc::new(history),
+            before: key.before,
+        })
     }
 
     /// The store's batches as they came, or one empty, typed batch when no rows came (so that
@@ -653,6 +761,54 @@ impl Executor {
     }
 }
 
+/// The distinct non-null values of the columns `from` names (the left sides' join keys), in
+/// order: what a latest read must find. A failed scan gives none (its checks report it).
+fn join_keys(
+    from: Option<&Vec<KeysFrom>>,
+    scans: &HashMap<ScanKey, Result<Vec<RecordBatch>, String>>,
+    done: &HashMap<LatestKey, Result<join::Right, String>>,
+) -> Result<Vec<String>, String> {
+    fn add<'a>(
+        keys: &mut std::collections::HashSet<&'a str>,
+        batch: &'a RecordBatch,
+        column: &str,
+    ) -> Result<(), String> {
+        let Some(array) = batch.column_by_name(column) else {
+            return Err(format!("join key `{column}` was not fetched"));
+        };
+        let strings = array.as_any().downcast_ref::<arrow_array::StringArray>();
+        let Some(strings) = strings else {
+            return Err(format!(
+                "join keys must be strings, found a {} column",
+                array.data_type()
+            ));
+        };
+        keys.extend(strings.iter().flatten());
+        Ok(())
+    }
+    let mut keys: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for f in from.into_iter().flatten() {
+        match f {
+            KeysFrom::Scan(scan, column) => {
+                if let Some(Ok(batches)) = scans.get(scan) {
+                    for b in batches {
+                        add(&mut keys, b, column)?;
+                    }
+                }
+            }
+            KeysFrom::Latest(dep, column) => match done.get(dep) {
+                Some(Ok(right)) => add(&mut keys, right.history.batch(), column)?,
+                Some(Err(e)) => return Err(e.clone()),
+                None => {}
+            },
+        }
+    }
+    let mut keys: Vec<&str> = keys.into_iter().collect();
+    // In key order: the index seeks of one query then walk one part of the index.
+    keys.sort_unstable();
+    Ok(keys.into_iter().map(str::to_string).collect())
+}
+
 /// The batches as one, each column copied on a thread of its own (at most one per core): a
 /// 1M-row, 14-column read is 150 MB to copy.
 fn concat_columns(
@@ -692,7 +848,8 @@ pub const PREFETCH_MAX_CELLS: u64 = 64_000_000;
 /// Rows read once for many evaluation times: see [`Executor::prefetch`].
 pub struct Prefetch {
     scans: HashMap<String, PrefetchedScan>,
-    latest: HashMap<String, PrefetchedHistory>,
+    /// By component and join column.
+    latest: HashMap<(String, String), PrefetchedHistory>,
     /// What did not fit the bound and is read at each time instead.
     per_step: Vec<String>,
 }
@@ -765,11 +922,11 @@ impl Prefetch {
 
     /// The right side of a join at `key.before`, when the prefetched history covers it.
     fn latest(&self, key: &LatestKey, cols: &[String]) -> Option<join::Right> {
-        let p = self.latest.get(&key.component)?;
+        let p = self.latest.get(&(key.component.clone(), key.key.clone()))?;
         if key.before > p.before || !cols.iter().all(|c| p.columns.contains(c)) {
             return None;
         }
-        Some(join::Right::History {
+        Some(join::Right {
             history: p.history.clone(),
             before: key.before,
         })
@@ -799,7 +956,19 @@ fn right_columns(checks: &[&CheckPlan]) -> HashMap<String, Vec<String>> {
                 continue;
             };
             let cols = out.entry(comp.name.clone()).or_default();
-            for c in used.iter().filter(|c| c.source == join.right) {
+            // What the check reads of it, and the keys later joins take from it (a chained
+            // `join c using k2` where only this component has `k2`).
+            let later_keys = check
+                .source
+                .joins
+                .iter()
+                .map(|j| &j.left_key)
+                .filter(|k| k.source == join.right);
+            for c in used
+                .iter()
+                .filter(|c| c.source == join.right)
+                .chain(later_keys)
+            {
                 if !cols.contains(&c.name) {
                     cols.push(c.name.clone());
                 }

@@ -81,10 +81,10 @@ impl Readers {
 
     /// Runs `sql` with `binds` and hands the rows to `sink` as batches of at most `cap` rows
     /// (`usize::MAX`: one batch), in the query's order; `sink` returns `false` to stop early.
-    pub(crate) fn read(
+    pub(crate) fn read<B: rusqlite::ToSql>(
         &self,
         sql: &str,
-        binds: &[i64],
+        binds: &[B],
         plan: &ReadPlan,
         cap: usize,
         mut sink: impl FnMut(RecordBatch) -> bool,
@@ -101,10 +101,10 @@ impl Readers {
 
     /// [`Readers::read`] with builders sized for `capacity` rows up front: a caller that
     /// knows the row count spares the reallocations (and fresh pages) of growing them.
-    pub(crate) fn read_sized(
+    pub(crate) fn read_sized<B: rusqlite::ToSql>(
         &self,
         sql: &str,
-        binds: &[i64],
+        binds: &[B],
         plan: &ReadPlan,
         cap: usize,
         capacity: usize,
@@ -309,26 +309,144 @@ impl SqliteStore {
         }
     }
 
+    /// See [`crate::Store::latest_by_key`]. A file database is read in one pass over the
+    /// rows before `before_us`, through the column segments, in time slices of about
+    /// [`SEGMENTS_PER_SLICE`] segments of rows, each slice filtered by the keys as soon as it is read: memory
+    /// holds one slice and the rows that match, never the component's history. (An
+    /// in-memory database runs the same filter as one SQL query.)
     pub(crate) async fn latest_by_key(
         &self,
         plan: ReadPlan,
         before_us: i64,
+        key_column: &str,
+        keys: Vec<String>,
     ) -> Result<Vec<arrow_array::RecordBatch>> {
-        // SQLite returns the bare columns of the row that holds max(): one pass, one query.
-        let sql = format!(
-            "SELECT {}, max({t}) FROM {} WHERE {t} < ? AND {k} IS NOT NULL GROUP BY {k}",
-            plan.select_list(),
-            quote(&plan.table),
-            t = quote(&plan.time),
-            k = quote(&plan.key)
-        );
-        match &self.readers {
-            Some(r) => stream_blocking(r.clone(), sql, vec![before_us], plan),
-            None => super::shared::stream_rows(self.pool.clone(), sql, vec![before_us], plan),
+        if keys.is_empty() {
+            return Ok(Vec::new());
         }
-        .try_collect()
-        .await
+        let position = |name: &str| plan.columns.iter().position(|(n, _)| *n == name);
+        let (Some(readers), Some(key_col), Some(_)) = (
+            self.readers.clone(),
+            position(key_column),
+            position(&plan.time),
+        ) else {
+            // The bare columns of the row that holds max(): SQLite's documented behaviour.
+            let sql = format!(
+                "SELECT {}, max({t}) FROM {} WHERE {k} IN (SELECT value FROM json_each(?1)) AND {t} < {before_us} GROUP BY {k}",
+                plan.select_list(),
+                quote(&plan.table),
+                t = quote(&plan.time),
+                k = quote(key_column)
+            );
+            let json = crate::sql::encode_json(&keys)?;
+            return super::shared::stream_rows(self.pool.clone(), sql, vec![json], plan)
+                .try_collect()
+                .await;
+        };
+        let tb = quote(&plan.table);
+        let t = quote(&plan.time);
+        let survey = format!(
+            "SELECT (SELECT min({t}) FROM {tb} WHERE {t} < ?1),
+                    coalesce((SELECT max(rowid) FROM {tb}) - (SELECT min(rowid) FROM {tb}) + 1, 0)"
+        );
+        let (first, rows) = blocking({
+            let r = readers.clone();
+            move || {
+                r.with(|c| {
+                    Ok(c.query_row(&survey, [before_us], |r| {
+                        Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, i64>(1)?))
+                    })?)
+                })
+            }
+        })
+        .await?;
+        let Some(first) = first else {
+            return Ok(Vec::new());
+        };
+        let per_slice = match u64::try_from(self.segment_rows) {
+            Ok(n) if n > 0 => n.saturating_mul(SEGMENTS_PER_SLICE),
+            _ => SEGMENTS_PER_SLICE * 65_536,
+        };
+        let slices = usize::try_from(rows.max(0) as u64 / per_slice + 1).unwrap_or(1);
+        let cuts = split_range(first, before_us.saturating_sub(1), slices);
+        let wanted: Arc<foldhash::HashSet<String>> = Arc::new(keys.into_iter().collect());
+        let mut kept = Vec::new();
+        for w in cuts.windows(2) {
+            let batches = self.scan_collect(plan.clone(), Some(w[0]), w[1]).await?;
+            let wanted = wanted.clone();
+            kept.extend(
+                blocking(move || {
+                    let parts = mlc_engine::eval::par_map(&batches, batches.len() > 1, |b| {
+                        keep_keys(b, key_col, &wanted)
+                    });
+                    parts.into_iter().collect::<Result<Vec<_>>>()
+                })
+                .await?
+                .into_iter()
+                .filter(|b| b.num_rows() > 0),
+            );
+        }
+        blocking(move || latest_per_key(kept, key_col)).await
     }
+}
+
+/// Segments' worth of rows read per time slice by [`SqliteStore::latest_by_key`]: 2M rows
+/// with the default segments (about 50 bytes each for a key, a time and a label).
+const SEGMENTS_PER_SLICE: u64 = 32;
+
+/// The rows of `batch` whose string column `key_col` holds one of `wanted`.
+fn keep_keys(
+    batch: &RecordBatch,
+    key_col: usize,
+    wanted: &foldhash::HashSet<String>,
+) -> Result<RecordBatch> {
+    let keys = batch
+        .column(key_col)
+        .as_any()
+        .downcast_ref::<arrow_array::StringArray>()
+        .ok_or_else(|| {
+            StoreError::Ingest("internal error: a key column read as non-text".into())
+        })?;
+    let keep: arrow_array::BooleanArray = keys
+        .iter()
+        .map(|k| Some(k.is_some_and(|k| wanted.contains(k))))
+        .collect();
+    arrow_select::filter::filter_record_batch(batch, &keep)
+        .map_err(|e| StoreError::Ingest(format!("internal error: {e}")))
+}
+
+/// Of rows in time order, the last of each key: one batch (none when no rows).
+fn latest_per_key(batches: Vec<RecordBatch>, key_col: usize) -> Result<Vec<RecordBatch>> {
+    let Some(schema) = batches.first().map(RecordBatch::schema) else {
+        return Ok(Vec::new());
+    };
+    let internal = |e: arrow_schema::ArrowError| StoreError::Ingest(format!("internal error: {e}"));
+    let all = arrow_select::concat::concat_batches(&schema, &batches).map_err(internal)?;
+    let Some(keys) = all
+        .column(key_col)
+        .as_any()
+        .downcast_ref::<arrow_array::StringArray>()
+    else {
+        return Ok(vec![all]);
+    };
+    let mut last: foldhash::HashMap<&str, u32> = foldhash::HashMap::default();
+    for (i, k) in keys.iter().enumerate() {
+        if let Some(k) = k {
+            last.insert(k, i as u32);
+        }
+    }
+    let mut rows: Vec<u32> = last.into_values().collect();
+    rows.sort_unstable();
+    let rows = arrow_array::UInt32Array::from(rows);
+    let columns = all
+        .columns()
+        .iter()
+        .map(|c| arrow_select::take::take(c.as_ref(), &rows, None))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(internal)?;
+    Ok(vec![
+        RecordBatch::try_new(schema, columns).map_err(internal)?,
+    ])
 }
 
 /// The sealed segments of `tbl`, by first rowid.
@@ -756,10 +874,10 @@ fn split_range(lo: i64, hi: i64, n: usize) -> Vec<i64> {
 
 /// Runs `sql` on a blocking thread over the fast read path and yields bounded batches
 /// through a channel of two: the reader stays at most two batches ahead of the consumer.
-fn stream_blocking(
+fn stream_blocking<B: rusqlite::ToSql + Send + 'static>(
     readers: Arc<Readers>,
     sql: String,
-    binds: Vec<i64>,
+    binds: Vec<B>,
     plan: ReadPlan,
 ) -> BatchStream {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<arrow_array::RecordBatch>>(2);
