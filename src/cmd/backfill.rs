@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use mlc_runtime::exec::Executor;
+use mlc_runtime::exec::{Executor, Prefetch};
 use mlc_runtime::results::{CheckResult, stored};
 use mlc_runtime::time::{parse_duration, parse_time};
 
@@ -100,36 +100,53 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_max_series(args.max_series_per_check)
         .with_prefetch_cells(args.prefetch_cells);
         let only = (!args.checks.is_empty()).then_some(args.checks.as_slice());
-        // One read of every component for all the times, when it fits in memory.
+        // One read of every component for all the times when it fits in memory; else one per
+        // group of consecutive times, each reading the joined rows of its own keys only.
         bar.set_message("reading history");
-        let prefetch = exec.prefetch(&times, only).await;
-        if let Some(p) = &prefetch
-            && !p.read_per_step().is_empty()
-        {
-            bar.suspend(|| {
-                eprintln!(
-                    "backfill: {} read at each step: past --prefetch-cells {}",
-                    p.read_per_step().join(", "),
-                    args.prefetch_cells
-                )
-            });
-        }
+        let groups = exec.prefetch_groups(&times, only).await.unwrap_or(1);
+        let per_group = times.len().div_ceil(groups.max(1)).max(1);
         let mut all: Vec<CheckResult> = Vec::new();
-        // Evaluation times are independent: a few run at once (each on blocking threads), so
-        // both cores work; results still come, and are stored, in time order.
-        let parallel = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 8));
-        let (exec, prefetch) = (&exec, prefetch.as_ref());
-        let mut evaluations = futures::stream::iter(times.iter().copied())
-            .map(|t| async move { (t, exec.evaluate_all_with(t, only, prefetch).await) })
-            .buffered(parallel);
-        while let Some((t, results)) = evaluations.next().await {
-            bar.set_message(mlc_runtime::results::time_text(t));
-            if !args.dry_run {
-                let rows: Vec<_> = results.iter().map(|r| stored(r, t)).collect();
-                store.insert_results(&rows).await?;
+        let mut told = false;
+        for group in times.chunks(per_group) {
+            let prefetch = match groups {
+                1 => exec.prefetch(group, only).await,
+                _ if group.len() > 1 => exec.prefetch_keyed(group, only).await,
+                _ => None,
+            };
+            let per_step = prefetch.as_ref().map(Prefetch::read_per_step);
+            if !told && (per_step.is_some_and(|p| !p.is_empty()) || groups > 1) {
+                told = true;
+                let what = match per_step {
+                    Some(p) if !p.is_empty() => format!("{} read at each step", p.join(", ")),
+                    _ if per_group > 1 => format!(
+                        "read in {} groups of up to {per_group} steps, the joined rows of each group's keys once",
+                        times.len().div_ceil(per_group)
+                    ),
+                    _ => "every read made at each step".to_string(),
+                };
+                bar.suspend(|| {
+                    eprintln!(
+                        "backfill: {what}: past --prefetch-cells {}",
+                        args.prefetch_cells
+                    )
+                });
             }
-            all.extend(results);
-            bar.inc(1);
+            // Evaluation times are independent: a few run at once (each on blocking threads),
+            // so both cores work; results still come, and are stored, in time order.
+            let parallel = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 8));
+            let (exec, prefetch) = (&exec, prefetch.as_ref());
+            let mut evaluations = futures::stream::iter(group.iter().copied())
+                .map(|t| async move { (t, exec.evaluate_all_with(t, only, prefetch).await) })
+                .buffered(parallel);
+            while let Some((t, results)) = evaluations.next().await {
+                bar.set_message(mlc_runtime::results::time_text(t));
+                if !args.dry_run {
+                    let rows: Vec<_> = results.iter().map(|r| stored(r, t)).collect();
+                    store.insert_results(&rows).await?;
+                }
+                all.extend(results);
+                bar.inc(1);
+            }
         }
         bar.finish_and_clear();
         store.close().await;

@@ -391,22 +391,53 @@ impl Store {
         }
     }
 
-    /// Per value of `keys`, the latest row with `time < before_us` whose column `key_column`
+    /// Per value of `keys` (which may repeat), the latest row with `time < before_us` whose column `key_column`
     /// (the component's key, or another string column a join matches on) holds it; a value
     /// without one gives no row. `columns` must include `key_column` and the time when the
     /// caller needs them to join. Reads only what can match, a semi-join: one pass over the
     /// rows before `before_us`, each part filtered by the keys as it is read (SQLite:
     /// through the column segments, in bounded time slices; PostgreSQL: in the server), so
-    /// memory holds the matching rows, not the component's history. When two rows of a key
-    /// share the latest time (impossible for the component's key through ingest, which
-    /// deduplicates on key and time), one of them is returned.
+    /// memory holds the matching rows, not the component's history. SQLite filters by the
+    /// keys' 64-bit hashes (no pointer chase per probe), so a row of another key with the
+    /// same hash may come too, about once in 2^64 / (keys x rows) reads: callers match keys
+    /// exactly (the join does). When two rows of a key share the latest time (impossible for
+    /// the component's key through ingest, which deduplicates on key and time), one of them
+    /// is returned.
     pub async fn latest_by_key(
         &self,
         component: &str,
         columns: &[&str],
         before_us: i64,
         key_column: &str,
-        keys: Vec<String>,
+        keys: &[&str],
+    ) -> Result<Vec<RecordBatch>> {
+        self.rows_of_keys(component, columns, before_us, key_column, keys, true)
+            .await
+    }
+
+    /// Every row with `time < before_us` whose column `key_column` holds one of `keys`, in
+    /// time order: [`Store::latest_by_key`] before any time up to `before_us` for those keys
+    /// (a backfill reads them once for a group of steps). Read the same way, a semi-join.
+    pub async fn rows_by_key(
+        &self,
+        component: &str,
+        columns: &[&str],
+        before_us: i64,
+        key_column: &str,
+        keys: &[&str],
+    ) -> Result<Vec<RecordBatch>> {
+        self.rows_of_keys(component, columns, before_us, key_column, keys, false)
+            .await
+    }
+
+    async fn rows_of_keys(
+        &self,
+        component: &str,
+        columns: &[&str],
+        before_us: i64,
+        key_column: &str,
+        keys: &[&str],
+        latest_only: bool,
     ) -> Result<Vec<RecordBatch>> {
         let schema = self.component(component).await?;
         let plan = sql::ReadPlan::new(&schema, columns)?;
@@ -417,8 +448,14 @@ impl Store {
             });
         }
         match &self.backend {
-            Backend::Sqlite(s) => s.latest_by_key(plan, before_us, key_column, keys).await,
-            Backend::Postgres(s) => s.latest_by_key(plan, before_us, key_column, keys).await,
+            Backend::Sqlite(s) => {
+                s.rows_of_keys(plan, before_us, key_column, keys, latest_only)
+                    .await
+            }
+            Backend::Postgres(s) => {
+                s.rows_of_keys(plan, before_us, key_column, keys, latest_only)
+                    .await
+            }
         }
     }
 

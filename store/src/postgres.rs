@@ -246,28 +246,33 @@ impl PgStore {
         shared::stream_rows(self.pool.clone(), sql, binds, plan)
     }
 
-    /// See [`crate::Store::latest_by_key`]: one query, the keys bound as one JSON array; the
-    /// server filters the rows before `before_us` by them and keeps the latest per key.
-    pub(crate) async fn latest_by_key(
+    /// See [`crate::Store::latest_by_key`] and [`crate::Store::rows_by_key`] (`latest_only`
+    /// false): one query, the keys bound as one JSON array; the server filters the rows
+    /// before `before_us` by them (and keeps the latest per key).
+    pub(crate) async fn rows_of_keys(
         &self,
         plan: ReadPlan,
         before_us: i64,
         key_column: &str,
-        keys: Vec<String>,
+        keys: &[&str],
+        latest_only: bool,
     ) -> Result<Vec<arrow_array::RecordBatch>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "SELECT DISTINCT ON ({k}) {} FROM {} \
-             WHERE {k} = ANY(ARRAY(SELECT json_array_elements_text($1::json))) AND {t} < {before_us} \
-             ORDER BY {k}, {t} DESC",
-            plan.select_list(),
-            quote(&plan.table),
-            t = quote(&plan.time),
-            k = quote(key_column)
+        let (t, k) = (quote(&plan.time), quote(key_column));
+        let filter = format!(
+            "FROM {} WHERE {k} = ANY(ARRAY(SELECT json_array_elements_text($1::json))) AND {t} < {before_us}",
+            quote(&plan.table)
         );
-        let json = sql::encode_json(&keys)?;
+        let sql = match latest_only {
+            true => format!(
+                "SELECT DISTINCT ON ({k}) {} {filter} ORDER BY {k}, {t} DESC",
+                plan.select_list()
+            ),
+            false => format!("SELECT {} {filter} ORDER BY {t}", plan.select_list()),
+        };
+        let json = sql::encode_json(keys)?;
         shared::stream_rows(self.pool.clone(), sql, vec![json], plan)
             .try_collect()
             .await

@@ -361,10 +361,12 @@ async fn latest_by_key_returns_one_row_per_wanted_key_before_the_time() {
         );
         ingest_file(&store, &schema, &p).await;
         let latest = |keys: &[&str]| {
-            let (store, keys) = (store.clone(), keys.iter().map(|k| k.to_string()).collect());
+            let (store, keys): (_, Vec<String>) =
+                (store.clone(), keys.iter().map(|k| k.to_string()).collect());
             async move {
+                let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
                 let b = store
-                    .latest_by_key("feedback", &["request_id", "age", "ts"], T0 + 3 * HOUR, "request_id", keys)
+                    .latest_by_key("feedback", &["request_id", "age", "ts"], T0 + 3 * HOUR, "request_id", &refs)
                     .await
                     .unwrap();
                 let mut got: Vec<_> = strs(&b, 0)
@@ -389,7 +391,7 @@ async fn latest_by_key_returns_one_row_per_wanted_key_before_the_time() {
                 &["country", "age", "ts"],
                 T0 + 3 * HOUR,
                 "country",
-                vec!["DE".into(), "FR".into(), "GB".into()],
+                &["DE", "FR", "GB"],
             )
             .await
             .unwrap();
@@ -397,7 +399,7 @@ async fn latest_by_key_returns_one_row_per_wanted_key_before_the_time() {
         got.sort();
         assert_eq!(got, vec![(Some("DE".into()), Some(3)), (Some("FR".into()), Some(2))]);
         let err = store
-            .latest_by_key("feedback", &["age"], T0, "agee", vec!["x".into()])
+            .latest_by_key("feedback", &["age"], T0, "agee", &["x"])
             .await
             .unwrap_err();
         assert!(err.to_string().contains("no column `agee`"), "{err}");
@@ -425,13 +427,25 @@ async fn latest_by_key_over_many_slices_finds_each_wanted_key() {
         async move {
             let p = write(&dir, "f.csv", &csv);
             ingest_file(&store, &schema, &p).await;
+            let refs: Vec<&str> = wanted.iter().map(String::as_str).collect();
+            // Every row of the wanted keys before the time, in time order.
+            let cols = ["request_id", "age", "ts"];
+            let all = store
+                .rows_by_key("feedback", &cols, before, "request_id", &refs)
+                .await
+                .unwrap();
+            let times: Vec<i64> = ints(&all, 2).into_iter().map(Option::unwrap).collect();
+            assert!(times.windows(2).all(|w| w[0] <= w[1]), "time order");
+            let want: Vec<i64> = (0..35_000).filter(|i| (i % 25_000) % 2 == 0).collect();
+            let got: Vec<i64> = ints(&all, 1).into_iter().map(Option::unwrap).collect();
+            assert_eq!(got, want);
             let b = store
                 .latest_by_key(
                     "feedback",
                     &["request_id", "age", "ts"],
                     before,
                     "request_id",
-                    wanted,
+                    &refs,
                 )
                 .await
                 .unwrap();

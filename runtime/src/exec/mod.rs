@@ -218,6 +218,66 @@ impl Executor {
     /// ([`Prefetch::read_per_step`] says what). `None` when a read failed (the per-time reads
     /// then report it).
     pub async fn prefetch(&self, times: &[i64], only: Option<&[String]>) -> Option<Prefetch> {
+        self.prefetch_in(times, only, false).await
+    }
+
+    /// In how many groups of consecutive times a backfill over `times` reads its rows so that
+    /// each group's reads stay within the bound ([`Executor::with_prefetch_cells`]): 1 when
+    /// everything fits at once (then [`Executor::prefetch`]), up to one per time. Each
+    /// group of several times is read by [`Executor::prefetch_keyed`]. `None` when the
+    /// store could not say how many rows it holds.
+    pub async fn prefetch_groups(&self, times: &[i64], only: Option<&[String]>) -> Option<usize> {
+        let checks = self.selected(only);
+        let mut reads = Reads::default();
+        for &t in times {
+            for c in &checks {
+                self.plan_reads(c, t, &mut reads);
+            }
+        }
+        let mut parts: Vec<(&str, usize)> = Vec::new();
+        for (key, cols) in &reads.scans {
+            parts.push((key.component.as_str(), cols.len()));
+        }
+        for (key, cols) in &reads.latest {
+            parts.push((key.component.as_str(), cols.len()));
+        }
+        // Each component once, with its widest read.
+        parts.sort_unstable();
+        parts.dedup_by(|a, b| {
+            let same = a.0 == b.0;
+            if same {
+                b.1 = b.1.max(a.1);
+            }
+            same
+        });
+        let cells = self.cells_at_most(&parts).await?;
+        if self.prefetch_cells == 0 {
+            return Some(times.len().max(1));
+        }
+        let groups = cells.div_ceil(self.prefetch_cells).max(1);
+        Some(
+            usize::try_from(groups)
+                .unwrap_or(usize::MAX)
+                .min(times.len().max(1)),
+        )
+    }
+
+    /// [`Executor::prefetch`] for one group of a backfill's times (see
+    /// [`Executor::prefetch_groups`]), without the bound: the scans over the group's windows,
+    /// and of each joined component only the rows of the keys those scans hold (every such
+    /// row before the group's last time, a semi-join read once for the group), indexed by
+    /// key. A join whose keys come from another join's rows (a chained join) is read per
+    /// time.
+    pub async fn prefetch_keyed(&self, times: &[i64], only: Option<&[String]>) -> Option<Prefetch> {
+        self.prefetch_in(times, only, true).await
+    }
+
+    async fn prefetch_in(
+        &self,
+        times: &[i64],
+        only: Option<&[String]>,
+        keyed: bool,
+    ) -> Option<Prefetch> {
         let checks = self.selected(only);
         let mut reads = Reads::default();
         for &t in times {
@@ -259,10 +319,36 @@ impl Executor {
             .map(|(c, (_, _, cols))| (c.as_str(), cols.len()))
             .collect();
         let scan_cells = self.cells_at_most(&scan_parts).await?;
-        let take_latest = !latest.is_empty() && latest_cells <= self.prefetch_cells;
+        let take_latest = keyed || !latest.is_empty() && latest_cells <= self.prefetch_cells;
         let held = if take_latest { latest_cells } else { 0 };
-        let take_scans = held.saturating_add(scan_cells) <= self.prefetch_cells;
+        let take_scans = keyed || held.saturating_add(scan_cells) <= self.prefetch_cells;
         let mut per_step: Vec<String> = Vec::new();
+        // Keyed: the joins whose keys all come from scans of the first component.
+        let mut key_sources: HashMap<(String, String), Vec<(String, String)>> = HashMap::new();
+        if keyed {
+            let mut chained: Vec<(String, String)> = Vec::new();
+            for (lk, from) in &reads.keys_from {
+                let id = (lk.component.clone(), lk.key.clone());
+                for f in from {
+                    match f {
+                        KeysFrom::Scan(scan, column) => {
+                            let e = key_sources.entry(id.clone()).or_default();
+                            let source = (scan.component.clone(), column.clone());
+                            if !e.contains(&source) {
+                                e.push(source);
+                            }
+                        }
+                        KeysFrom::Latest(..) => chained.push(id.clone()),
+                    }
+                }
+            }
+            for id in chained {
+                key_sources.remove(&id);
+                if latest.remove(&id).is_some() {
+                    per_step.push(format!("the latest `{}` per key", id.0));
+                }
+            }
+        }
         if !take_latest {
             per_step.extend(
                 latest
@@ -316,21 +402,37 @@ impl Executor {
                     },
                 ))
             });
+        // Keyed, the joined rows are read after the scans, for the keys they hold.
+        let mut scan_reads = Some(scan_reads);
+        let scans: HashMap<String, PrefetchedScan> = match keyed {
+            true => futures::future::join_all(scan_reads.take()?)
+                .await
+                .into_iter()
+                .collect::<Option<_>>()?,
+            false => HashMap::new(),
+        };
+        let (scans_ref, key_sources) = (&scans, &key_sources);
         let latest_reads = latest
             .into_iter()
             .map(|((comp, key), (before, cols))| async move {
                 let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
-                let batches = self
-                    .store
-                    .scan_batches(&comp, &refs, None, before)
-                    .await
-                    .ok()?;
+                let batches = match keyed {
+                    false => self.store.scan_batches(&comp, &refs, None, before).await,
+                    true => {
+                        let id = (comp.clone(), key.clone());
+                        let keys = scanned_keys(scans_ref, key_sources.get(&id)?)?;
+                        self.store
+                            .rows_by_key(&comp, &refs, before, &key, &keys)
+                            .await
+                    }
+                }
+                .ok()?;
                 let batch = self.concat(&comp, &cols, batches).ok()?;
                 let schema = self.program.component(&comp)?;
                 // Indexing a million keys is tens of ms of CPU: off the async runtime's threads.
                 let (column, time) = (key.clone(), schema.time.clone());
                 let history = tokio::task::spawn_blocking(move || {
-                    join::KeyedHistory::new(batch, &column, &time)
+                    join::KeyedHistory::unordered(batch, &column, &time)
                 })
                 .await
                 .ok()?
@@ -344,6 +446,15 @@ impl Executor {
                     },
                 ))
             });
+        let Some(scan_reads) = scan_reads else {
+            let latest = futures::future::join_all(latest_reads).await;
+            per_step.sort();
+            return Some(Prefetch {
+                scans,
+                latest: latest.into_iter().collect::<Option<_>>()?,
+                per_step,
+            });
+        };
         let (scans, latest) = futures::join!(
             futures::future::join_all(scan_reads),
             futures::future::join_all(latest_reads)
@@ -673,7 +784,7 @@ impl Executor {
                         Ok(Err(e)) => return (key, Err(e)),
                         Ok(Ok(keys)) => keys,
                     };
-                    let got = self.read_latest(&key, &cols, keys).await;
+                    let got = self.read_latest(&key, &cols, &keys).await;
                     (key, got)
                 }
             });
@@ -688,7 +799,7 @@ impl Executor {
         &self,
         key: &LatestKey,
         cols: &[String],
-        keys: Vec<String>,
+        keys: &[&str],
     ) -> Result<join::Right, String> {
         let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
         let batches = self
@@ -761,15 +872,35 @@ impl Executor {
     }
 }
 
-/// The distinct non-null values of the columns `from` names (the left sides' join keys), in
-/// order: what a latest read must find. A failed scan gives none (its checks report it).
-fn join_keys(
+/// The non-null values of the columns `sources` names, `(component, column)`, in the
+/// prefetched scans, repeats included (the store takes each key once); `None` when a column is missing or not text.
+fn scanned_keys<'a>(
+    scans: &'a HashMap<String, PrefetchedScan>,
+    sources: &[(String, String)],
+) -> Option<Vec<&'a str>> {
+    let mut keys: Vec<&str> = Vec::new();
+    for (component, column) in sources {
+        let scan = scans.get(component)?;
+        for (_, _, batch) in &scan.parts {
+            let strings = batch
+                .column_by_name(column)?
+                .as_any()
+                .downcast_ref::<arrow_array::StringArray>()?;
+            keys.extend(strings.iter().flatten());
+        }
+    }
+    Some(keys.into_iter().collect())
+}
+
+/// The non-null values of the columns `from` names (the left sides' join keys), repeats
+/// included: what a latest read must find. A failed scan gives none (its checks report it).
+fn join_keys<'a>(
     from: Option<&Vec<KeysFrom>>,
-    scans: &HashMap<ScanKey, Result<Vec<RecordBatch>, String>>,
-    done: &HashMap<LatestKey, Result<join::Right, String>>,
-) -> Result<Vec<String>, String> {
+    scans: &'a HashMap<ScanKey, Result<Vec<RecordBatch>, String>>,
+    done: &'a HashMap<LatestKey, Result<join::Right, String>>,
+) -> Result<Vec<&'a str>, String> {
     fn add<'a>(
-        keys: &mut std::collections::HashSet<&'a str>,
+        keys: &mut Vec<&'a str>,
         batch: &'a RecordBatch,
         column: &str,
     ) -> Result<(), String> {
@@ -786,7 +917,7 @@ fn join_keys(
         keys.extend(strings.iter().flatten());
         Ok(())
     }
-    let mut keys: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut keys: Vec<&str> = Vec::new();
     for f in from.into_iter().flatten() {
         match f {
             KeysFrom::Scan(scan, column) => {
@@ -803,10 +934,7 @@ fn join_keys(
             },
         }
     }
-    let mut keys: Vec<&str> = keys.into_iter().collect();
-    // In key order: the index seeks of one query then walk one part of the index.
-    keys.sort_unstable();
-    Ok(keys.into_iter().map(str::to_string).collect())
+    Ok(keys.into_iter().collect())
 }
 
 /// The batches as one, each column copied on a thread of its own (at most one per core): a

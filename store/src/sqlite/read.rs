@@ -9,6 +9,7 @@
 //! of that, which is what a 230k-row window in well under 100 ms needs. Writes, migrations
 //! and in-memory databases (one private connection) stay on sqlx.
 
+use std::hash::BuildHasher;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -314,16 +315,22 @@ impl SqliteStore {
     /// [`SEGMENTS_PER_SLICE`] segments of rows, each slice filtered by the keys as soon as it is read: memory
     /// holds one slice and the rows that match, never the component's history. (An
     /// in-memory database runs the same filter as one SQL query.)
-    pub(crate) async fn latest_by_key(
+    /// With `latest_only` false, every row of the keys before `before_us`, in time order
+    /// (see [`crate::Store::rows_by_key`]).
+    pub(crate) async fn rows_of_keys(
         &self,
         plan: ReadPlan,
         before_us: i64,
         key_column: &str,
-        keys: Vec<String>,
+        keys: &[&str],
+        latest_only: bool,
     ) -> Result<Vec<arrow_array::RecordBatch>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
+        let tb = quote(&plan.table);
+        let t = quote(&plan.time);
+        let k = quote(key_column);
         let position = |name: &str| plan.columns.iter().position(|(n, _)| *n == name);
         let (Some(readers), Some(key_col), Some(_)) = (
             self.readers.clone(),
@@ -331,20 +338,20 @@ impl SqliteStore {
             position(&plan.time),
         ) else {
             // The bare columns of the row that holds max(): SQLite's documented behaviour.
-            let sql = format!(
-                "SELECT {}, max({t}) FROM {} WHERE {k} IN (SELECT value FROM json_each(?1)) AND {t} < {before_us} GROUP BY {k}",
-                plan.select_list(),
-                quote(&plan.table),
-                t = quote(&plan.time),
-                k = quote(key_column)
-            );
-            let json = crate::sql::encode_json(&keys)?;
+            let tail = match latest_only {
+                true => format!(
+                    ", max({t}) FROM {tb} WHERE {k} IN (SELECT value FROM json_each(?1)) AND {t} < {before_us} GROUP BY {k}"
+                ),
+                false => format!(
+                    " FROM {tb} WHERE {k} IN (SELECT value FROM json_each(?1)) AND {t} < {before_us} ORDER BY {t}"
+                ),
+            };
+            let sql = format!("SELECT {}{tail}", plan.select_list());
+            let json = crate::sql::encode_json(keys)?;
             return super::shared::stream_rows(self.pool.clone(), sql, vec![json], plan)
                 .try_collect()
                 .await;
         };
-        let tb = quote(&plan.table);
-        let t = quote(&plan.time);
         let survey = format!(
             "SELECT (SELECT min({t}) FROM {tb} WHERE {t} < ?1),
                     coalesce((SELECT max(rowid) FROM {tb}) - (SELECT min(rowid) FROM {tb}) + 1, 0)"
@@ -369,7 +376,9 @@ impl SqliteStore {
         };
         let slices = usize::try_from(rows.max(0) as u64 / per_slice + 1).unwrap_or(1);
         let cuts = split_range(first, before_us.saturating_sub(1), slices);
-        let wanted: Arc<foldhash::HashSet<String>> = Arc::new(keys.into_iter().collect());
+        // 64-bit hashes: probing them costs no pointer chase to a key's bytes.
+        let wanted: Arc<foldhash::HashSet<u64>> =
+            Arc::new(keys.iter().map(|k| KEY_HASH.hash_one(k)).collect());
         let mut kept = Vec::new();
         for w in cuts.windows(2) {
             let batches = self.scan_collect(plan.clone(), Some(w[0]), w[1]).await?;
@@ -386,6 +395,9 @@ impl SqliteStore {
                 .filter(|b| b.num_rows() > 0),
             );
         }
+        if !latest_only {
+            return Ok(kept);
+        }
         blocking(move || latest_per_key(kept, key_col)).await
     }
 }
@@ -394,11 +406,14 @@ impl SqliteStore {
 /// with the default segments (about 50 bytes each for a key, a time and a label).
 const SEGMENTS_PER_SLICE: u64 = 32;
 
-/// The rows of `batch` whose string column `key_col` holds one of `wanted`.
+/// Hashes the keys a semi-join looks for.
+const KEY_HASH: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x6d6c_634b);
+
+/// The rows of `batch` whose string column `key_col` hashes to one of `wanted`.
 fn keep_keys(
     batch: &RecordBatch,
     key_col: usize,
-    wanted: &foldhash::HashSet<String>,
+    wanted: &foldhash::HashSet<u64>,
 ) -> Result<RecordBatch> {
     let keys = batch
         .column(key_col)
@@ -409,7 +424,7 @@ fn keep_keys(
         })?;
     let keep: arrow_array::BooleanArray = keys
         .iter()
-        .map(|k| Some(k.is_some_and(|k| wanted.contains(k))))
+        .map(|k| Some(k.is_some_and(|k| wanted.contains(&KEY_HASH.hash_one(k)))))
         .collect();
     arrow_select::filter::filter_record_batch(batch, &keep)
         .map_err(|e| StoreError::Ingest(format!("internal error: {e}")))
