@@ -262,6 +262,14 @@ component feedback {
   time ts
   fields {
     label: int
+    reviewer: string
+  }
+}
+component reviews {
+  key reviewer
+  time ts
+  fields {
+    trusted: bool
   }
 }
 check recall_daily {
@@ -276,6 +284,12 @@ check coverage_daily {
   window 2d
   expect coverage() >= 0.5
   expect accuracy(prediction, label) >= 0.5
+}
+check trusted_labels {
+  on inference join feedback using request_id join reviews using reviewer
+  window 1d
+  expect rate(trusted) >= 0.5
+  expect count() >= 1
 }
 check score_drift {
   on inference
@@ -347,12 +361,12 @@ check score_nulls_alone {
                     i % 60
                 )
             };
-            feedback.push(format!("{id},{lts},{}", next() % 2));
+            feedback.push(format!("{id},{lts},{},u{}", next() % 2, i % 4));
             if next() % 7 == 0 {
                 // A corrected label, a day later.
                 let c = late + 24;
                 let cts = format!("2026-03-{:02}T{:02}:{:02}:30Z", 1 + c / 24, c % 24, i % 60);
-                feedback.push(format!("{id},{cts},{}", next() % 2));
+                feedback.push(format!("{id},{cts},{},u{}", next() % 2, i % 3));
             }
         }
     }
@@ -375,10 +389,28 @@ check score_nulls_alone {
         "request_id,ts,country,score,prediction",
         &inference,
     );
-    let fb = write("feedback.csv", "request_id,ts,label", &feedback);
+    let fb = write("feedback.csv", "request_id,ts,label,reviewer", &feedback);
+    // Reviewers' trust changes every 12 hours: which record a step sees depends on its T.
+    let reviews: Vec<String> = (0..12 * 4)
+        .map(|i| {
+            let (half, u) = (i / 4, i % 4);
+            format!(
+                "u{u},2026-03-{:02}T{:02}:{:02}:00Z,{}",
+                1 + half / 2,
+                (half % 2) * 12 + u,
+                u * 7,
+                (half + u) % 3 != 0
+            )
+        })
+        .collect();
+    let rv = write("reviews.csv", "reviewer,ts,trusted", &reviews);
     let db = format!("sqlite://{}/store.db", dir.path().display());
     let c = checks.to_str().unwrap();
-    let backfilled = ingest_and_backfill(c, &db, &[("inference", &inf), ("feedback", &fb)]);
+    let backfilled = ingest_and_backfill(
+        c,
+        &db,
+        &[("inference", &inf), ("feedback", &fb), ("reviews", &rv)],
+    );
     assert!(!backfilled.is_empty());
     let step_checks = |db: &str| {
         let mut stepped = Vec::new();
@@ -405,7 +437,17 @@ check score_nulls_alone {
     for (b, s) in backfilled.iter().zip(&stepped) {
         assert_eq!(b, s);
     }
-    // The data exercises what it should: late and corrected labels change the answers.
+    // The data exercises what it should: the chained join's reviewer trust passes at some
+    // steps and fails at others; late and corrected labels change the answers.
+    let trusted: std::collections::HashSet<&str> = backfilled
+        .iter()
+        .filter(|r| r["check"] == "trusted_labels")
+        .filter_map(|r| r["status"].as_str())
+        .collect();
+    assert!(
+        trusted.contains("pass") && trusted.contains("fail"),
+        "{trusted:?}"
+    );
     assert!(
         backfilled
             .iter()
@@ -423,15 +465,22 @@ check score_nulls_alone {
         "sqlite://{}/ordered.db?segment_rows=50",
         dir.path().display()
     );
-    let again = ingest_and_backfill(c, &db2, &[("inference", &ord), ("feedback", &fb)]);
+    let again = ingest_and_backfill(
+        c,
+        &db2,
+        &[("inference", &ord), ("feedback", &fb), ("reviews", &rv)],
+    );
     assert_eq!(again, backfilled);
     // A prefetch bound of about a third of what the backfill reads (5 values an inference
-    // row, 3 a label): the steps go in groups, each reading its windows and the labels of
-    // their keys once; and one that holds nothing: every read at each step. The same
-    // results, and the backfill says how it reads.
-    let third = ((inference.len() * 5 + feedback.len() * 3) / 3 + 1).to_string();
+    // row, 4 a label): the steps go in groups, each reading its windows and the labels of
+    // their keys once, the chained join's reviews at each step; and one that holds nothing:
+    // every read at each step. The same results, and the backfill says how it reads.
+    let third = ((inference.len() * 5 + feedback.len() * 4) / 3 + 1).to_string();
     for (cells, says) in [
-        (third.as_str(), "backfill: read in "),
+        (
+            third.as_str(),
+            "backfill: read in 4 groups of up to 3 steps, the joined rows of each group's keys once; the latest `reviews` per key read at each step",
+        ),
         ("0", "backfill: every read made at each step"),
     ] {
         let (results, stderr) = backfill(c, &db, &["--prefetch-cells", cells]);

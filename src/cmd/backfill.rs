@@ -116,14 +116,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let per_step = prefetch.as_ref().map(Prefetch::read_per_step);
             if !told && (per_step.is_some_and(|p| !p.is_empty()) || groups > 1) {
                 told = true;
-                let what = match per_step {
-                    Some(p) if !p.is_empty() => format!("{} read at each step", p.join(", ")),
-                    _ if per_group > 1 => format!(
+                let mut what = Vec::new();
+                if groups > 1 && per_group > 1 {
+                    what.push(format!(
                         "read in {} groups of up to {per_group} steps, the joined rows of each group's keys once",
                         times.len().div_ceil(per_group)
-                    ),
-                    _ => "every read made at each step".to_string(),
-                };
+                    ));
+                }
+                match per_step {
+                    Some(p) if !p.is_empty() => {
+                        what.push(format!("{} read at each step", p.join(", ")))
+                    }
+                    Some(_) => {}
+                    None => what.push("every read made at each step".to_string()),
+                }
+                let what = what.join("; ");
                 bar.suspend(|| {
                     eprintln!(
                         "backfill: {what}: past --prefetch-cells {}",

@@ -145,14 +145,7 @@ impl KeyedHistory {
         let t = times.values();
         let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
         order.sort_by_key(|&i| t[i as usize]);
-        let order = UInt32Array::from(order);
-        let columns = batch
-            .columns()
-            .iter()
-            .map(|c| arrow_select::take::take(c.as_ref(), &order, None))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| EvalError::Invalid(format!("join: {e}")))?;
-        let sorted = RecordBatch::try_new(batch.schema(), columns)
+        let sorted = arrow_select::take::take_record_batch(&batch, &UInt32Array::from(order))
             .map_err(|e| EvalError::Invalid(format!("join: {e}")))?;
         KeyedHistory::new(sorted, key, time)
     }

@@ -453,14 +453,8 @@ fn latest_per_key(batches: Vec<RecordBatch>, key_col: usize) -> Result<Vec<Recor
     let mut rows: Vec<u32> = last.into_values().collect();
     rows.sort_unstable();
     let rows = arrow_array::UInt32Array::from(rows);
-    let columns = all
-        .columns()
-        .iter()
-        .map(|c| arrow_select::take::take(c.as_ref(), &rows, None))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(internal)?;
     Ok(vec![
-        RecordBatch::try_new(schema, columns).map_err(internal)?,
+        arrow_select::take::take_record_batch(&all, &rows).map_err(internal)?,
     ])
 }
 
@@ -864,13 +858,7 @@ fn sort_by_time(
     let mut idx: Vec<u32> = (0..all.num_rows() as u32).collect();
     idx.sort_by_key(|&i| times[i as usize]);
     let idx = arrow_array::UInt32Array::from(idx);
-    let columns = all
-        .columns()
-        .iter()
-        .map(|c| arrow_select::take::take(c.as_ref(), &idx, None))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| StoreError::Ingest(format!("internal error ordering a read: {e}")))?;
-    let sorted = arrow_array::RecordBatch::try_new(schema, columns)
+    let sorted = arrow_select::take::take_record_batch(&all, &idx)
         .map_err(|e| StoreError::Ingest(format!("internal error ordering a read: {e}")))?;
     Ok(vec![sorted])
 }
