@@ -880,16 +880,11 @@ fn scanned_keys<'a>(
 ) -> Option<Vec<&'a str>> {
     let mut keys: Vec<&str> = Vec::new();
     for (component, column) in sources {
-        let scan = scans.get(component)?;
-        for (_, _, batch) in &scan.parts {
-            let strings = batch
-                .column_by_name(column)?
-                .as_any()
-                .downcast_ref::<arrow_array::StringArray>()?;
-            keys.extend(strings.iter().flatten());
+        for (_, _, batch) in &scans.get(component)?.parts {
+            push_keys(&mut keys, batch, column).ok()?;
         }
     }
-    Some(keys.into_iter().collect())
+    Some(keys)
 }
 
 /// The non-null values of the columns `from` names (the left sides' join keys), repeats
@@ -899,42 +894,43 @@ fn join_keys<'a>(
     scans: &'a HashMap<ScanKey, Result<Vec<RecordBatch>, String>>,
     done: &'a HashMap<LatestKey, Result<join::Right, String>>,
 ) -> Result<Vec<&'a str>, String> {
-    fn add<'a>(
-        keys: &mut Vec<&'a str>,
-        batch: &'a RecordBatch,
-        column: &str,
-    ) -> Result<(), String> {
-        let Some(array) = batch.column_by_name(column) else {
-            return Err(format!("join key `{column}` was not fetched"));
-        };
-        let strings = array.as_any().downcast_ref::<arrow_array::StringArray>();
-        let Some(strings) = strings else {
-            return Err(format!(
-                "join keys must be strings, found a {} column",
-                array.data_type()
-            ));
-        };
-        keys.extend(strings.iter().flatten());
-        Ok(())
-    }
     let mut keys: Vec<&str> = Vec::new();
     for f in from.into_iter().flatten() {
         match f {
             KeysFrom::Scan(scan, column) => {
                 if let Some(Ok(batches)) = scans.get(scan) {
                     for b in batches {
-                        add(&mut keys, b, column)?;
+                        push_keys(&mut keys, b, column)?;
                     }
                 }
             }
             KeysFrom::Latest(dep, column) => match done.get(dep) {
-                Some(Ok(right)) => add(&mut keys, right.history.batch(), column)?,
+                Some(Ok(right)) => push_keys(&mut keys, right.history.batch(), column)?,
                 Some(Err(e)) => return Err(e.clone()),
                 None => {}
             },
         }
     }
-    Ok(keys.into_iter().collect())
+    Ok(keys)
+}
+
+/// Appends the non-null values of `batch`'s string column `column` to `keys`.
+fn push_keys<'a>(
+    keys: &mut Vec<&'a str>,
+    batch: &'a RecordBatch,
+    column: &str,
+) -> Result<(), String> {
+    let Some(array) = batch.column_by_name(column) else {
+        return Err(format!("join key `{column}` was not fetched"));
+    };
+    let Some(strings) = array.as_any().downcast_ref::<arrow_array::StringArray>() else {
+        return Err(format!(
+            "join keys must be strings, found a {} column",
+            array.data_type()
+        ));
+    };
+    keys.extend(strings.iter().flatten());
+    Ok(())
 }
 
 /// The batches as one, each column copied on a thread of its own (at most one per core): a
