@@ -121,6 +121,54 @@ impl CheckPlan {
         out
     }
 
+    /// Of `columns` (what the store is asked for of the first component, or of a component
+    /// baseline), those a pass over the `each` columns numbered `keep` alone reads: all but
+    /// the other `each` columns, which stay when an expression (`where`, `group by`, an
+    /// aggregate's argument) names them too.
+    pub fn columns_for_each(
+        &self,
+        columns: &[String],
+        keep: std::ops::Range<usize>,
+    ) -> Vec<String> {
+        let Some(each) = &self.each else {
+            return columns.to_vec();
+        };
+        let mut named: Vec<ColumnId> = Vec::new();
+        let mut add = |c: &ColumnId| {
+            if c.source == 0 && !named.contains(c) {
+                named.push(c.clone());
+            }
+        };
+        if let Some(f) = &self.filter {
+            f.visit_columns(&mut add);
+        }
+        for c in &self.group_by {
+            add(c);
+        }
+        for a in &self.aggregates {
+            for e in &a.args {
+                e.visit_columns(&mut add);
+            }
+        }
+        columns
+            .iter()
+            .filter(|c| {
+                let other_each = each
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .any(|(i, e)| !keep.contains(&i) && e.source == 0 && e.name == **c);
+                let kept = each
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .any(|(i, e)| keep.contains(&i) && e.source == 0 && e.name == **c);
+                kept || !other_each || named.iter().any(|n| n.name == **c)
+            })
+            .cloned()
+            .collect()
+    }
+
     /// The columns the check reads only through `c is [not] null` on the bare column (in
     /// `where` and aggregate arguments), never for their values: the store may leave their
     /// values out (`Store::scan_batches_nulls_only`). A column also used any other way, as a

@@ -42,6 +42,12 @@ pub struct Args {
     #[arg(long, env = "MLC_MAX_SERIES_PER_CHECK",
           default_value_t = mlc_engine::eval::check::DEFAULT_MAX_SERIES, value_parser = parse_max_series)]
     pub max_series_per_check: usize,
+    /// The most values (rows times columns) of a window held at a time: checks without a
+    /// join read their windows in time slices of about this many values (less memory, more
+    /// reads when smaller).
+    #[arg(long, env = "MLC_SLICE_CELLS", default_value_t = mlc_runtime::exec::SLICE_CELLS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub slice_cells: u64,
 }
 
 /// `--max-series-per-check`: a whole number of results, at least 1.
@@ -119,7 +125,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Arc::new(rules.program.clone()),
             rules.rules_version.clone(),
         )
-        .with_max_series(args.max_series_per_check);
+        .with_max_series(args.max_series_per_check)
+        .with_slice_cells(args.slice_cells);
         let only = (!args.checks.is_empty()).then_some(args.checks.as_slice());
         let results = exec.evaluate_all(at_us, only).await;
         store.close().await;

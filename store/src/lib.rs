@@ -391,6 +391,72 @@ impl Store {
         }
     }
 
+    /// `[start_us, end_us)` of `component` cut into time slices of about `rows_per_slice`
+    /// rows each, in order, covering the range exactly: `[(start_us, c1), (Some(c1), c2), ...,
+    /// (Some(ck), end_us)]`. A reader that takes a window slice by slice (the executor streams
+    /// windows through the checks' states) then holds one slice's rows at a time. SQLite
+    /// files estimate the cuts from the column segments' row counts and time spans, reading
+    /// no row (rows ingested far out of time order make the slices uneven, never wrong);
+    /// other stores, and tables without segments, give the range as one slice.
+    pub async fn time_slices(
+        &self,
+        component: &str,
+        start_us: Option<i64>,
+        end_us: i64,
+        rows_per_slice: u64,
+    ) -> Result<Vec<(Option<i64>, i64)>> {
+        let cuts = self
+            .estimate(component, start_us, end_us, rows_per_slice)
+            .await?
+            .map(|(_, cuts)| cuts)
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(cuts.len() + 1);
+        let mut from = start_us;
+        for c in cuts {
+            out.push((from, c));
+            from = Some(c);
+        }
+        out.push((from, end_us));
+        Ok(out)
+    }
+
+    /// About how many rows of `component` have `start_us <= time < end_us`, estimated as
+    /// [`Store::time_slices`] does (no row is read); `None` where there is no estimate
+    /// (PostgreSQL, in-memory stores, tables without segments).
+    pub async fn estimate_rows(
+        &self,
+        component: &str,
+        start_us: Option<i64>,
+        end_us: i64,
+    ) -> Result<Option<u64>> {
+        Ok(self
+            .estimate(component, start_us, end_us, u64::MAX)
+            .await?
+            .map(|(rows, _)| rows.round() as u64))
+    }
+
+    async fn estimate(
+        &self,
+        component: &str,
+        start_us: Option<i64>,
+        end_us: i64,
+        rows_per_slice: u64,
+    ) -> Result<Option<(f64, Vec<i64>)>> {
+        let schema = self.component(component).await?;
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                s.time_cuts(
+                    &sql::table_name(&schema.name),
+                    start_us.unwrap_or(i64::MIN),
+                    end_us,
+                    rows_per_slice,
+                )
+                .await
+            }
+            Backend::Postgres(_) => Ok(None),
+        }
+    }
+
     /// Per value of `keys` (which may repeat), the latest row with `time < before_us` whose column `key_column`
     /// (the component's key, or another string column a join matches on) holds it; a value
     /// without one gives no row. `columns` must include `key_column` and the time when the

@@ -251,6 +251,65 @@ pub(crate) fn pieces(
     Some(out)
 }
 
+/// Times that cut `[start, end)` into slices of about `rows_per_slice` rows each, estimated
+/// from the sealed `segments` (a segment's rows taken as spread evenly over its times, as
+/// [`pieces`] does): the interior cut points, ascending, none when the range fits one slice.
+/// Rows no segment covers yet (the unsealed tail, less than a segment) are not counted; an
+/// estimate off by those only makes a slice that much larger.
+/// Also gives the estimated rows of the range.
+pub(crate) fn time_cuts_of(
+    segments: &[SegmentInfo],
+    start: i64,
+    end: i64,
+    rows_per_slice: u64,
+) -> (f64, Vec<i64>) {
+    let overlapping: Vec<&SegmentInfo> = segments
+        .iter()
+        .filter(|s| s.max_time >= start && s.min_time < end && s.row_count > 0)
+        .collect();
+    // Estimated rows with `start <= time < t`.
+    let below = |t: i64| -> f64 {
+        overlapping
+            .iter()
+            .map(|s| {
+                let lo = s.min_time.max(start) as f64;
+                let hi = (s.max_time as f64).min(t as f64 - 1.0);
+                let spread = (s.max_time as f64 - s.min_time as f64) + 1.0;
+                s.row_count as f64 * ((hi - lo + 1.0) / spread).clamp(0.0, 1.0)
+            })
+            .sum()
+    };
+    let total = below(end);
+    let slices = (total / rows_per_slice.max(1) as f64).ceil();
+    if slices.is_nan() || slices <= 1.0 {
+        return (total, Vec::new());
+    }
+    let lowest = overlapping
+        .iter()
+        .map(|s| s.min_time)
+        .min()
+        .unwrap_or(start)
+        .max(start);
+    let mut cuts: Vec<i64> = Vec::new();
+    for j in 1..slices as u64 {
+        let target = total * j as f64 / slices;
+        // The smallest t with `below(t) >= target`, by bisection over the times.
+        let (mut lo, mut hi) = (cuts.last().copied().unwrap_or(lowest), end);
+        while i128::from(hi) - i128::from(lo) > 1 {
+            let mid = ((i128::from(lo) + i128::from(hi)) / 2) as i64;
+            if below(mid) >= target {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        if hi < end && cuts.last().is_none_or(|&c| hi > c) && hi > start {
+            cuts.push(hi);
+        }
+    }
+    (total, cuts)
+}
+
 /// The rows of `batch` whose time (column `time_col`, or the separately decoded `times`) is in
 /// `[start, end)`; the batch itself when all are.
 pub(crate) fn filter_time(
@@ -425,5 +484,35 @@ mod tests {
         assert!(pieces(&wide, 1, 2_000_000, 0, 1_000_000).is_some());
         // No segments at all.
         assert!(pieces(&[], 1, 100, 0, 100).is_none());
+    }
+
+    #[test]
+    fn time_cuts_split_the_estimated_rows_evenly() {
+        let cuts_of = |s: &[SegmentInfo], a, b, n| time_cuts_of(s, a, b, n).1;
+        assert_eq!(time_cuts_of(&[seg(1, 1000, 0, 999)], 0, 500, 10).0, 500.0);
+        // 100 segments of 1,000 rows, one row per time unit: times 0..100_000.
+        let segs: Vec<SegmentInfo> = (0..100)
+            .map(|i| seg(i * 1000 + 1, i * 1000 + 1000, i * 1000, i * 1000 + 999))
+            .collect();
+        assert!(cuts_of(&segs, 0, 100_000, 100_000).is_empty());
+        assert!(cuts_of(&segs, i64::MIN, 100_000, 200_000).is_empty());
+        assert_eq!(
+            cuts_of(&segs, 0, 100_000, 25_000),
+            vec![25_000, 50_000, 75_000]
+        );
+        // An open start counts from the first segment; a range inside the rows.
+        assert_eq!(
+            cuts_of(&segs, i64::MIN, 40_000, 10_000),
+            vec![10_000, 20_000, 30_000]
+        );
+        assert_eq!(cuts_of(&segs, 10_500, 30_500, 10_000), vec![20_500]);
+        // A slice larger than the rows, past the rows, no segments: one slice.
+        assert!(cuts_of(&segs, 200_000, 300_000, 10).is_empty());
+        assert!(cuts_of(&[], 0, 100, 1).is_empty());
+        // Rows crowded at one time: cuts never repeat and stay inside the range.
+        let crowded = [seg(1, 100_000, 5, 5), seg(100_001, 100_010, 6, 16)];
+        let cuts = cuts_of(&crowded, 0, 20, 1_000);
+        assert!(cuts.windows(2).all(|w| w[0] < w[1]), "{cuts:?}");
+        assert!(cuts.iter().all(|&c| c > 0 && c < 20), "{cuts:?}");
     }
 }

@@ -189,6 +189,77 @@ impl CheckState {
         Ok(())
     }
 
+    /// Feeds one side's rows, given as batches, to the states of the `each` columns in
+    /// `columns` (every column when `None`). `count`: also registers the rows (their slices, row
+    /// counts, coverage and the limit). A check read in several passes over the same rows,
+    /// one per `each` column so that only that column's values are held, counts the rows in
+    /// its first pass only; the other passes only feed their columns. `Err` fails the whole
+    /// check, as [`CheckState::add`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_pass(
+        &mut self,
+        plan: &CheckPlan,
+        side: Side,
+        rows: &[SourceRows],
+        time: &ColumnId,
+        make: &AccFactory<'_>,
+        columns: Option<std::ops::Range<usize>>,
+        count: bool,
+    ) -> Result<(), EvalError> {
+        let columns = columns.unwrap_or(0..self.columns);
+        let mut batches = Vec::with_capacity(rows.len());
+        for r in rows {
+            batches.push(self.register_pass(plan, side, r, time, count, &columns)?);
+        }
+        let fed = self.fed.len();
+        let tasks: Vec<usize> =
+            (columns.start * fed..columns.end.min(self.columns) * fed).collect();
+        let n: usize = batches.iter().map(|b| b.frame.rows).sum();
+        let parallel = tasks.len() > 1 && (columns.len() > 1 || n >= PARALLEL_MIN_ROWS);
+        let state = &*self;
+        par_map(&tasks, parallel, |&t| {
+            state.feed_task(plan, t, &batches, make)
+        });
+        Ok(())
+    }
+
+    /// The outcomes of the `each` columns in `columns` (all slices of each, columns in
+    /// order, slices in key order), their states dropped after: with
+    /// [`CheckState::add_pass`], a check concludes each column as soon as its pass is done.
+    /// Every row must have been counted first.
+    pub fn conclude_columns(
+        &mut self,
+        plan: &CheckPlan,
+        columns: std::ops::Range<usize>,
+        input: &Conclusion,
+        make: &AccFactory<'_>,
+    ) -> Vec<Outcome> {
+        let slices = self.result_slices(plan);
+        let each = each_columns(plan);
+        let indices: Vec<usize> = columns.filter(|&ci| ci < each.len()).collect();
+        let fed = self.fed.len();
+        let state = &*self;
+        let per_column = par_map(&indices, indices.len() > 1, |&ci| {
+            slices
+                .iter()
+                .map(|slice| state.conclude_slice(plan, ci, each[ci], slice, input, make))
+                .collect::<Vec<_>>()
+        });
+        for ci in indices {
+            for t in ci * fed..(ci + 1) * fed {
+                *self.aggs[t]
+                    .get_mut()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = AggState::default();
+            }
+        }
+        per_column.into_iter().flatten().collect()
+    }
+
+    /// Number of `each` columns (1 without `each`).
+    pub fn columns(&self) -> usize {
+        self.columns
+    }
+
     /// A check's outcomes over all of its rows, given at once as batches: the rows, slices
     /// and limits of every batch are taken first, then the aggregates column by column (the
     /// `each` columns side by side), each column's states concluded and dropped before the
@@ -271,22 +342,44 @@ impl CheckState {
         rows: &SourceRows,
         time: &'t ColumnId,
     ) -> Result<Batch<'t>, EvalError> {
+        let all = 0..self.columns;
+        self.register_pass(plan, side, rows, time, true, &all)
+    }
+
+    /// [`CheckState::register`], counting the rows only when `count` (a later pass over rows
+    /// already counted only cuts them into slices), and needing only the `each` arrays of
+    /// `columns`.
+    fn register_pass<'t>(
+        &mut self,
+        plan: &CheckPlan,
+        side: Side,
+        rows: &SourceRows,
+        time: &'t ColumnId,
+        count: bool,
+        columns: &std::ops::Range<usize>,
+    ) -> Result<Batch<'t>, EvalError> {
         let (frame, coverage_rows) = prepare(plan, rows, time)?;
         let slices = match side {
-            Side::Current => self.add_current_slices(plan, &frame, coverage_rows)?,
+            Side::Current => self.add_current_slices(plan, &frame, coverage_rows, count)?,
             Side::Baseline => {
                 let slices = self.slices_of(plan, &frame)?;
-                for s in &slices {
-                    *self.baseline_rows.entry(key_string(&s.key)).or_default() += s.len as u64;
-                }
-                if self.baseline_rows.len() > self.max_slices() {
-                    return Err(self.too_many(plan));
+                if count {
+                    for s in &slices {
+                        *self.baseline_rows.entry(key_string(&s.key)).or_default() += s.len as u64;
+                    }
+                    if self.baseline_rows.len() > self.max_slices() {
+                        return Err(self.too_many(plan));
+                    }
                 }
                 slices
             }
         };
         let mut each = Vec::with_capacity(self.columns);
-        for c in each_columns(plan) {
+        for (ci, c) in each_columns(plan).into_iter().enumerate() {
+            if !columns.contains(&ci) {
+                each.push(None);
+                continue;
+            }
             let array = c.and_then(|c| frame.column(c)).cloned();
             if let (Some(c), None, Side::Current) = (c, &array, side) {
                 return Err(EvalError::Invalid(format!(
@@ -314,6 +407,7 @@ impl CheckState {
         plan: &CheckPlan,
         frame: &Frame,
         coverage_rows: Option<(Frame, BooleanArray, Option<BooleanArray>)>,
+        count: bool,
     ) -> Result<Vec<Slice>, EvalError> {
         let counted = match coverage_rows {
             // With coverage, the slices of all rows give it; the counted rows' slices are
@@ -321,7 +415,7 @@ impl CheckState {
             Some((all_rows, matched, kept)) => {
                 self.joined = true;
                 let all = self.slices_of(plan, &all_rows)?;
-                for s in &all {
+                for s in all.iter().filter(|_| count) {
                     let (hit, total) = match &s.rows {
                         None => (matched.true_count(), matched.len()),
                         Some(idx) => (
@@ -343,6 +437,9 @@ impl CheckState {
             }
             None => self.slices_of(plan, frame)?,
         };
+        if !count {
+            return Ok(counted);
+        }
         for s in &counted {
             let meta = self.meta(&s.key);
             meta.rows += s.len as u64;
@@ -499,9 +596,12 @@ impl CheckState {
                         "internal error: the aggregate was not computed".into(),
                     );
                 };
-                let state = self.aggs[column_index * self.fed.len() + pos]
+                let mut state = self.aggs[column_index * self.fed.len() + pos]
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some(Ok(acc)) = state.by_slice.get_mut(&key) {
+                    acc.prepare();
+                }
                 finish(
                     call,
                     conclude_one(i, call, lead == i, &state, &key, input.has_baseline, make),

@@ -66,6 +66,9 @@ struct AucAcc {
 }
 
 impl Accumulator for AucAcc {
+    fn keeps_values(&self) -> bool {
+        true
+    }
     fn update(&mut self, _side: Side, args: &[ArrayRef]) -> Result<(), EvalError> {
         arity("auc", args, 2)?;
         let s = Num::new("auc", &args[0])?;

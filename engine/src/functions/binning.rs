@@ -3,7 +3,7 @@
 //! per category seen on either side.
 
 use super::EvalError;
-use super::common::{Sample, quantile_sorted, sort_floats};
+use super::common::{Sample, quantile_sorted};
 
 /// Counts per bin of the current and the baseline sample, in the same bin order.
 pub(crate) fn bin_counts(
@@ -13,8 +13,7 @@ pub(crate) fn bin_counts(
 ) -> Result<(Vec<f64>, Vec<f64>), EvalError> {
     match (current.numeric, baseline.numeric) {
         (Some(true), Some(true)) => {
-            let mut base = baseline.nums.clone();
-            sort_floats(&mut base);
+            let base = baseline.sorted_nums();
             let edges: Vec<f64> = (1..10)
                 .map(|i| quantile_sorted(&base, f64::from(i) / 10.0))
                 .collect();

@@ -28,6 +28,9 @@ impl CounterAcc {
 }
 
 impl Accumulator for CounterAcc {
+    fn keeps_values(&self) -> bool {
+        true
+    }
     fn update(&mut self, _side: Side, args: &[ArrayRef]) -> Result<(), EvalError> {
         arity(self.name, args, 1)?;
         let cat = Cat::new(self.name, &args[0])?;

@@ -21,6 +21,9 @@ pub(crate) struct HashedAcc {
 }
 
 impl Accumulator for HashedAcc {
+    fn keeps_values(&self) -> bool {
+        true
+    }
     fn update(&mut self, _side: Side, args: &[ArrayRef]) -> Result<(), EvalError> {
         arity(self.name, args, 1)?;
         Cat::new(self.name, &args[0])?;

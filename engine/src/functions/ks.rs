@@ -3,7 +3,6 @@
 
 use super::ExampleStatus::Fails;
 use super::ExampleValue::Number;
-use super::common::sort_floats;
 use super::common::{Sample, SampleMode, TwoSampleAcc, sig};
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
@@ -59,10 +58,7 @@ impl Function for Ks {
 }
 
 fn finish(current: &Sample, baseline: &Sample) -> Result<Outcome, EvalError> {
-    let mut a = current.nums.clone();
-    let mut b = baseline.nums.clone();
-    sort_floats(&mut a);
-    sort_floats(&mut b);
+    let (a, b) = (current.sorted_nums(), baseline.sorted_nums());
     let (d, p) = super::stats::ks_2samp(&a, &b);
     Ok(Outcome::Value(Value::Struct(vec![
         ("statistic".into(), Value::Float(d)),

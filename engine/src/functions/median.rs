@@ -55,6 +55,9 @@ impl Function for Median {
 struct MedianAcc(ValuesAcc);
 
 impl Accumulator for MedianAcc {
+    fn keeps_values(&self) -> bool {
+        true
+    }
     fn update(&mut self, _side: Side, args: &[ArrayRef]) -> Result<(), EvalError> {
         arity("median", args, 1)?;
         self.0.push_array("median", &args[0])

@@ -300,6 +300,18 @@ pub trait Accumulator: Send {
     fn merge(&mut self, other: &dyn Accumulator) -> Result<(), EvalError>;
     fn finalize(&self) -> Result<Outcome, EvalError>;
     fn as_any(&self) -> &dyn Any;
+    /// Whether the state grows with the rows because it keeps their values (`ks`,
+    /// `quantile`, `distinct`, `auc`), rather than a fixed-size summary (counts, sums, a
+    /// confusion matrix). The executor reads a check with several `each` columns one column
+    /// at a time when one of its aggregates keeps values, so that one column's values are
+    /// held at a time.
+    fn keeps_values(&self) -> bool {
+        false
+    }
+    /// Called once before [`Accumulator::finalize`] when no more rows will come: the state
+    /// may reorganise itself in place (sort its values) so that finalizing copies nothing.
+    /// The outcome is the same with or without it.
+    fn prepare(&mut self) {}
     /// Accumulators answering the same `Some(kind)` keep the same state for the same
     /// arguments and rows (the confusion matrix behind `accuracy`, `precision`, `recall`,
     /// `f1` and `fpr`): the evaluator fills one of them and hands its state to the others

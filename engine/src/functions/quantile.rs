@@ -97,6 +97,9 @@ impl QuantileAcc {
 }
 
 impl Accumulator for QuantileAcc {
+    fn keeps_values(&self) -> bool {
+        true
+    }
     fn update(&mut self, _side: Side, args: &[ArrayRef]) -> Result<(), EvalError> {
         arity("quantile", args, 2)?;
         let q = Num::new("quantile", &args[1])?;

@@ -4,8 +4,8 @@
 
 use super::ExampleStatus::Passes;
 use super::ExampleValue::Number;
+use super::common::value;
 use super::common::{Sample, SampleMode, TwoSampleAcc, sig};
-use super::common::{sort_floats, value};
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
     Signature,
@@ -47,9 +47,6 @@ impl Function for Wasserstein {
 }
 
 fn finish(current: &Sample, baseline: &Sample) -> Result<Outcome, EvalError> {
-    let mut a = current.nums.clone();
-    let mut b = baseline.nums.clone();
-    sort_floats(&mut a);
-    sort_floats(&mut b);
+    let (a, b) = (current.sorted_nums(), baseline.sorted_nums());
     value(super::stats::wasserstein(&a, &b))
 }

@@ -4,6 +4,9 @@
 //! `mlc_engine::eval` on the blocking pool, off the async runtime.
 
 pub mod join;
+mod stream;
+
+pub use stream::SLICE_CELLS;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -54,6 +57,9 @@ pub struct Executor {
     max_series: usize,
     /// The most values a backfill's prefetch may hold (`--prefetch-cells`).
     prefetch_cells: u64,
+    /// The most values (rows x columns) a streamed window is read in at a time
+    /// (`--slice-cells`).
+    slice_cells: u64,
 }
 
 impl std::fmt::Debug for Executor {
@@ -155,6 +161,7 @@ impl Executor {
             rules_version: rules_version.into(),
             max_series: mlc_engine::eval::check::DEFAULT_MAX_SERIES,
             prefetch_cells: PREFETCH_MAX_CELLS,
+            slice_cells: SLICE_CELLS,
         }
     }
 
@@ -167,6 +174,13 @@ impl Executor {
 
     /// Caps the results (slices times `each` columns) of one check in one evaluation: a check
     /// past it stops grouping and gives one `error` result that says so (default 1000).
+    /// Reads streamed windows in time slices of at most about `cells` values (rows times
+    /// columns, at least one row); see docs/evaluation.md#streaming.
+    pub fn with_slice_cells(mut self, cells: u64) -> Executor {
+        self.slice_cells = cells;
+        self
+    }
+
     pub fn with_max_series(mut self, max_series: usize) -> Executor {
         self.max_series = max_series.max(1);
         self
@@ -501,6 +515,43 @@ impl Executor {
         prefetch: Option<&Prefetch>,
         plugin_failures: &FailureCounts,
     ) -> Vec<CheckResult> {
+        if prefetch.is_some() {
+            return self
+                .evaluate_fetched(checks, at_us, prefetch, plugin_failures)
+                .await
+                .into_iter()
+                .flatten()
+                .collect();
+        }
+        // Checks without joins stream their windows through their states (stream.rs); the
+        // others read their rows whole, then join.
+        let (streamed, whole): (Vec<usize>, Vec<usize>) =
+            (0..checks.len()).partition(|&i| stream::streams(checks[i]));
+        let pick = |idx: &[usize]| idx.iter().map(|&i| checks[i]).collect::<Vec<_>>();
+        let (a, b) = (pick(&streamed), pick(&whole));
+        let (a, b) = futures::join!(
+            self.evaluate_streamed(&a, at_us, plugin_failures),
+            self.evaluate_fetched(&b, at_us, None, plugin_failures)
+        );
+        let mut out: Vec<Vec<CheckResult>> = vec![Vec::new(); checks.len()];
+        for (i, r) in streamed.into_iter().zip(a).chain(whole.into_iter().zip(b)) {
+            out[i] = r;
+        }
+        out.into_iter().flatten().collect()
+    }
+
+    /// The results of `checks`, per check, their rows read whole (from `prefetch` where it
+    /// holds them), joined, then evaluated.
+    async fn evaluate_fetched(
+        &self,
+        checks: &[&CheckPlan],
+        at_us: i64,
+        prefetch: Option<&Prefetch>,
+        plugin_failures: &FailureCounts,
+    ) -> Vec<Vec<CheckResult>> {
+        if checks.is_empty() {
+            return Vec::new();
+        }
         let mut reads = Reads::default();
         let plans: Vec<CheckReads> = checks
             .iter()
@@ -537,8 +588,8 @@ impl Executor {
             .zip(checks)
         {
             match task {
-                Ok(results) => out.extend(results),
-                Err(e) => out.push(CheckResult::error(
+                Ok(results) => out.push(results),
+                Err(e) => out.push(vec![CheckResult::error(
                     plan,
                     &format!("the evaluation stopped unexpectedly: {e}"),
                     Timing {
@@ -547,7 +598,7 @@ impl Executor {
                         window_end_us: at_us,
                     },
                     &self.rules_version,
-                )),
+                )]),
             }
         }
         out
@@ -1159,6 +1210,66 @@ struct RunContext<'a> {
     plugin_failures: &'a FailureCounts,
 }
 
+impl RunContext<'_> {
+    /// A fresh accumulator for `call`: a builtin's, or a plugin's counting its failures.
+    fn make(&self, call: &AggregateCall) -> Result<Box<dyn Accumulator>, String> {
+        match &call.function {
+            FunctionRef::Builtin(_) => builtin_accumulator(call),
+            FunctionRef::Plugin(name) => match self.plugins.get(name) {
+                Some(Ok(p)) => p
+                    .accumulator_counted(self.plugin_failures)
+                    .map_err(|e| e.to_string()),
+                Some(Err(e)) => Err(format!("plugin `{name}` could not be loaded: {e}")),
+                None => Err(format!("plugin `{name}` is not declared")),
+            },
+        }
+    }
+}
+
+/// The name of a check's first component.
+fn first_component(plan: &CheckPlan) -> &str {
+    plan.source
+        .components
+        .first()
+        .map(|c| c.name.as_str())
+        .unwrap_or_default()
+}
+
+/// The event-time columns of a check's current rows and of its baseline rows.
+fn check_times(program: &Program, plan: &CheckPlan) -> (ColumnId, Option<ColumnId>) {
+    let time_of = |component: &str| -> ColumnId {
+        ColumnId {
+            source: 0,
+            name: program
+                .component(component)
+                .map(|s| s.time.clone())
+                .unwrap_or_default(),
+            ty: DataType::Timestamp,
+        }
+    };
+    let first = first_component(plan);
+    let baseline_time = match &plan.baseline {
+        Some(BaselinePlan::Component { name, .. }) => Some(time_of(name)),
+        Some(_) => Some(time_of(first)),
+        None => None,
+    };
+    (time_of(first), baseline_time)
+}
+
+/// Seconds from `T` back to the first component's latest event before it (`freshness()`),
+/// from the `max_time` reads.
+fn event_age(
+    plan: &CheckPlan,
+    timing: Timing,
+    max_time: &HashMap<String, Result<Option<i64>, String>>,
+) -> Result<Option<f64>, String> {
+    match max_time.get(first_component(plan)) {
+        Some(Ok(Some(t))) => Ok(Some((timing.at_us - t) as f64 / US as f64)),
+        Some(Ok(None)) | None => Ok(None),
+        Some(Err(e)) => Err(e.clone()),
+    }
+}
+
 fn run_check(
     ctx: &RunContext<'_>,
     plan: &CheckPlan,
@@ -1167,10 +1278,9 @@ fn run_check(
 ) -> Vec<CheckResult> {
     let RunContext {
         program,
-        plugins,
         version,
         max_series,
-        plugin_failures,
+        ..
     } = *ctx;
     let timing = reads.timing;
     let fail = |reason: String| vec![CheckResult::error(plan, &reason, timing, version)];
@@ -1197,50 +1307,16 @@ fn run_check(
             Err(e) => return fail(e),
         },
     };
-    let first = plan
-        .source
-        .components
-        .first()
-        .map(|c| c.name.as_str())
-        .unwrap_or_default();
-    let time_of = |component: &str| -> ColumnId {
-        ColumnId {
-            source: 0,
-            name: program
-                .component(component)
-                .map(|s| s.time.clone())
-                .unwrap_or_default(),
-            ty: DataType::Timestamp,
-        }
-    };
-    let baseline_time = match &plan.baseline {
-        Some(BaselinePlan::Component { name, .. }) => Some(time_of(name)),
-        Some(_) => Some(time_of(first)),
-        None => None,
-    };
+    let (time, baseline_time) = check_times(program, plan);
     let event_age_secs = if reads.event_age {
-        match fetched.max_time.get(first) {
-            Some(Ok(Some(t))) => Some((timing.at_us - t) as f64 / US as f64),
-            Some(Ok(None)) => None,
-            Some(Err(e)) => return fail(e.clone()),
-            None => None,
+        match event_age(plan, timing, &fetched.max_time) {
+            Ok(age) => age,
+            Err(e) => return fail(e),
         }
     } else {
         None
     };
-    let time = time_of(first);
-    let make = |call: &AggregateCall| -> Result<Box<dyn Accumulator>, String> {
-        match &call.function {
-            FunctionRef::Builtin(_) => builtin_accumulator(call),
-            FunctionRef::Plugin(name) => match plugins.get(name) {
-                Some(Ok(p)) => p
-                    .accumulator_counted(plugin_failures)
-                    .map_err(|e| e.to_string()),
-                Some(Err(e)) => Err(format!("plugin `{name}` could not be loaded: {e}")),
-                None => Err(format!("plugin `{name}` is not declared")),
-            },
-        }
-    };
+    let make = |call: &AggregateCall| ctx.make(call);
     // The rows reach the check batch by batch, as the store gave them: no window is copied
     // into one array first.
     let conclusion = Conclusion {

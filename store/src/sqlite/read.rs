@@ -310,6 +310,35 @@ impl SqliteStore {
         }
     }
 
+    /// See [`crate::Store::time_slices`]: the estimated rows and the interior cut points,
+    /// from the segment list of `table` (one indexed read of `mlc_segments`, no row is
+    /// read); `None` without segments.
+    pub(crate) async fn time_cuts(
+        &self,
+        table: &str,
+        start: i64,
+        end: i64,
+        rows_per_slice: u64,
+    ) -> Result<Option<(f64, Vec<i64>)>> {
+        let Some(readers) = self.readers.clone() else {
+            return Ok(None);
+        };
+        if self.segment_rows <= 0 {
+            return Ok(None);
+        }
+        let tbl = table.to_string();
+        let segs = blocking(move || readers.with(|conn| segment_list(conn, &tbl))).await?;
+        if segs.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(segments::time_cuts_of(
+            &segs,
+            start,
+            end,
+            rows_per_slice,
+        )))
+    }
+
     /// See [`crate::Store::latest_by_key`]. A file database is read in one pass over the
     /// rows before `before_us`, through the column segments, in time slices of about
     /// [`SEGMENTS_PER_SLICE`] segments of rows, each slice filtered by the keys as soon as it is read: memory

@@ -1,0 +1,528 @@
+//! Streamed evaluation (docs/evaluation.md#streaming): the checks of an evaluation that read
+//! no join take their rows from the store one time slice at a time. Each slice is fed to the
+//! partial state of every check that reads it and dropped, while the next slice is read, so
+//! memory holds about two slices and the checks' states, not their windows. A check with
+//! several `each` columns whose aggregates keep values (`ks`, `quantile`) is read a few
+//! columns at a time (as many as there are cores), concluding them before the next are
+//! read: those columns' values are held, not every column's. Results are those of the whole window read at once: every accumulator sees the
+//! same rows in the same order, only cut into other batches.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use mlc_engine::eval::{CheckState, Conclusion, Frame, Outcome, SourceRows};
+use mlc_engine::functions::Side;
+use mlc_engine::plan::{CheckPlan, ColumnId, Program};
+use mlc_wasm::FailureCounts;
+
+use super::{
+    BaselineReads, CheckReads, Executor, Plugins, Reads, RunContext, ScanKey, check_times,
+    event_age,
+};
+use crate::results::CheckResult;
+
+/// The default most values (rows x columns) read per time slice: 64 MiB of 8-byte values.
+pub const SLICE_CELLS: u64 = 8 << 20;
+
+/// One check's evaluation in progress.
+struct Job {
+    plan: CheckPlan,
+    reads: CheckReads,
+    state: CheckState,
+    /// Why the check failed (its result is then this error).
+    failure: Option<String>,
+    outcomes: Vec<Outcome>,
+    time: ColumnId,
+    baseline_time: Option<ColumnId>,
+    conclusion: Conclusion,
+    /// The columns of its rows the check reads: those its expressions name, and the time.
+    needs: Vec<String>,
+    /// How many of its aggregates keep values ([`Accumulator::keeps_values`]).
+    keeping: usize,
+}
+
+/// Rows of one read handed to one check.
+#[derive(Debug, Clone)]
+struct Feed {
+    job: usize,
+    side: Side,
+    /// The `each` columns these rows are for (`None`: every column).
+    columns: Option<Range<usize>>,
+    /// Whether the check counts these rows (its first pass over them).
+    count: bool,
+}
+
+/// One read of a component's rows over a range, slice by slice.
+struct Pass {
+    key: ScanKey,
+    columns: Vec<String>,
+    nulls_only: Vec<String>,
+    feeds: Vec<Feed>,
+}
+
+enum Step {
+    Read(Pass),
+    Conclude { job: usize, columns: Range<usize> },
+}
+
+/// What the blocking tasks need of the executor, owned.
+#[derive(Clone)]
+struct Owned {
+    program: Arc<Program>,
+    plugins: Arc<Plugins>,
+    version: String,
+    max_series: usize,
+    plugin_failures: FailureCounts,
+}
+
+impl Owned {
+    fn with<T>(&self, f: impl FnOnce(&RunContext<'_>) -> T) -> T {
+        f(&RunContext {
+            program: &self.program,
+            plugins: &self.plugins,
+            version: &self.version,
+            max_series: self.max_series,
+            plugin_failures: &self.plugin_failures,
+        })
+    }
+}
+
+/// Whether `check` can be streamed: it reads no join (a join's right side is read for the
+/// keys of the whole window at once).
+pub(super) fn streams(check: &CheckPlan) -> bool {
+    check.source.joins.is_empty()
+}
+
+impl Executor {
+    /// The results of `checks` (each [`streams`]) at `at_us`, per check in the order given.
+    pub(super) async fn evaluate_streamed(
+        &self,
+        checks: &[&CheckPlan],
+        at_us: i64,
+        plugin_failures: &FailureCounts,
+    ) -> Vec<Vec<CheckResult>> {
+        let owned = Owned {
+            program: self.program.clone(),
+            plugins: self.plugins.clone(),
+            version: self.rules_version.clone(),
+            max_series: self.max_series,
+            plugin_failures: plugin_failures.clone(),
+        };
+        let mut shared = Reads::default();
+        let mut own: Vec<Option<Reads>> = Vec::with_capacity(checks.len());
+        let mut jobs: Vec<Job> = Vec::with_capacity(checks.len());
+        for plan in checks {
+            let plan = (*plan).clone();
+            let (state, keeping) = owned.with(|ctx| {
+                let make = |call: &_| ctx.make(call);
+                let state = CheckState::new(&plan, &make, ctx.max_series);
+                let keeping = plan
+                    .aggregates
+                    .iter()
+                    .filter(|a| make(a).is_ok_and(|acc| acc.keeps_values()))
+                    .count();
+                (state, keeping)
+            });
+            let by_column = keeping > 0 && state.columns() > 1;
+            let reads = if by_column {
+                let mut mine = Reads::default();
+                let r = self.plan_reads(&plan, at_us, &mut mine);
+                own.push(Some(mine));
+                r
+            } else {
+                own.push(None);
+                self.plan_reads(&plan, at_us, &mut shared)
+            };
+            let (time, baseline_time) = check_times(&self.program, &plan);
+            let mut needs: Vec<String> = plan
+                .used_columns()
+                .into_iter()
+                .filter(|c| c.source == 0)
+                .map(|c| c.name)
+                .collect();
+            needs.extend(baseline_time.iter().chain([&time]).map(|t| t.name.clone()));
+            jobs.push(Job {
+                needs,
+                keeping,
+                conclusion: Conclusion {
+                    has_baseline: plan.baseline.is_some(),
+                    event_age_secs: None,
+                },
+                plan,
+                reads,
+                state,
+                failure: None,
+                outcomes: Vec::new(),
+                time,
+                baseline_time,
+            });
+        }
+
+        // `freshness()`: the latest event before T, one read per component.
+        let mut max_time: HashMap<String, i64> = shared.max_time.clone();
+        for r in own.iter().flatten() {
+            max_time.extend(r.max_time.iter().map(|(k, v)| (k.clone(), *v)));
+        }
+        let max_time: HashMap<String, Result<Option<i64>, String>> =
+            futures::future::join_all(max_time.into_iter().map(|(comp, before)| async move {
+                let got = self
+                    .store
+                    .max_time(&comp, before)
+                    .await
+                    .map_err(|e| format!("reading `{comp}`: {e}"));
+                (comp, got)
+            }))
+            .await
+            .into_iter()
+            .collect();
+        for job in &mut jobs {
+            if job.reads.event_age {
+                match event_age(&job.plan, job.reads.timing, &max_time) {
+                    Ok(age) => job.conclusion.event_age_secs = age,
+                    Err(e) => job.failure = Some(e),
+                }
+            }
+        }
+
+        // A check read by column takes as many columns a pass as there are cores (each
+        // concluded on its own core) while their values stay within COLUMN_PASS_BYTES,
+        // estimated from the rows of its window and baseline; else one. The results do not
+        // depend on it.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let mut per_pass = vec![cores; jobs.len()];
+        for (i, job) in jobs.iter().enumerate() {
+            if own[i].is_none() {
+                continue;
+            }
+            let mut rows = Some(0u64);
+            for key in [Some(job.reads.current.first.clone()), baseline_key(job)]
+                .into_iter()
+                .flatten()
+            {
+                let n = self
+                    .store
+                    .estimate_rows(&key.component, key.start, key.end)
+                    .await;
+                rows = match (rows, n) {
+                    (Some(r), Ok(Some(n))) => Some(r + n),
+                    _ => None,
+                };
+            }
+            if let Some(rows) = rows {
+                let per_column = rows.saturating_mul(8 * job.keeping as u64).max(1);
+                per_pass[i] = usize::try_from(COLUMN_PASS_BYTES / per_column)
+                    .unwrap_or(cores)
+                    .clamp(1, cores);
+            }
+        }
+        for step in plan_steps(&jobs, &shared, &own, &per_pass) {
+            jobs = match step {
+                Step::Read(pass) => self.run_pass(jobs, pass, &owned).await,
+                Step::Conclude { job, columns } => {
+                    let owned = owned.clone();
+                    blocking(jobs, move |jobs| {
+                        let j = &mut jobs[job];
+                        if j.failure.is_some() {
+                            return;
+                        }
+                        let got = owned.with(|ctx| {
+                            let make = |call: &_| ctx.make(call);
+                            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                                j.state
+                                    .conclude_columns(&j.plan, columns, &j.conclusion, &make)
+                            }))
+                        });
+                        match got {
+                            Ok(outcomes) => j.outcomes.extend(outcomes),
+                            Err(_) => j.failure = Some(STOPPED.into()),
+                        }
+                    })
+                    .await
+                }
+            };
+        }
+
+        jobs.into_iter()
+            .map(|j| match j.failure {
+                Some(reason) => vec![CheckResult::error(
+                    &j.plan,
+                    &reason,
+                    j.reads.timing,
+                    &self.rules_version,
+                )],
+                None => j
+                    .outcomes
+                    .iter()
+                    .map(|o| {
+                        CheckResult::from_outcome(&j.plan, o, j.reads.timing, &self.rules_version)
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Reads one pass slice by slice, the next slice read while the checks take the last.
+    async fn run_pass(&self, jobs: Vec<Job>, pass: Pass, owned: &Owned) -> Vec<Job> {
+        let mut jobs = jobs;
+        let Pass {
+            key,
+            columns,
+            nulls_only,
+            feeds,
+        } = pass;
+        let feeds: Vec<Feed> = feeds
+            .into_iter()
+            .filter(|f| jobs[f.job].failure.is_none())
+            .collect();
+        if feeds.is_empty() {
+            return jobs;
+        }
+        let fail_all = |jobs: &mut Vec<Job>, reason: &str| {
+            for f in &feeds {
+                jobs[f.job]
+                    .failure
+                    .get_or_insert_with(|| reason.to_string());
+            }
+        };
+        let rows_per_slice = (self.slice_cells / columns.len().max(1) as u64).max(1);
+        let slices = match self
+            .store
+            .time_slices(&key.component, key.start, key.end, rows_per_slice)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                fail_all(&mut jobs, &format!("reading `{}`: {e}", key.component));
+                return jobs;
+            }
+        };
+        let refs: Vec<&str> = columns.iter().map(String::as_str).collect();
+        let nulls: Vec<&str> = nulls_only.iter().map(String::as_str).collect();
+        let read = |(lo, hi): (Option<i64>, i64)| {
+            let (refs, nulls, component) = (&refs, &nulls, &key.component);
+            async move {
+                self.store
+                    .scan_batches_nulls_only(component, refs, nulls, lo, hi)
+                    .await
+                    .map_err(|e| format!("reading `{component}`: {e}"))
+            }
+        };
+        let mut rows = 0usize;
+        let mut next = Some(read(slices[0]).await);
+        let mut i = 0;
+        while let Some(got) = next.take() {
+            let batches = match got {
+                Ok(b) => b,
+                Err(e) => {
+                    fail_all(&mut jobs, &e);
+                    return jobs;
+                }
+            };
+            rows += batches.iter().map(RecordBatch::num_rows).sum::<usize>();
+            i += 1;
+            let fed = feed(jobs, batches, feeds.clone(), owned.clone());
+            if let Some(&slice) = slices.get(i) {
+                let (j, n) = tokio::join!(fed, read(slice));
+                jobs = j;
+                next = Some(n);
+            } else {
+                jobs = fed.await;
+            }
+        }
+        if rows == 0 {
+            // A check over no rows still sees its columns, typed, as one empty batch.
+            match self.concat(&key.component, &columns, Vec::new()) {
+                Ok(empty) => jobs = feed(jobs, vec![empty], feeds.clone(), owned.clone()).await,
+                Err(e) => fail_all(&mut jobs, &e),
+            }
+        }
+        jobs
+    }
+}
+
+/// What an evaluation reads and concludes, in order: first one pass per range the checks
+/// read whole (the current windows, then the baselines), shared by every check that reads
+/// it, and those checks' conclusions; then, per check read by column, a pass over its window
+/// and one over its baseline for each group of its `per_pass` columns, each group
+/// concluded after its passes.
+fn plan_steps(
+    jobs: &[Job],
+    shared: &Reads,
+    own: &[Option<Reads>],
+    per_pass: &[usize],
+) -> Vec<Step> {
+    let pass = |reads: &Reads, key: &ScanKey, mut columns: Vec<String>, feeds: Vec<Feed>| {
+        // Only what the checks name and the time: not the key, which the store is asked for
+        // to join (a string per row, often the widest column).
+        columns.retain(|c| feeds.iter().any(|f| jobs[f.job].needs.contains(c)));
+        let values = reads.values.get(key);
+        let nulls_only = columns
+            .iter()
+            .filter(|c| values.is_some_and(|v| !v.contains(c)))
+            .cloned()
+            .collect();
+        Step::Read(Pass {
+            key: key.clone(),
+            columns,
+            nulls_only,
+            feeds,
+        })
+    };
+    let whole: Vec<usize> = (0..jobs.len()).filter(|&i| own[i].is_none()).collect();
+    let mut keys: Vec<ScanKey> = Vec::new();
+    for &i in &whole {
+        let k = &jobs[i].reads.current.first;
+        if !keys.contains(k) {
+            keys.push(k.clone());
+        }
+    }
+    for &i in &whole {
+        if let Some(k) = baseline_key(&jobs[i])
+            && !keys.contains(&k)
+        {
+            keys.push(k);
+        }
+    }
+    let mut steps = Vec::new();
+    for key in &keys {
+        let mut feeds = Vec::new();
+        for &i in &whole {
+            let side = |side| Feed {
+                job: i,
+                side,
+                columns: None,
+                count: true,
+            };
+            if jobs[i].reads.current.first == *key {
+                feeds.push(side(Side::Current));
+            }
+            if baseline_key(&jobs[i]).as_ref() == Some(key) {
+                feeds.push(side(Side::Baseline));
+            }
+        }
+        let columns = shared.scans.get(key).cloned().unwrap_or_default();
+        steps.push(pass(shared, key, columns, feeds));
+    }
+    for &i in &whole {
+        steps.push(Step::Conclude {
+            job: i,
+            columns: 0..jobs[i].state.columns(),
+        });
+    }
+    for (i, reads) in own.iter().enumerate() {
+        let Some(reads) = reads else { continue };
+        let job = &jobs[i];
+        let sides = [
+            Some((job.reads.current.first.clone(), Side::Current)),
+            baseline_key(job).map(|k| (k, Side::Baseline)),
+        ];
+        let (n, per_pass) = (job.state.columns(), per_pass[i].max(1));
+        for first in (0..n).step_by(per_pass) {
+            let group = first..(first + per_pass).min(n);
+            for (key, side) in sides.iter().flatten() {
+                let all = reads.scans.get(key).cloned().unwrap_or_default();
+                let columns = job.plan.columns_for_each(&all, group.clone());
+                let feed = Feed {
+                    job: i,
+                    side: *side,
+                    columns: Some(group.clone()),
+                    count: first == 0,
+                };
+                steps.push(pass(reads, key, columns, vec![feed]));
+            }
+            steps.push(Step::Conclude {
+                job: i,
+                columns: group,
+            });
+        }
+    }
+    steps
+}
+
+const STOPPED: &str = "the evaluation stopped unexpectedly";
+
+/// The most bytes of values the columns of one pass of a check read by column may hold
+/// (8 bytes a value, per aggregate keeping values), when more than one column a pass.
+const COLUMN_PASS_BYTES: u64 = 256 << 20;
+
+/// The range a check's baseline reads, if it has one.
+fn baseline_key(job: &Job) -> Option<ScanKey> {
+    match &job.reads.baseline {
+        Some(BaselineReads::Component { key }) => Some(key.clone()),
+        Some(BaselineReads::Source(s)) => Some(s.first.clone()),
+        None => None,
+    }
+}
+
+/// Runs `f` over the jobs on the blocking pool and gives them back (the jobs are lost only
+/// if the pool itself fails, and then every check says so).
+async fn blocking(mut jobs: Vec<Job>, f: impl FnOnce(&mut Vec<Job>) + Send + 'static) -> Vec<Job> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::task::spawn_blocking(move || {
+        f(&mut jobs);
+        let _ = tx.send(jobs);
+    });
+    let _ = task.await;
+    rx.await.unwrap_or_default()
+}
+
+/// Hands one slice's batches to the checks of `feeds`.
+async fn feed(
+    jobs: Vec<Job>,
+    batches: Vec<RecordBatch>,
+    feeds: Vec<Feed>,
+    owned: Owned,
+) -> Vec<Job> {
+    blocking(jobs, move |jobs| {
+        let rows: Result<Vec<SourceRows>, String> = batches
+            .into_iter()
+            .map(|b| {
+                Frame::new(vec![b])
+                    .map(SourceRows::plain)
+                    .map_err(|e| e.to_string())
+            })
+            .collect();
+        let rows = match rows {
+            Ok(r) => r,
+            Err(e) => {
+                for f in &feeds {
+                    jobs[f.job].failure.get_or_insert_with(|| e.clone());
+                }
+                return;
+            }
+        };
+        owned.with(|ctx| {
+            let make = |call: &_| ctx.make(call);
+            for f in &feeds {
+                let j = &mut jobs[f.job];
+                if j.failure.is_some() {
+                    continue;
+                }
+                let time = match f.side {
+                    Side::Current => &j.time,
+                    Side::Baseline => j.baseline_time.as_ref().unwrap_or(&j.time),
+                };
+                let got = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    j.state.add_pass(
+                        &j.plan,
+                        f.side,
+                        &rows,
+                        time,
+                        &make,
+                        f.columns.clone(),
+                        f.count,
+                    )
+                }));
+                match got {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => j.failure = Some(e.to_string()),
+                    Err(_) => j.failure = Some(STOPPED.into()),
+                }
+            }
+        });
+    })
+    .await
+}
