@@ -187,10 +187,11 @@ impl Executor {
             }
         }
 
-        // A check read by column takes as many columns a pass as there are cores (each
-        // concluded on its own core) while their values stay within COLUMN_PASS_BYTES,
-        // estimated from the rows of its window and baseline; else one. The results do not
-        // depend on it.
+        // A check read by column takes as many columns a pass as keep their values within
+        // COLUMN_PASS_BYTES, estimated from the rows of its window and baseline (all of them
+        // for a small window: one pass, the columns concluded side by side), at least one;
+        // as many as there are cores where nothing is estimated. The results do not depend
+        // on it.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
         let mut per_pass = vec![cores; jobs.len()];
         for (i, job) in jobs.iter().enumerate() {
@@ -215,7 +216,12 @@ impl Executor {
                 let per_column = rows.saturating_mul(8 * job.keeping as u64).max(1);
                 per_pass[i] = usize::try_from(COLUMN_PASS_BYTES / per_column)
                     .unwrap_or(cores)
-                    .clamp(1, cores);
+                    .clamp(1, job.state.columns().max(1));
+                // Whole rounds of the cores (each concludes a column): 3 columns on 2 cores
+                // take as long as 4.
+                if per_pass[i] > cores && per_pass[i] < job.state.columns() {
+                    per_pass[i] -= per_pass[i] % cores;
+                }
             }
         }
         for step in plan_steps(&jobs, &shared, &own, &per_pass) {
