@@ -513,6 +513,12 @@ fn ingest_and_backfill(
     db: &str,
     files: &[(&str, &PathBuf)],
 ) -> Vec<serde_json::Value> {
+    ingest_all(checks, db, files);
+    backfill(checks, db, &[]).0
+}
+
+/// Ingests each (component, file) into `db` with `mlc ingest`, which must succeed.
+fn ingest_all(checks: &str, db: &str, files: &[(&str, &PathBuf)]) {
     for (component, file) in files {
         let out = mlc(&[
             "ingest",
@@ -529,7 +535,6 @@ fn ingest_and_backfill(
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    backfill(checks, db, &[]).0
 }
 
 /// Backfills 2026-03-02 to 03-07 12:00 in 12-hour steps with `extra` arguments; the JSON
@@ -617,20 +622,7 @@ check skew {
     for (component, age) in [("training", 42), ("inference", 40)] {
         let file = dir.path().join(format!("{component}.csv"));
         std::fs::write(&file, rows(age)).unwrap();
-        let out = mlc(&[
-            "ingest",
-            "--checks",
-            c,
-            "--db",
-            &db,
-            component,
-            file.to_str().unwrap(),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ingest_all(c, &db, &[(component, &file)]);
     }
     let out = mlc(&[
         "check",
@@ -1128,22 +1120,7 @@ check nothing_then {
             "sqlite://{}/s{segments}.db?segment_rows={segments}",
             dir.path().display()
         );
-        for (component, file) in [("events", &ev), ("reference", &rf)] {
-            let out = mlc(&[
-                "ingest",
-                "--checks",
-                c,
-                "--db",
-                &db,
-                component,
-                file.to_str().unwrap(),
-            ]);
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        ingest_all(c, &db, &[("events", &ev), ("reference", &rf)]);
         // The backfill's prefetch reads each window whole: the reference.
         let whole = mlc(&[
             "backfill",

@@ -102,17 +102,7 @@ impl CheckPlan {
                 out.push(c.clone());
             }
         };
-        if let Some(f) = &self.filter {
-            f.visit_columns(&mut add);
-        }
-        for c in &self.group_by {
-            add(c);
-        }
-        for a in &self.aggregates {
-            for e in &a.args {
-                e.visit_columns(&mut add);
-            }
-        }
+        self.visit_named_columns(&mut add);
         if let Some(each) = &self.each {
             for c in &each.columns {
                 add(c);
@@ -134,22 +124,11 @@ impl CheckPlan {
             return columns.to_vec();
         };
         let mut named: Vec<ColumnId> = Vec::new();
-        let mut add = |c: &ColumnId| {
+        self.visit_named_columns(&mut |c: &ColumnId| {
             if c.source == 0 && !named.contains(c) {
                 named.push(c.clone());
             }
-        };
-        if let Some(f) = &self.filter {
-            f.visit_columns(&mut add);
-        }
-        for c in &self.group_by {
-            add(c);
-        }
-        for a in &self.aggregates {
-            for e in &a.args {
-                e.visit_columns(&mut add);
-            }
-        }
+        });
         columns
             .iter()
             .filter(|c| {
@@ -167,6 +146,22 @@ impl CheckPlan {
             })
             .cloned()
             .collect()
+    }
+
+    /// Every column an expression names (`where`, `group by`, aggregate arguments), repeats
+    /// included; not the `each` columns, which only `each` names.
+    fn visit_named_columns(&self, add: &mut impl FnMut(&ColumnId)) {
+        if let Some(f) = &self.filter {
+            f.visit_columns(add);
+        }
+        for c in &self.group_by {
+            add(c);
+        }
+        for a in &self.aggregates {
+            for e in &a.args {
+                e.visit_columns(add);
+            }
+        }
     }
 
     /// The columns the check reads only through `c is [not] null` on the bare column (in

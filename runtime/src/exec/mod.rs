@@ -767,17 +767,9 @@ impl Executor {
                 .and_then(|b| self.batches(&key.component, &cols, b));
             (key, got)
         });
-        let max_time = reads.max_time.into_iter().map(|(comp, before)| async move {
-            let got = self
-                .store
-                .max_time(&comp, before)
-                .await
-                .map_err(|e| format!("reading `{comp}`: {e}"));
-            (comp, got)
-        });
         let (scans, max_time) = futures::join!(
             futures::future::join_all(scans),
-            futures::future::join_all(max_time)
+            self.max_times(reads.max_time)
         );
         let scans: HashMap<ScanKey, Result<Vec<RecordBatch>, String>> = scans.into_iter().collect();
         let latest = self
@@ -786,10 +778,28 @@ impl Executor {
         Fetched {
             scans,
             latest,
-            max_time: max_time.into_iter().collect(),
+            max_time,
             joined: std::sync::Mutex::new(HashMap::new()),
             right_columns: HashMap::new(),
         }
+    }
+
+    /// Per component, its latest event time before the time given (`freshness()`).
+    async fn max_times(
+        &self,
+        reads: HashMap<String, i64>,
+    ) -> HashMap<String, Result<Option<i64>, String>> {
+        futures::future::join_all(reads.into_iter().map(|(comp, before)| async move {
+            let got = self
+                .store
+                .max_time(&comp, before)
+                .await
+                .map_err(|e| format!("reading `{comp}`: {e}"));
+            (comp, got)
+        }))
+        .await
+        .into_iter()
+        .collect()
     }
 
     /// The right sides of the joins: each read, unless the prefetch holds it, for only the

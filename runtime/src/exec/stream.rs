@@ -166,18 +166,7 @@ impl Executor {
         for r in own.iter().flatten() {
             max_time.extend(r.max_time.iter().map(|(k, v)| (k.clone(), *v)));
         }
-        let max_time: HashMap<String, Result<Option<i64>, String>> =
-            futures::future::join_all(max_time.into_iter().map(|(comp, before)| async move {
-                let got = self
-                    .store
-                    .max_time(&comp, before)
-                    .await
-                    .map_err(|e| format!("reading `{comp}`: {e}"));
-                (comp, got)
-            }))
-            .await
-            .into_iter()
-            .collect();
+        let max_time = self.max_times(max_time).await;
         for job in &mut jobs {
             if job.reads.event_age {
                 match event_age(&job.plan, job.reads.timing, &max_time) {
