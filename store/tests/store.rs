@@ -473,6 +473,72 @@ async fn latest_by_key_over_many_slices_finds_each_wanted_key() {
     each_backend(check).await;
 }
 
+/// `time_slices` cuts a range into slices that cover it exactly, each of about the rows asked
+/// for where segments give an estimate (one slice elsewhere), and reading slice by slice
+/// gives the rows of one whole read, in the same order.
+#[tokio::test]
+async fn time_slices_cover_the_range_and_read_what_one_read_gives() {
+    let mut csv = String::from("request_id,ts,age\n");
+    for i in 0..20_000u32 {
+        let t = T0 / 1_000_000 + i64::from(i / 3);
+        csv.push_str(&format!("k{i},{t},{i}\n"));
+    }
+    let (start, end) = (Some(T0 + 1_000 * 1_000_000), T0 + 6_000 * 1_000_000);
+    let check = |store: mlc_store::Store, dir: tempfile::TempDir, sliced: bool| {
+        let csv = csv.clone();
+        async move {
+            let p = write(&dir, "f.csv", &csv);
+            ingest_file(&store, &inference(), &p).await;
+            let slices = store
+                .time_slices("inference", start, end, 2_000)
+                .await
+                .unwrap();
+            assert_eq!(slices.first().unwrap().0, start);
+            assert_eq!(slices.last().unwrap().1, end);
+            // Adjacent, and each slice non-empty in time.
+            assert!(slices.windows(2).all(|w| Some(w[0].1) == w[1].0));
+            assert!(slices.iter().all(|(lo, hi)| lo.is_none_or(|lo| lo < *hi)));
+            let est = store.estimate_rows("inference", start, end).await.unwrap();
+            if sliced {
+                // 15,000 rows in range: about 8 slices of 2,000.
+                assert!((6..=10).contains(&slices.len()), "{slices:?}");
+                let est = est.unwrap();
+                assert!((14_000..=16_000).contains(&est), "{est}");
+            } else {
+                assert_eq!(slices.len(), 1);
+                assert_eq!(est, None);
+            }
+            let cols = ["request_id", "ts", "age"];
+            let whole = store
+                .scan_batches("inference", &cols, start, end)
+                .await
+                .unwrap();
+            let mut parts = Vec::new();
+            for (lo, hi) in &slices {
+                parts.extend(
+                    store
+                        .scan_batches("inference", &cols, *lo, *hi)
+                        .await
+                        .unwrap(),
+                );
+            }
+            assert_eq!(ints(&whole, 2).len(), 15_000);
+            assert_eq!(ints(&parts, 2), ints(&whole, 2));
+            assert_eq!(strs(&parts, 0), strs(&whole, 0));
+        }
+    };
+    for (params, sliced) in [("?segment_rows=256", true), ("?segment_rows=0", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/s.db{params}", dir.path().display());
+        let store = mlc_store::Store::open(&url).await.unwrap();
+        check(store.clone(), tempfile::tempdir().unwrap(), sliced).await;
+        store.close().await;
+    }
+    let store = mlc_store::Store::open("sqlite::memory:").await.unwrap();
+    check(store, tempfile::tempdir().unwrap(), false).await;
+    each_backend(|store, dir| check(store, dir, false)).await;
+}
+
 #[tokio::test]
 async fn unknown_components_and_columns_are_clear_errors() {
     each_backend(|store, _dir| async move {

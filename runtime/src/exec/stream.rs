@@ -15,14 +15,14 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use mlc_engine::eval::{CheckState, Conclusion, Frame, Outcome, SourceRows};
 use mlc_engine::functions::Side;
-use mlc_engine::plan::{CheckPlan, ColumnId, Program};
+use mlc_engine::plan::{CheckPlan, ColumnId, FunctionRef, Program};
 use mlc_wasm::FailureCounts;
 
 use super::{
     BaselineReads, CheckReads, Executor, Plugins, Reads, RunContext, ScanKey, check_times,
     event_age,
 };
-use crate::results::CheckResult;
+use crate::results::{CheckResult, Timing};
 
 /// The default most values (rows x columns) read per time slice: 64 MiB of 8-byte values.
 pub const SLICE_CELLS: u64 = 8 << 20;
@@ -119,10 +119,15 @@ impl Executor {
             let (state, keeping) = owned.with(|ctx| {
                 let make = |call: &_| ctx.make(call);
                 let state = CheckState::new(&plan, &make, ctx.max_series);
+                // Builtins only: a plugin's state is bounded by its sandbox, and making
+                // one would instantiate its module.
                 let keeping = plan
                     .aggregates
                     .iter()
-                    .filter(|a| make(a).is_ok_and(|acc| acc.keeps_values()))
+                    .filter(|a| {
+                        matches!(a.function, FunctionRef::Builtin(_))
+                            && make(a).is_ok_and(|acc| acc.keeps_values())
+                    })
                     .count();
                 (state, keeping)
             });
@@ -214,6 +219,10 @@ impl Executor {
             }
         }
         for step in plan_steps(&jobs, &shared, &own, &per_pass) {
+            if jobs.len() != checks.len() {
+                // The blocking pool gave nothing back (the runtime is shutting down).
+                break;
+            }
             jobs = match step {
                 Step::Read(pass) => self.run_pass(jobs, pass, &owned).await,
                 Step::Conclude { job, columns } => {
@@ -240,6 +249,24 @@ impl Executor {
             };
         }
 
+        if jobs.len() != checks.len() {
+            return checks
+                .iter()
+                .map(|plan| {
+                    let timing = Timing {
+                        at_us,
+                        window_start_us: None,
+                        window_end_us: at_us,
+                    };
+                    vec![CheckResult::error(
+                        plan,
+                        STOPPED,
+                        timing,
+                        &self.rules_version,
+                    )]
+                })
+                .collect();
+        }
         jobs.into_iter()
             .map(|j| match j.failure {
                 Some(reason) => vec![CheckResult::error(
@@ -457,7 +484,12 @@ fn baseline_key(job: &Job) -> Option<ScanKey> {
 async fn blocking(mut jobs: Vec<Job>, f: impl FnOnce(&mut Vec<Job>) + Send + 'static) -> Vec<Job> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::task::spawn_blocking(move || {
-        f(&mut jobs);
+        // A panic fails the checks still running, and keeps every check's result.
+        if std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut jobs))).is_err() {
+            for j in &mut jobs {
+                j.failure.get_or_insert_with(|| STOPPED.into());
+            }
+        }
         let _ = tx.send(jobs);
     });
     let _ = task.await;
