@@ -304,9 +304,9 @@ impl Executor {
         }
         let fail_all = |jobs: &mut Vec<Job>, reason: &str| {
             for f in &feeds {
-                jobs[f.job]
-                    .failure
-                    .get_or_insert_with(|| reason.to_string());
+                if let Some(j) = jobs.get_mut(f.job) {
+                    j.failure.get_or_insert_with(|| reason.to_string());
+                }
             }
         };
         let rows_per_slice = (self.slice_cells / columns.len().max(1) as u64).max(1);
@@ -335,7 +335,12 @@ impl Executor {
         let mut rows = 0usize;
         let mut next = Some(read(slices[0]).await);
         let mut i = 0;
+        let n = jobs.len();
         while let Some(got) = next.take() {
+            if jobs.len() != n {
+                // The blocking pool gave nothing back; the caller reports it.
+                return jobs;
+            }
             let batches = match got {
                 Ok(b) => b,
                 Err(e) => {
