@@ -46,6 +46,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(err) = tuning_from_env() {
+        eprintln!("error: {err:#}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Lint(args) => cmd::lint::run(args),
         Command::Fmt(args) => cmd::fmt::run(args),
@@ -65,4 +69,19 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Settings read from the environment by every command (docs/operations.md).
+fn tuning_from_env() -> anyhow::Result<()> {
+    if let Ok(v) = std::env::var("MLC_DISTINCT_VALUES_BYTES") {
+        let bytes: usize = v.trim().parse().map_err(|_| {
+            anyhow::anyhow!(
+                "MLC_DISTINCT_VALUES_BYTES={v:?} is not a number of bytes; set it to a whole \
+                 number such as {} (the default), or unset it",
+                mlc_engine::functions::DEFAULT_DISTINCT_VALUES_BYTES
+            )
+        })?;
+        mlc_engine::functions::set_distinct_values_bytes(bytes);
+    }
+    Ok(())
 }

@@ -12,9 +12,16 @@ fn cases() -> PathBuf {
 }
 
 fn mlc(args: &[&str]) -> Output {
+    mlc_with(args, &[])
+}
+
+/// `mlc` with these environment variables set.
+fn mlc_with(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(MLC)
         .args(args)
         .env_remove("MLC_DB")
+        .env_remove("MLC_DISTINCT_VALUES_BYTES")
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }
@@ -1044,6 +1051,12 @@ check validity {
   expect count(c is null) == 0
   expect sum(a) > 0
 }
+check ids_by_country {
+  on events
+  group by country
+  expect duplicate_rate(id) == 0
+  expect distinct(tag) > 1
+}
 check nothing_then {
   on events
   window 1h
@@ -1103,10 +1116,12 @@ check nothing_then {
     let rf = write("reference.csv", &reference);
     let c = checks.to_str().unwrap();
     let at = "2026-03-09T00:00:00Z";
-    let check = |db: &str, extra: &[&str]| {
+    // `distinct` and `duplicate_rate` keep 64-bit codes past MLC_DISTINCT_VALUES_BYTES, and
+    // read the rows again where a code repeats: from the first byte, the same results.
+    let check = |db: &str, extra: &[&str], env: &[(&str, &str)]| {
         let mut args = vec!["check", c, "--db", db, "--format", "json", "--at", at];
         args.extend_from_slice(extra);
-        let out = mlc(&args);
+        let out = mlc_with(&args, env);
         assert!(
             out.status.code().is_some_and(|c| c <= 1),
             "{}",
@@ -1122,25 +1137,37 @@ check nothing_then {
         );
         ingest_all(c, &db, &[("events", &ev), ("reference", &rf)]);
         // The backfill's prefetch reads each window whole: the reference.
-        let whole = mlc(&[
-            "backfill",
-            c,
-            "--db",
-            &db,
-            "--dry-run",
-            "--format",
-            "json",
-            "--from",
-            at,
-            "--to",
-            at,
-            "--step",
-            "1d",
-        ]);
-        let whole = lines(&whole);
+        let backfill = |env: &[(&str, &str)]| {
+            lines(&mlc_with(
+                &[
+                    "backfill",
+                    c,
+                    "--db",
+                    &db,
+                    "--dry-run",
+                    "--format",
+                    "json",
+                    "--from",
+                    at,
+                    "--to",
+                    at,
+                    "--step",
+                    "1d",
+                ],
+                env,
+            ))
+        };
+        let whole = backfill(&[]);
+        let codes = [("MLC_DISTINCT_VALUES_BYTES", "0")];
+        assert_eq!(backfill(&codes), whole, "segments {segments}, codes");
         for cells in ["1", "40", "333", "100000000"] {
-            let got = check(&db, &["--slice-cells", cells]);
+            let got = check(&db, &["--slice-cells", cells], &[]);
             assert_eq!(got, whole, "segments {segments}, --slice-cells {cells}");
+            let got = check(&db, &["--slice-cells", cells], &codes);
+            assert_eq!(
+                got, whole,
+                "segments {segments}, --slice-cells {cells}, codes"
+            );
         }
         seen.push(whole);
     }
@@ -1162,5 +1189,17 @@ check nothing_then {
         assert!(whole.iter().any(|r| r["status"] == s), "no {s}: {whole:?}");
     }
     assert_eq!(status("validity"), ["fail"]);
+    assert_eq!(status("ids_by_country").len(), 4);
+    // A setting that is not a number of bytes is refused, naming the fix.
+    let out = mlc_with(
+        &["check", c, "--db", "sqlite::memory:", "--at", at],
+        &[("MLC_DISTINCT_VALUES_BYTES", "64MB")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("MLC_DISTINCT_VALUES_BYTES=\"64MB\" is not a number of bytes"),
+        "{err}"
+    );
     assert_eq!(status("nothing_then").len(), 2);
 }

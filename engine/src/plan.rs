@@ -148,6 +148,33 @@ impl CheckPlan {
             .collect()
     }
 
+    /// The columns a read feeding only the aggregates numbered in `aggregates` needs: those
+    /// `where` and `group by` name, the `each` columns, and those aggregates' arguments.
+    pub fn columns_for_aggregates(&self, aggregates: &[usize]) -> Vec<ColumnId> {
+        let mut out: Vec<ColumnId> = Vec::new();
+        let mut add = |c: &ColumnId| {
+            if !out.contains(c) {
+                out.push(c.clone());
+            }
+        };
+        if let Some(f) = &self.filter {
+            f.visit_columns(&mut add);
+        }
+        for c in self
+            .group_by
+            .iter()
+            .chain(self.each.iter().flat_map(|e| &e.columns))
+        {
+            add(c);
+        }
+        for &i in aggregates {
+            for e in self.aggregates.get(i).map_or(&[][..], |a| &a.args) {
+                e.visit_columns(&mut add);
+            }
+        }
+        out
+    }
+
     /// Every column an expression names (`where`, `group by`, aggregate arguments), repeats
     /// included; not the `each` columns, which only `each` names.
     fn visit_named_columns(&self, add: &mut impl FnMut(&ColumnId)) {

@@ -55,6 +55,9 @@ struct AggState {
     /// Where the shared state failed on rows, each aggregate sharing it was fed those rows on
     /// its own, so that its error names it: by (aggregate index, slice key).
     follower_errors: HashMap<(usize, String), AccError>,
+    /// Whether some accumulator asked for its rows a second time
+    /// ([`Accumulator::needs_second_read`]).
+    again: bool,
 }
 
 /// What a slice has seen of the current and baseline rows.
@@ -184,7 +187,7 @@ impl CheckState {
         let parallel =
             self.aggs.len() > 1 && (self.columns > 1 || batch.frame.rows >= PARALLEL_MIN_ROWS);
         par_map(&tasks, parallel, |&t| {
-            self.feed_task(plan, t, std::slice::from_ref(&batch), make);
+            self.feed_task(plan, t, std::slice::from_ref(&batch), make, false);
         });
         Ok(())
     }
@@ -218,7 +221,64 @@ impl CheckState {
         let parallel = tasks.len() > 1 && (columns.len() > 1 || n >= PARALLEL_MIN_ROWS);
         let state = &*self;
         par_map(&tasks, parallel, |&t| {
-            state.feed_task(plan, t, &batches, make)
+            state.feed_task(plan, t, &batches, make, false)
+        });
+        Ok(())
+    }
+
+    /// Whether an aggregate of the `each` columns in `columns` needs its rows a second time
+    /// before concluding ([`Accumulator::needs_second_read`]): the caller then gives the same
+    /// rows to [`CheckState::add_again`]. Asked once, after the last rows.
+    pub fn needs_second_read(&mut self, columns: std::ops::Range<usize>) -> bool {
+        let fed = self.fed.len();
+        let tasks: Vec<usize> =
+            (columns.start * fed..columns.end.min(self.columns) * fed).collect();
+        let state = &*self;
+        let wants = par_map(&tasks, tasks.len() > 1, |&t| state.wants_again(t));
+        wants.into_iter().any(|w| w)
+    }
+
+    /// Asks every accumulator of state `t` whether it needs its rows again, and notes it.
+    fn wants_again(&self, t: usize) -> bool {
+        let mut agg = self.aggs[t]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut any = false;
+        for acc in agg.by_slice.values_mut().flatten() {
+            any |= acc.needs_second_read();
+        }
+        agg.again = any;
+        any
+    }
+
+    /// The rows of one side again, as [`CheckState::add_pass`] gave them, for the aggregates
+    /// that asked ([`CheckState::needs_second_read`]).
+    pub fn add_again(
+        &mut self,
+        plan: &CheckPlan,
+        side: Side,
+        rows: &[SourceRows],
+        time: &ColumnId,
+        make: &AccFactory<'_>,
+        columns: Option<std::ops::Range<usize>>,
+    ) -> Result<(), EvalError> {
+        let columns = columns.unwrap_or(0..self.columns);
+        let mut batches = Vec::with_capacity(rows.len());
+        for r in rows {
+            batches.push(self.register_pass(plan, side, r, time, false, &columns)?);
+        }
+        let fed = self.fed.len();
+        let state = &*self;
+        let tasks: Vec<usize> = (columns.start * fed..columns.end.min(self.columns) * fed)
+            .filter(|&t| {
+                state.aggs[t]
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .again
+            })
+            .collect();
+        par_map(&tasks, tasks.len() > 1, |&t| {
+            state.feed_task(plan, t, &batches, make, true)
         });
         Ok(())
     }
@@ -293,7 +353,16 @@ impl CheckState {
             let tasks: Vec<usize> = (ci * fed..(ci + 1) * fed).collect();
             let parallel = columns.len() == 1 && fed > 1 && rows >= PARALLEL_MIN_ROWS;
             par_map(&tasks, parallel, |&t| {
-                state.feed_task(plan, t, &batches, make)
+                state.feed_task(plan, t, &batches, make, false)
+            });
+            // An aggregate keeping codes (`distinct` over ids) may want the rows again.
+            let again: Vec<usize> = tasks
+                .iter()
+                .copied()
+                .filter(|&t| state.wants_again(t))
+                .collect();
+            par_map(&again, parallel, |&t| {
+                state.feed_task(plan, t, &batches, make, true)
             });
             let out: Vec<Outcome> = slices
                 .iter()
@@ -310,7 +379,14 @@ impl CheckState {
     }
 
     /// Feeds state `t` (`column * fed + i`) the rows of `batches`.
-    fn feed_task(&self, plan: &CheckPlan, t: usize, batches: &[Batch<'_>], make: &AccFactory<'_>) {
+    fn feed_task(
+        &self,
+        plan: &CheckPlan,
+        t: usize,
+        batches: &[Batch<'_>],
+        make: &AccFactory<'_>,
+        again: bool,
+    ) {
         let fed = self.fed.len();
         let lead = self.fed[t % fed];
         let followers: Vec<(usize, &AggregateCall)> = (0..self.leader.len())
@@ -329,7 +405,14 @@ impl CheckState {
                 slices: &b.slices,
                 keys: &b.keys,
             };
-            feed(&mut state, &plan.aggregates[lead], &followers, &rows, make);
+            feed(
+                &mut state,
+                &plan.aggregates[lead],
+                &followers,
+                &rows,
+                make,
+                again,
+            );
         }
     }
 
@@ -787,6 +870,7 @@ fn feed(
     followers: &[(usize, &AggregateCall)],
     rows: &Rows<'_>,
     make: &AccFactory<'_>,
+    again: bool,
 ) {
     // Which side of the accumulator these rows are, if it reads them at all. A one-sample
     // aggregate over the baseline (`baseline.mean(x)`) is fed them as its "current" rows: to
@@ -807,6 +891,19 @@ fn feed(
             return;
         }
     };
+    if again {
+        for (slice, key) in rows.slices.iter().zip(rows.keys) {
+            let Some(entry) = state.by_slice.get_mut(key) else {
+                continue;
+            };
+            let Ok(acc) = entry else { continue };
+            let got = cut(&args, slice).and_then(|a| acc.update_again(acc_side, &a));
+            if let Err(e) = got {
+                *entry = Err(AccError::Call(e.to_string()));
+            }
+        }
+        return;
+    }
     for (slice, key) in rows.slices.iter().zip(rows.keys) {
         let entry = state
             .by_slice

@@ -41,10 +41,8 @@ impl Function for Distinct {
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
-        Some(Box::new(HashedAcc {
-            name: "distinct",
-            batches: Vec::new(),
-            finish: |distinct, _, _| value(distinct as f64),
+        Some(HashedAcc::boxed("distinct", |distinct, _, _| {
+            value(distinct as f64)
         }))
     }
 }

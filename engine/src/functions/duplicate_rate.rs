@@ -42,15 +42,14 @@ impl Function for DuplicateRate {
         }]
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
-        Some(Box::new(HashedAcc {
-            name: "duplicate_rate",
-            batches: Vec::new(),
-            finish: |_, total, duplicated| {
+        Some(HashedAcc::boxed(
+            "duplicate_rate",
+            |_, total, duplicated| {
                 if total == 0 {
                     return undefined("no non-null values");
                 }
                 value(duplicated as f64 / total as f64)
             },
-        }))
+        ))
     }
 }

@@ -1,23 +1,166 @@
 //! The accumulator shared by `distinct` and `duplicate_rate`: keeps the batches and, at the
 //! end, counts rows per value hash, checking values for equality only against the first row
-//! of their hash.
+//! of their hash. Past [`values_limit`] bytes of values over a column that looks like ids,
+//! it keeps one 64-bit code (the hash) per value instead, and asks for the rows a second
+//! time ([`Accumulator::needs_second_read`]) only when a code repeats, keeping the values of
+//! those rows alone to group them exactly (docs/evaluation.md#streaming).
 
 use std::any::Any;
 use std::collections::hash_map::Entry;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use arrow_array::{Array, ArrayRef};
+use arrow_array::{Array, ArrayRef, BooleanArray};
 
 use super::common::{Cat, FastMap, arity, same};
 use super::{Accumulator, EvalError, Outcome, Side};
+
+/// The default most bytes of values a `distinct` or `duplicate_rate` state keeps before it
+/// keeps 64-bit codes instead (per slice and `each` column).
+pub const DEFAULT_VALUES_LIMIT: usize = 64 << 20;
+
+static VALUES_LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_VALUES_LIMIT);
+
+/// Sets the most bytes of values a `distinct` or `duplicate_rate` state keeps before it keeps
+/// 64-bit codes (`MLC_DISTINCT_VALUES_BYTES`); the results are the same either way.
+pub fn set_values_limit(bytes: usize) {
+    VALUES_LIMIT.store(bytes, Ordering::Relaxed);
+}
+
+/// See [`set_values_limit`].
+pub fn values_limit() -> usize {
+    VALUES_LIMIT.load(Ordering::Relaxed)
+}
 
 /// Keeps the batches (cheap reference-counted arrays) rather than a map of owned values: the
 /// typical column is mostly unique ids, where a million owned string keys cost seconds.
 pub(crate) struct HashedAcc {
     pub(crate) name: &'static str,
-    pub(crate) batches: Vec<ArrayRef>,
+    state: State,
+    /// The most bytes of values kept before codes replace them ([`values_limit`]).
+    limit: usize,
     /// Turns (distinct values, non-null values, values seen more than once) into the result.
     pub(crate) finish: fn(u64, u64, u64) -> Result<Outcome, EvalError>,
+}
+
+enum State {
+    /// The non-empty batches fed, their bytes, and from how many bytes on the values are next
+    /// looked at to decide whether codes should replace them.
+    Values {
+        batches: Vec<ArrayRef>,
+        bytes: usize,
+        next_look: usize,
+    },
+    /// One code (the value's hash) per non-null value fed.
+    Codes(Vec<u64>),
+    /// The codes sorted and counted: how many values have a code of their own, how many
+    /// values there are, and per code seen more than once how many of its rows the second
+    /// read has still to give; `again` holds those rows' values as it gives them. `asked`:
+    /// whether the caller asked for (and so makes) the second read.
+    Settled {
+        once: u64,
+        total: u64,
+        repeated: FastMap<u64, u64>,
+        again: Vec<ArrayRef>,
+        extra: bool,
+        asked: bool,
+    },
+}
+
+impl HashedAcc {
+    pub(crate) fn boxed(
+        name: &'static str,
+        finish: fn(u64, u64, u64) -> Result<Outcome, EvalError>,
+    ) -> Box<dyn Accumulator> {
+        Box::new(HashedAcc::with_limit(name, finish, values_limit()))
+    }
+
+    fn with_limit(
+        name: &'static str,
+        finish: fn(u64, u64, u64) -> Result<Outcome, EvalError>,
+        limit: usize,
+    ) -> HashedAcc {
+        HashedAcc {
+            name,
+            state: State::Values {
+                batches: Vec::new(),
+                bytes: 0,
+                next_look: limit,
+            },
+            limit,
+            finish,
+        }
+    }
+
+    /// Replaces kept values by codes once they pass the limit, if they look like ids (a
+    /// column of few values stays as values: its codes would all repeat, and the second read
+    /// would keep every value again).
+    fn maybe_compact(&mut self) {
+        let State::Values {
+            batches,
+            bytes,
+            next_look,
+        } = &mut self.state
+        else {
+            return;
+        };
+        if *bytes <= *next_look || *bytes <= self.limit {
+            return;
+        }
+        let Ok(cats) = cats_of(self.name, batches) else {
+            return;
+        };
+        if sample_all_distinct(&cats, batches, &hasher()) {
+            self.keep_codes();
+        } else {
+            *next_look = bytes.saturating_mul(2);
+        }
+    }
+
+    /// Hashes the kept values into codes (nothing happens past [`State::Values`]).
+    fn keep_codes(&mut self) {
+        if let State::Values { batches, .. } = &self.state {
+            let mut codes = Vec::new();
+            if let Ok(cats) = cats_of(self.name, batches) {
+                codes = sorted_hashes(&cats, batches, &hasher(), 1)
+                    .pop()
+                    .unwrap_or_default();
+            }
+            self.state = State::Codes(codes);
+        }
+    }
+
+    /// Sorts and counts the codes (once).
+    fn settle(&mut self) {
+        let State::Codes(codes) = &mut self.state else {
+            return;
+        };
+        let mut codes = std::mem::take(codes);
+        let total = codes.len() as u64;
+        let parts = sort_in_parts(&mut codes);
+        let (once, repeated) = walk(&parts);
+        self.state = State::Settled {
+            once,
+            total,
+            repeated,
+            again: Vec::new(),
+            extra: false,
+            asked: false,
+        };
+    }
+}
+
+fn hasher() -> foldhash::fast::FixedState {
+    foldhash::fast::FixedState::with_seed(0x6d6c_6321)
+}
+
+fn cats_of<'a>(name: &'static str, batches: &'a [ArrayRef]) -> Result<Vec<Cat<'a>>, EvalError> {
+    batches.iter().map(|b| Cat::new(name, b)).collect()
+}
+
+fn push_codes(codes: &mut Vec<u64>, cat: &Cat<'_>, len: usize) {
+    let h = hasher();
+    codes.extend((0..len).filter_map(|i| hash_at(&h, cat, i)));
 }
 
 impl Accumulator for HashedAcc {
@@ -26,38 +169,231 @@ impl Accumulator for HashedAcc {
     }
     fn update(&mut self, _side: Side, args: &[ArrayRef]) -> Result<(), EvalError> {
         arity(self.name, args, 1)?;
-        Cat::new(self.name, &args[0])?;
-        if !args[0].is_empty() {
-            self.batches.push(args[0].clone());
+        let cat = Cat::new(self.name, &args[0])?;
+        if args[0].is_empty() {
+            return Ok(());
         }
+        match &mut self.state {
+            State::Values { batches, bytes, .. } => {
+                *bytes += args[0].get_array_memory_size();
+                batches.push(args[0].clone());
+            }
+            State::Codes(codes) => {
+                push_codes(codes, &cat, args[0].len());
+                return Ok(());
+            }
+            State::Settled { .. } => return Err(concluded(self.name)),
+        }
+        self.maybe_compact();
         Ok(())
     }
     fn merge(&mut self, other: &dyn Accumulator) -> Result<(), EvalError> {
-        self.batches
-            .extend(same::<Self>(self.name, other)?.batches.iter().cloned());
+        let other = same::<Self>(self.name, other)?;
+        match &other.state {
+            State::Values {
+                batches: theirs, ..
+            } => match &mut self.state {
+                State::Values { batches, bytes, .. } => {
+                    for b in theirs {
+                        *bytes += b.get_array_memory_size();
+                        batches.push(b.clone());
+                    }
+                    self.maybe_compact();
+                }
+                State::Codes(codes) => {
+                    for (cat, b) in cats_of(self.name, theirs)?.iter().zip(theirs) {
+                        push_codes(codes, cat, b.len());
+                    }
+                }
+                State::Settled { .. } => return Err(concluded(self.name)),
+            },
+            State::Codes(theirs) => {
+                self.keep_codes();
+                match &mut self.state {
+                    State::Codes(codes) => codes.extend_from_slice(theirs),
+                    _ => return Err(concluded(self.name)),
+                }
+            }
+            State::Settled { .. } => return Err(concluded(self.name)),
+        }
+        Ok(())
+    }
+    fn prepare(&mut self) {
+        self.settle();
+    }
+    fn may_need_second_read(&self) -> bool {
+        true
+    }
+    fn needs_second_read(&mut self) -> bool {
+        self.settle();
+        match &mut self.state {
+            State::Settled {
+                repeated, asked, ..
+            } => {
+                *asked = true;
+                !repeated.is_empty()
+            }
+            _ => false,
+        }
+    }
+    fn update_again(&mut self, _side: Side, args: &[ArrayRef]) -> Result<(), EvalError> {
+        let State::Settled {
+            repeated,
+            again,
+            extra,
+            ..
+        } = &mut self.state
+        else {
+            return Ok(());
+        };
+        if repeated.is_empty() {
+            return Ok(());
+        }
+        arity(self.name, args, 1)?;
+        let cat = Cat::new(self.name, &args[0])?;
+        let h = hasher();
+        let mut keep = Vec::with_capacity(args[0].len());
+        for i in 0..args[0].len() {
+            let mine = hash_at(&h, &cat, i).and_then(|code| repeated.get_mut(&code));
+            keep.push(match mine {
+                Some(0) => {
+                    *extra = true;
+                    false
+                }
+                Some(left) => {
+                    *left -= 1;
+                    true
+                }
+                None => false,
+            });
+        }
+        let keep = BooleanArray::from(keep);
+        if keep.true_count() > 0 {
+            let rows = arrow_select::filter::filter(args[0].as_ref(), &keep)
+                .map_err(|e| EvalError::Invalid(e.to_string()))?;
+            again.push(rows);
+        }
         Ok(())
     }
     fn finalize(&self) -> Result<Outcome, EvalError> {
-        let cats = self
-            .batches
-            .iter()
-            .map(|b| Cat::new(self.name, b))
-            .collect::<Result<Vec<_>, _>>()?;
-        let hasher = foldhash::fast::FixedState::with_seed(0x6d6c_6321);
-        let rows: usize = self.batches.iter().map(|b| b.len()).sum();
-        let ids = rows > MAP_LIMIT && sample_all_distinct(&cats, &self.batches, &hasher);
-        let counts = if ids {
-            None
-        } else {
-            by_map(&cats, &self.batches, &hasher)
-        };
-        let (distinct, total, duplicated) =
-            counts.unwrap_or_else(|| by_sort(&cats, &self.batches, &hasher));
-        (self.finish)(distinct, total, duplicated)
+        match &self.state {
+            State::Values { batches, .. } => {
+                let cats = cats_of(self.name, batches)?;
+                let hasher = hasher();
+                let rows: usize = batches.iter().map(|b| b.len()).sum();
+                let ids = rows > MAP_LIMIT && sample_all_distinct(&cats, batches, &hasher);
+                let counts = if ids {
+                    None
+                } else {
+                    by_map(&cats, batches, &hasher)
+                };
+                let (distinct, total, duplicated) =
+                    counts.unwrap_or_else(|| by_sort(&cats, batches, &hasher));
+                (self.finish)(distinct, total, duplicated)
+            }
+            State::Codes(_) => Err(EvalError::Invalid(format!(
+                "internal error: {} was concluded before its codes were counted",
+                self.name
+            ))),
+            State::Settled {
+                once,
+                total,
+                repeated,
+                again,
+                extra,
+                asked,
+            } => {
+                if repeated.is_empty() {
+                    return (self.finish)(*once, *total, 0);
+                }
+                if !asked {
+                    return Err(EvalError::Invalid(format!(
+                        "internal error: {} keeps 64-bit codes, and some repeat, but its rows \
+                         were not read a second time to compare their values",
+                        self.name
+                    )));
+                }
+                if *extra || repeated.values().any(|&left| left > 0) {
+                    return Err(EvalError::Invalid(format!(
+                        "{}: the window's rows changed between its two reads (rows were \
+                         ingested into it during the evaluation); the next evaluation counts \
+                         them",
+                        self.name
+                    )));
+                }
+                let cats = cats_of(self.name, again)?;
+                let h = hasher();
+                let mut places: Vec<(u64, u32, u32)> = Vec::new();
+                for (b, (cat, arr)) in cats.iter().zip(again).enumerate() {
+                    for i in 0..arr.len() {
+                        if let Some(code) = hash_at(&h, cat, i) {
+                            places.push((code, b as u32, i as u32));
+                        }
+                    }
+                }
+                let (groups, duplicated) = sorted_runs(&cats, &mut places);
+                (self.finish)(once + groups, *total, duplicated)
+            }
+        }
     }
     fn as_any(&self) -> &dyn Any {
         self
     }
+}
+
+fn concluded(name: &str) -> EvalError {
+    EvalError::Invalid(format!(
+        "internal error: {name} was fed rows after its codes were counted"
+    ))
+}
+
+/// Sorts `codes` in one part per core (over [`PARALLEL_ROWS`] codes), side by side, and
+/// gives the sorted parts.
+fn sort_in_parts(codes: &mut [u64]) -> Vec<&[u64]> {
+    let parts = if codes.len() >= PARALLEL_ROWS {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    } else {
+        1
+    };
+    let share = codes.len().div_ceil(parts).max(1);
+    if parts > 1 {
+        std::thread::scope(|s| {
+            for c in codes.chunks_mut(share) {
+                s.spawn(move || c.sort_unstable());
+            }
+        });
+    } else {
+        codes.sort_unstable();
+    }
+    codes.chunks(share).collect()
+}
+
+/// Sorted parts walked together in hash order: how many hashes occur once in all of them,
+/// and how many times each other hash occurs.
+fn walk(parts: &[&[u64]]) -> (u64, FastMap<u64, u64>) {
+    let mut once = 0u64;
+    let mut repeated: FastMap<u64, u64> = FastMap::default();
+    let mut at = vec![0usize; parts.len()];
+    while let Some(h) = parts
+        .iter()
+        .zip(&at)
+        .filter_map(|(p, &i)| p.get(i).copied())
+        .min()
+    {
+        let mut n = 0u64;
+        for (p, i) in parts.iter().zip(at.iter_mut()) {
+            while p.get(*i) == Some(&h) {
+                *i += 1;
+                n += 1;
+            }
+        }
+        if n == 1 {
+            once += 1;
+        } else {
+            repeated.insert(h, n);
+        }
+    }
+    (once, repeated)
 }
 
 /// Few distinct values (categories): one map entry per distinct hash, holding the first row
@@ -172,29 +508,8 @@ fn by_sort_in(
 ) -> (u64, u64, u64) {
     let parts = sorted_hashes(cats, batches, hasher, parts);
     let total = parts.iter().map(|p| p.len() as u64).sum();
-    // The parts walked together in hash order: a hash met once in all of them is one value.
-    let mut once = 0u64;
-    let mut repeated: FastMap<u64, ()> = FastMap::default();
-    let mut at = vec![0usize; parts.len()];
-    while let Some(h) = parts
-        .iter()
-        .zip(&at)
-        .filter_map(|(p, &i)| p.get(i).copied())
-        .min()
-    {
-        let mut n = 0usize;
-        for (p, i) in parts.iter().zip(at.iter_mut()) {
-            while p.get(*i) == Some(&h) {
-                *i += 1;
-                n += 1;
-            }
-        }
-        if n == 1 {
-            once += 1;
-        } else {
-            repeated.insert(h, ());
-        }
-    }
+    let slices: Vec<&[u64]> = parts.iter().map(Vec::as_slice).collect();
+    let (once, repeated) = walk(&slices);
     drop(parts);
     if repeated.is_empty() {
         return (once, total, 0);
@@ -324,7 +639,7 @@ mod tests {
     use arrow_array::{ArrayRef, StringArray};
 
     use super::{Cat, by_map, by_sort, run_groups};
-    use crate::functions::{Outcome, Side, lookup};
+    use crate::functions::{Accumulator, Outcome, Side, lookup};
     use crate::value::Value;
 
     #[test]
@@ -446,6 +761,157 @@ mod tests {
             std::slice::from_ref(&few),
             &h
         ));
+    }
+
+    fn dup_rate(limit: usize) -> super::HashedAcc {
+        super::HashedAcc::with_limit(
+            "duplicate_rate",
+            |distinct, total, dup| {
+                Ok(Outcome::Value(Value::Str(format!(
+                    "{distinct} {total} {dup}"
+                ))))
+            },
+            limit,
+        )
+    }
+
+    fn counts(v: &[Option<String>]) -> Outcome {
+        let (d, t, dup) = exact(v);
+        Outcome::Value(Value::Str(format!("{d} {t} {dup}")))
+    }
+
+    fn arrays(v: &[Option<String>], cuts: &[usize]) -> Vec<ArrayRef> {
+        let mut out = Vec::new();
+        let mut lo = 0;
+        for &hi in cuts.iter().chain([&v.len()]) {
+            out.push(Arc::new(StringArray::from(v[lo..hi].to_vec())) as ArrayRef);
+            lo = hi;
+        }
+        out
+    }
+
+    /// Runs an accumulator over `batches` as the evaluator does: update, the second read if
+    /// asked (the same batches in reverse order), prepare, finalize.
+    fn run(mut acc: super::HashedAcc, batches: &[ArrayRef]) -> (Outcome, bool) {
+        for b in batches {
+            acc.update(Side::Current, std::slice::from_ref(b)).unwrap();
+        }
+        let again = acc.needs_second_read();
+        if again {
+            for b in batches.iter().rev() {
+                acc.update_again(Side::Current, std::slice::from_ref(b))
+                    .unwrap();
+            }
+        }
+        acc.prepare();
+        (acc.finalize().unwrap(), again)
+    }
+
+    #[test]
+    fn codes_and_a_second_read_count_as_the_values_do() {
+        // Ids, some repeated (within a batch and across batches), with nulls.
+        let v: Vec<Option<String>> = (0..50_000)
+            .map(|i| match i % 13 {
+                0 => None,
+                5 => Some(format!("id-{}", i / 7)),
+                _ => Some(format!("id-{i}")),
+            })
+            .collect();
+        let batches = arrays(&v, &[1, 999, 20_000, 20_001, 37_000]);
+        let want = counts(&v);
+        // Kept as values: no second read.
+        assert_eq!(run(dup_rate(usize::MAX), &batches), (want.clone(), false));
+        // Codes from the first byte, or after a few batches: a second read, same counts.
+        for limit in [0, 1] {
+            assert_eq!(
+                run(dup_rate(limit), &batches),
+                (want.clone(), true),
+                "{limit}"
+            );
+        }
+        // Past the limit after some batches: codes or values, as the sample of the values
+        // kept then decides, the same counts.
+        assert_eq!(run(dup_rate(100_000), &batches).0, want);
+        // Distinct ids: codes and no second read.
+        let ids: Vec<Option<String>> = (0..30_000).map(|i| Some(format!("r{i}"))).collect();
+        assert_eq!(
+            run(dup_rate(0), &arrays(&ids, &[7, 10_000])),
+            (counts(&ids), false)
+        );
+        // A column of few values stays as values past the limit (its codes would all repeat).
+        let few: Vec<Option<String>> = (0..30_000).map(|i| Some(format!("c{}", i % 40))).collect();
+        let mut acc = dup_rate(1);
+        for b in arrays(&few, &[10_000, 20_000]) {
+            acc.update(Side::Current, &[b]).unwrap();
+        }
+        assert!(matches!(acc.state, super::State::Values { .. }));
+        assert_eq!(run(acc, &[]), (counts(&few), false));
+    }
+
+    #[test]
+    fn states_in_values_and_in_codes_merge_either_way() {
+        let v: Vec<Option<String>> = (0..40_000)
+            .map(|i| (i % 17 != 0).then(|| format!("k{}", i % 31_000)))
+            .collect();
+        let batches = arrays(&v, &[10_000, 25_000]);
+        let want = counts(&v);
+        for (a_limit, b_limit) in [(0, usize::MAX), (usize::MAX, 0), (0, 0), (1, usize::MAX)] {
+            let mut c = dup_rate(a_limit);
+            c.update(Side::Current, std::slice::from_ref(&batches[0]))
+                .unwrap();
+            let mut d = dup_rate(b_limit);
+            for x in &batches[1..] {
+                d.update(Side::Current, std::slice::from_ref(x)).unwrap();
+            }
+            c.merge(&d).unwrap();
+            if c.needs_second_read() {
+                for x in &batches {
+                    c.update_again(Side::Current, std::slice::from_ref(x))
+                        .unwrap();
+                }
+            }
+            c.prepare();
+            assert_eq!(c.finalize().unwrap(), want, "{a_limit} {b_limit}");
+        }
+    }
+
+    #[test]
+    fn rows_that_change_between_the_reads_or_a_missing_second_read_are_errors() {
+        let v: Vec<Option<String>> = (0..1000).map(|i| Some(format!("x{}", i % 900))).collect();
+        let batches = arrays(&v, &[500]);
+        // A row more in the second read.
+        let mut acc = dup_rate(0);
+        for b in &batches {
+            acc.update(Side::Current, std::slice::from_ref(b)).unwrap();
+        }
+        assert!(acc.needs_second_read());
+        for b in &batches {
+            acc.update_again(Side::Current, std::slice::from_ref(b))
+                .unwrap();
+        }
+        let extra: ArrayRef = Arc::new(StringArray::from(vec!["x1"]));
+        acc.update_again(Side::Current, &[extra]).unwrap();
+        acc.prepare();
+        let e = acc.finalize().unwrap_err().to_string();
+        assert!(e.contains("changed between its two reads"), "{e}");
+        // A row fewer.
+        let mut acc = dup_rate(0);
+        for b in &batches {
+            acc.update(Side::Current, std::slice::from_ref(b)).unwrap();
+        }
+        assert!(acc.needs_second_read());
+        acc.update_again(Side::Current, std::slice::from_ref(&batches[0]))
+            .unwrap();
+        let e = acc.finalize().unwrap_err().to_string();
+        assert!(e.contains("changed between its two reads"), "{e}");
+        // No second read at all.
+        let mut acc = dup_rate(0);
+        for b in &batches {
+            acc.update(Side::Current, std::slice::from_ref(b)).unwrap();
+        }
+        acc.prepare();
+        let e = acc.finalize().unwrap_err().to_string();
+        assert!(e.contains("not read a second time"), "{e}");
     }
 
     #[test]

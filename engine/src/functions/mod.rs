@@ -23,6 +23,11 @@ pub mod stats;
 #[cfg(test)]
 mod tests;
 
+pub use hashed_acc::{
+    DEFAULT_VALUES_LIMIT as DEFAULT_DISTINCT_VALUES_BYTES,
+    set_values_limit as set_distinct_values_bytes,
+};
+
 mod abs;
 mod accuracy;
 mod all;
@@ -312,6 +317,23 @@ pub trait Accumulator: Send {
     /// may reorganise itself in place (sort its values) so that finalizing copies nothing.
     /// The outcome is the same with or without it.
     fn prepare(&mut self) {}
+    /// Called once when no more rows will come, before [`Accumulator::prepare`]: whether the
+    /// accumulator needs the same rows again, through [`Accumulator::update_again`], before
+    /// it can finalize. `distinct` and `duplicate_rate` keeping 64-bit codes ask for it when
+    /// a code repeats, to compare the values of those rows alone. The caller then feeds every
+    /// row it fed [`Accumulator::update`] (in any batches and order).
+    fn needs_second_read(&mut self) -> bool {
+        false
+    }
+    /// Whether [`Accumulator::needs_second_read`] may ever answer yes (the executor then
+    /// plans how it would read the rows again).
+    fn may_need_second_read(&self) -> bool {
+        false
+    }
+    /// The rows again, after [`Accumulator::needs_second_read`] asked for them.
+    fn update_again(&mut self, _side: Side, _args: &[ArrayRef]) -> Result<(), EvalError> {
+        Ok(())
+    }
     /// Accumulators answering the same `Some(kind)` keep the same state for the same
     /// arguments and rows (the confusion matrix behind `accuracy`, `precision`, `recall`,
     /// `f1` and `fpr`): the evaluator fills one of them and hands its state to the others

@@ -42,6 +42,12 @@ struct Job {
     needs: Vec<String>,
     /// How many of its aggregates keep values ([`Accumulator::keeps_values`]).
     keeping: usize,
+    /// Whether an aggregate of it may ask for its rows a second time (`distinct`,
+    /// `duplicate_rate`: [`CheckState::needs_second_read`]).
+    rereads: bool,
+    /// The columns a second read needs: what `where`, `group by`, `each` and those
+    /// aggregates name, and the time.
+    again_needs: Vec<String>,
 }
 
 /// Rows of one read handed to one check.
@@ -53,6 +59,9 @@ struct Feed {
     columns: Option<Range<usize>>,
     /// Whether the check counts these rows (its first pass over them).
     count: bool,
+    /// Whether these rows are read a second time, for the aggregates that asked for them
+    /// ([`CheckState::needs_second_read`]).
+    again: bool,
 }
 
 /// One read of a component's rows over a range, slice by slice.
@@ -65,7 +74,13 @@ struct Pass {
 
 enum Step {
     Read(Pass),
-    Conclude { job: usize, columns: Range<usize> },
+    /// Concludes a check's columns; first, if an aggregate of theirs asks for its rows a
+    /// second time, reads them again (`again`: the check's passes over those columns).
+    Conclude {
+        job: usize,
+        columns: Range<usize>,
+        again: Vec<Pass>,
+    },
 }
 
 /// What the blocking tasks need of the executor, owned.
@@ -116,20 +131,28 @@ impl Executor {
         let mut jobs: Vec<Job> = Vec::with_capacity(checks.len());
         for plan in checks {
             let plan = (*plan).clone();
-            let (state, keeping) = owned.with(|ctx| {
+            let (state, keeping, rereading) = owned.with(|ctx| {
                 let make = |call: &_| ctx.make(call);
                 let state = CheckState::new(&plan, &make, ctx.max_series);
                 // Builtins only: a plugin's state is bounded by its sandbox, and making
                 // one would instantiate its module.
-                let keeping = plan
+                let builtins: Vec<(usize, _)> = plan
                     .aggregates
                     .iter()
-                    .filter(|a| {
-                        matches!(a.function, FunctionRef::Builtin(_))
-                            && make(a).is_ok_and(|acc| acc.keeps_values())
-                    })
+                    .enumerate()
+                    .filter(|(_, a)| matches!(a.function, FunctionRef::Builtin(_)))
+                    .filter_map(|(i, a)| make(a).ok().map(|acc| (i, acc)))
+                    .collect();
+                let keeping = builtins
+                    .iter()
+                    .filter(|(_, acc)| acc.keeps_values())
                     .count();
-                (state, keeping)
+                let rereading: Vec<usize> = builtins
+                    .iter()
+                    .filter(|(_, acc)| acc.may_need_second_read())
+                    .map(|(i, _)| *i)
+                    .collect();
+                (state, keeping, rereading)
             });
             let by_column = keeping > 0 && state.columns() > 1;
             let reads = if by_column {
@@ -148,10 +171,20 @@ impl Executor {
                 .filter(|c| c.source == 0)
                 .map(|c| c.name)
                 .collect();
-            needs.extend(baseline_time.iter().chain([&time]).map(|t| t.name.clone()));
+            let times = baseline_time.iter().chain([&time]).map(|t| t.name.clone());
+            needs.extend(times.clone());
+            let mut again_needs: Vec<String> = plan
+                .columns_for_aggregates(&rereading)
+                .into_iter()
+                .filter(|c| c.source == 0)
+                .map(|c| c.name)
+                .collect();
+            again_needs.extend(times);
             jobs.push(Job {
                 needs,
                 keeping,
+                rereads: !rereading.is_empty(),
+                again_needs,
                 conclusion: Conclusion {
                     has_baseline: plan.baseline.is_some(),
                     event_age_secs: None,
@@ -225,7 +258,34 @@ impl Executor {
             }
             jobs = match step {
                 Step::Read(pass) => self.run_pass(jobs, pass, &owned).await,
-                Step::Conclude { job, columns } => {
+                Step::Conclude {
+                    job,
+                    columns,
+                    again,
+                } => {
+                    if !again.is_empty() {
+                        let cols = columns.clone();
+                        let wants = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                        let w = wants.clone();
+                        jobs = blocking(jobs, move |jobs| {
+                            let j = &mut jobs[job];
+                            if j.failure.is_none() && j.state.needs_second_read(cols) {
+                                w.store(true, std::sync::atomic::Ordering::Relaxed);
+                            }
+                        })
+                        .await;
+                        if wants.load(std::sync::atomic::Ordering::Relaxed) {
+                            for pass in again {
+                                if jobs.len() != checks.len() {
+                                    break;
+                                }
+                                jobs = self.run_pass(jobs, pass, &owned).await;
+                            }
+                        }
+                        if jobs.len() != checks.len() {
+                            break;
+                        }
+                    }
                     let owned = owned.clone();
                     blocking(jobs, move |jobs| {
                         let j = &mut jobs[job];
@@ -381,22 +441,32 @@ fn plan_steps(
     own: &[Option<Reads>],
     per_pass: &[usize],
 ) -> Vec<Step> {
-    let pass = |reads: &Reads, key: &ScanKey, mut columns: Vec<String>, feeds: Vec<Feed>| {
+    let pass = |reads: &Reads, key: &ScanKey, mut columns: Vec<String>, feeds: Vec<Feed>| -> Pass {
         // Only what the checks name and the time: not the key, which the store is asked for
         // to join (a string per row, often the widest column).
-        columns.retain(|c| feeds.iter().any(|f| jobs[f.job].needs.contains(c)));
+        columns.retain(|c| {
+            feeds.iter().any(|f| {
+                let job = &jobs[f.job];
+                if f.again {
+                    &job.again_needs
+                } else {
+                    &job.needs
+                }
+                .contains(c)
+            })
+        });
         let values = reads.values.get(key);
         let nulls_only = columns
             .iter()
             .filter(|c| values.is_some_and(|v| !v.contains(c)))
             .cloned()
             .collect();
-        Step::Read(Pass {
+        Pass {
             key: key.clone(),
             columns,
             nulls_only,
             feeds,
-        })
+        }
     };
     let whole: Vec<usize> = (0..jobs.len()).filter(|&i| own[i].is_none()).collect();
     let mut keys: Vec<ScanKey> = Vec::new();
@@ -422,6 +492,7 @@ fn plan_steps(
                 side,
                 columns: None,
                 count: true,
+                again: false,
             };
             if jobs[i].reads.current.first == *key {
                 feeds.push(side(Side::Current));
@@ -431,12 +502,36 @@ fn plan_steps(
             }
         }
         let columns = shared.scans.get(key).cloned().unwrap_or_default();
-        steps.push(pass(shared, key, columns, feeds));
+        steps.push(Step::Read(pass(shared, key, columns, feeds)));
     }
     for &i in &whole {
+        let sides = [
+            Some((jobs[i].reads.current.first.clone(), Side::Current)),
+            baseline_key(&jobs[i]).map(|k| (k, Side::Baseline)),
+        ];
+        let again = if jobs[i].rereads {
+            sides
+                .iter()
+                .flatten()
+                .map(|(key, side)| {
+                    let columns = shared.scans.get(key).cloned().unwrap_or_default();
+                    let feed = Feed {
+                        job: i,
+                        side: *side,
+                        columns: None,
+                        count: false,
+                        again: true,
+                    };
+                    pass(shared, key, columns, vec![feed])
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         steps.push(Step::Conclude {
             job: i,
             columns: 0..jobs[i].state.columns(),
+            again,
         });
     }
     for (i, reads) in own.iter().enumerate() {
@@ -449,20 +544,34 @@ fn plan_steps(
         let (n, per_pass) = (job.state.columns(), per_pass[i].max(1));
         for first in (0..n).step_by(per_pass) {
             let group = first..(first + per_pass).min(n);
-            for (key, side) in sides.iter().flatten() {
-                let all = reads.scans.get(key).cloned().unwrap_or_default();
-                let columns = job.plan.columns_for_each(&all, group.clone());
-                let feed = Feed {
-                    job: i,
-                    side: *side,
-                    columns: Some(group.clone()),
-                    count: first == 0,
-                };
-                steps.push(pass(reads, key, columns, vec![feed]));
-            }
+            let passes = |count: bool, again: bool| {
+                sides
+                    .iter()
+                    .flatten()
+                    .map(|(key, side)| {
+                        let all = reads.scans.get(key).cloned().unwrap_or_default();
+                        let columns = job.plan.columns_for_each(&all, group.clone());
+                        let feed = Feed {
+                            job: i,
+                            side: *side,
+                            columns: Some(group.clone()),
+                            count,
+                            again,
+                        };
+                        pass(reads, key, columns, vec![feed])
+                    })
+                    .collect::<Vec<Pass>>()
+            };
+            steps.extend(passes(first == 0, false).into_iter().map(Step::Read));
+            let again = if job.rereads {
+                passes(false, true)
+            } else {
+                Vec::new()
+            };
             steps.push(Step::Conclude {
                 job: i,
-                columns: group,
+                columns: group.clone(),
+                again,
             });
         }
     }
@@ -538,15 +647,20 @@ async fn feed(
                     Side::Baseline => j.baseline_time.as_ref().unwrap_or(&j.time),
                 };
                 let got = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    j.state.add_pass(
-                        &j.plan,
-                        f.side,
-                        &rows,
-                        time,
-                        &make,
-                        f.columns.clone(),
-                        f.count,
-                    )
+                    if f.again {
+                        j.state
+                            .add_again(&j.plan, f.side, &rows, time, &make, f.columns.clone())
+                    } else {
+                        j.state.add_pass(
+                            &j.plan,
+                            f.side,
+                            &rows,
+                            time,
+                            &make,
+                            f.columns.clone(),
+                            f.count,
+                        )
+                    }
                 }));
                 match got {
                     Ok(Ok(())) => {}
