@@ -73,15 +73,22 @@ fn main() -> ExitCode {
 
 /// Settings read from the environment by every command (docs/operations.md).
 fn tuning_from_env() -> anyhow::Result<()> {
-    if let Ok(v) = std::env::var("MLC_DISTINCT_VALUES_BYTES") {
-        let bytes: usize = v.trim().parse().map_err(|_| {
+    let bytes = |name: &str, default: usize| -> anyhow::Result<Option<usize>> {
+        let Ok(v) = std::env::var(name) else {
+            return Ok(None);
+        };
+        v.trim().parse().map(Some).map_err(|_| {
             anyhow::anyhow!(
-                "MLC_DISTINCT_VALUES_BYTES={v:?} is not a number of bytes; set it to a whole \
-                 number such as {} (the default), or unset it",
-                mlc_engine::functions::DEFAULT_DISTINCT_VALUES_BYTES
+                "{name}={v:?} is not a number of bytes; set it to a whole number such as \
+                 {default} (the default), or unset it"
             )
-        })?;
-        mlc_engine::functions::set_distinct_values_bytes(bytes);
+        })
+    };
+    let distinct = mlc_engine::functions::DEFAULT_DISTINCT_VALUES_BYTES;
+    if let Some(n) = bytes("MLC_DISTINCT_VALUES_BYTES", distinct)? {
+        mlc_engine::functions::set_distinct_values_bytes(n);
     }
+    // Read by the SQLite store when it opens; checked here so that a typo is not ignored.
+    bytes("MLC_SQLITE_MMAP_BYTES", 0)?;
     Ok(())
 }

@@ -21,6 +21,7 @@ fn mlc_with(args: &[&str], env: &[(&str, &str)]) -> Output {
         .args(args)
         .env_remove("MLC_DB")
         .env_remove("MLC_DISTINCT_VALUES_BYTES")
+        .env_remove("MLC_SQLITE_MMAP_BYTES")
         .envs(env.iter().copied())
         .output()
         .unwrap()
@@ -1199,6 +1200,16 @@ check nothing_then {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("MLC_DISTINCT_VALUES_BYTES=\"64MB\" is not a number of bytes"),
+        "{err}"
+    );
+    let out = mlc_with(
+        &["check", c, "--db", "sqlite::memory:", "--at", at],
+        &[("MLC_SQLITE_MMAP_BYTES", "-1")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("MLC_SQLITE_MMAP_BYTES=\"-1\" is not a number of bytes"),
         "{err}"
     );
     assert_eq!(status("nothing_then").len(), 2);

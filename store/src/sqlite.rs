@@ -41,6 +41,8 @@ pub(crate) struct SqliteStore {
     pool: SqlitePool,
     /// The fast read path of a file database; `None` for `:memory:`, read through `pool`.
     readers: Option<Arc<Readers>>,
+    /// Read connections for lookups by key (memory-mapped: `read::KEYED_MMAP_BYTES`).
+    keyed_readers: Option<Arc<Readers>>,
     /// The fast write path of a file database; `None` for `:memory:`, written through `pool`.
     writer: Option<Arc<Writer>>,
     /// Rows of rowid space per column segment (segments.rs); 0: no segments.
@@ -145,6 +147,7 @@ impl SqliteStore {
         };
         let memory = url.contains(":memory:") || url.contains("mode=memory");
         let mut readers = None;
+        let mut keyed_readers = None;
         let mut writer = None;
         let pool = if memory {
             // Every connection to `:memory:` is a database of its own, so the pool must keep
@@ -168,7 +171,12 @@ impl SqliteStore {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30))
                 .pragma("cache_size", "-65536");
-            readers = Some(Arc::new(Readers::new(options.get_filename().to_path_buf())));
+            let file = options.get_filename().to_path_buf();
+            readers = Some(Arc::new(Readers::new(
+                file.clone(),
+                read::scan_mmap_bytes(),
+            )));
+            keyed_readers = Some(Arc::new(Readers::new(file, read::KEYED_MMAP_BYTES)));
             writer = Some(Arc::new(Writer::new(options.get_filename().to_path_buf())));
             SqlitePoolOptions::new()
                 .max_connections(4)
@@ -180,6 +188,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             readers,
+            keyed_readers,
             writer,
             segment_rows,
         })

@@ -1,7 +1,8 @@
 //! The accumulator shared by `distinct` and `duplicate_rate`: keeps the batches and, at the
 //! end, counts rows per value hash, checking values for equality only against the first row
-//! of their hash. Past [`values_limit`] bytes of values over a column that looks like ids,
-//! it keeps one 64-bit code (the hash) per value instead, and asks for the rows a second
+//! of their hash. Once the states of the process hold more than [`values_limit`] bytes of
+//! values, a state over a column that looks like ids keeps one 64-bit code (the hash) per
+//! value instead, and asks for the rows a second
 //! time ([`Accumulator::needs_second_read`]) only when a code repeats, keeping the values of
 //! those rows alone to group them exactly (docs/evaluation.md#streaming).
 
@@ -15,14 +16,19 @@ use arrow_array::{Array, ArrayRef, BooleanArray};
 use super::common::{Cat, FastMap, arity, same};
 use super::{Accumulator, EvalError, Outcome, Side};
 
-/// The default most bytes of values a `distinct` or `duplicate_rate` state keeps before it
-/// keeps 64-bit codes instead (per slice and `each` column).
-pub const DEFAULT_VALUES_LIMIT: usize = 64 << 20;
+/// The default most bytes of values the `distinct` and `duplicate_rate` states of the process
+/// hold together before those over ids keep 64-bit codes instead: 10M 21-character ids
+/// (about 250 MB) stay values, read once; 50M are codes (400 MB instead of 1.25 GB).
+pub const DEFAULT_VALUES_LIMIT: usize = 512 << 20;
 
 static VALUES_LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_VALUES_LIMIT);
 
-/// Sets the most bytes of values a `distinct` or `duplicate_rate` state keeps before it keeps
-/// 64-bit codes (`MLC_DISTINCT_VALUES_BYTES`); the results are the same either way.
+/// Bytes of values held by every [`HashedAcc`] of the process in [`State::Values`].
+static HELD: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets the most bytes of values the `distinct` and `duplicate_rate` states hold together
+/// before those over ids keep 64-bit codes (`MLC_DISTINCT_VALUES_BYTES`); the results are
+/// the same either way.
 pub fn set_values_limit(bytes: usize) {
     VALUES_LIMIT.store(bytes, Ordering::Relaxed);
 }
@@ -37,7 +43,8 @@ pub fn values_limit() -> usize {
 pub(crate) struct HashedAcc {
     pub(crate) name: &'static str,
     state: State,
-    /// The most bytes of values kept before codes replace them ([`values_limit`]).
+    /// Codes replace the values once the states of the process hold more than this many
+    /// bytes of values ([`values_limit`]).
     limit: usize,
     /// Turns (distinct values, non-null values, values seen more than once) into the result.
     pub(crate) finish: fn(u64, u64, u64) -> Result<Outcome, EvalError>,
@@ -52,7 +59,7 @@ enum State {
         next_look: usize,
     },
     /// One code (the value's hash) per non-null value fed.
-    Codes(Vec<u64>),
+    Codes(Codes),
     /// The codes sorted and counted: how many values have a code of their own, how many
     /// values there are, and per code seen more than once how many of its rows the second
     /// read has still to give; `again` holds those rows' values as it gives them. `asked`:
@@ -85,16 +92,25 @@ impl HashedAcc {
             state: State::Values {
                 batches: Vec::new(),
                 bytes: 0,
-                next_look: limit,
+                next_look: 0,
             },
             limit,
             finish,
         }
     }
 
-    /// Replaces kept values by codes once they pass the limit, if they look like ids (a
-    /// column of few values stays as values: its codes would all repeat, and the second read
-    /// would keep every value again).
+    /// Holds `more` bytes of values more.
+    fn hold(&mut self, more: usize) {
+        if let State::Values { bytes, .. } = &mut self.state {
+            *bytes += more;
+            HELD.fetch_add(more, Ordering::Relaxed);
+        }
+    }
+
+    /// Replaces kept values by codes once the states of the process hold more than the
+    /// limit, if they look like ids (a column of few values stays as values: its codes would
+    /// all repeat, and the second read would keep every value again; it is looked at again
+    /// when its values have doubled).
     fn maybe_compact(&mut self) {
         let State::Values {
             batches,
@@ -104,7 +120,7 @@ impl HashedAcc {
         else {
             return;
         };
-        if *bytes <= *next_look || *bytes <= self.limit {
+        if *bytes < *next_look || HELD.load(Ordering::Relaxed) <= self.limit {
             return;
         }
         let Ok(cats) = cats_of(self.name, batches) else {
@@ -113,18 +129,19 @@ impl HashedAcc {
         if sample_all_distinct(&cats, batches, &hasher()) {
             self.keep_codes();
         } else {
-            *next_look = bytes.saturating_mul(2);
+            *next_look = bytes.saturating_mul(2).max(1 << 20);
         }
     }
 
     /// Hashes the kept values into codes (nothing happens past [`State::Values`]).
     fn keep_codes(&mut self) {
-        if let State::Values { batches, .. } = &self.state {
-            let mut codes = Vec::new();
+        if let State::Values { batches, bytes, .. } = &self.state {
+            HELD.fetch_sub(*bytes, Ordering::Relaxed);
+            let mut codes = Codes::default();
             if let Ok(cats) = cats_of(self.name, batches) {
-                codes = sorted_hashes(&cats, batches, &hasher(), 1)
-                    .pop()
-                    .unwrap_or_default();
+                for (cat, b) in cats.iter().zip(batches) {
+                    codes.push_all(cat, b.len());
+                }
             }
             self.state = State::Codes(codes);
         }
@@ -135,10 +152,9 @@ impl HashedAcc {
         let State::Codes(codes) = &mut self.state else {
             return;
         };
-        let mut codes = std::mem::take(codes);
-        let total = codes.len() as u64;
-        let parts = sort_in_parts(&mut codes);
-        let (once, repeated) = walk(&parts);
+        let codes = std::mem::take(codes);
+        let total = codes.len;
+        let (once, repeated) = codes.count();
         self.state = State::Settled {
             once,
             total,
@@ -158,9 +174,78 @@ fn cats_of<'a>(name: &'static str, batches: &'a [ArrayRef]) -> Result<Vec<Cat<'a
     batches.iter().map(|b| Cat::new(name, b)).collect()
 }
 
-fn push_codes(codes: &mut Vec<u64>, cat: &Cat<'_>, len: usize) {
-    let h = hasher();
-    codes.extend((0..len).filter_map(|i| hash_at(&h, cat, i)));
+/// Codes in [`BUCKETS`] buckets by their top bits, each bucket a list of blocks of at most
+/// [`BLOCK`] codes: growing never copies codes nor holds twice their room (as one vector
+/// doubling would, 800 MB for 50M codes at the copy), a block a bucket at most is not full,
+/// and each bucket is sorted and counted on its own, the buckets spread over the cores.
+#[derive(Default)]
+pub(crate) struct Codes {
+    buckets: Vec<Vec<Vec<u64>>>,
+    len: u64,
+}
+
+const BUCKETS: usize = 256;
+const BLOCK: usize = 16 << 10;
+
+impl Codes {
+    fn push(&mut self, code: u64) {
+        if self.buckets.is_empty() {
+            self.buckets.resize_with(BUCKETS, Vec::new);
+        }
+        let bucket = &mut self.buckets[(code >> 56) as usize];
+        match bucket.last_mut() {
+            Some(block) if block.len() < block.capacity() => block.push(code),
+            _ => {
+                // Blocks grow with the bucket, up to BLOCK: a few codes take little room.
+                let held: usize = bucket.iter().map(Vec::len).sum();
+                let mut block = Vec::with_capacity(held.clamp(16, BLOCK));
+                block.push(code);
+                bucket.push(block);
+            }
+        }
+        self.len += 1;
+    }
+
+    fn push_all(&mut self, cat: &Cat<'_>, len: usize) {
+        let h = hasher();
+        for i in 0..len {
+            if let Some(code) = hash_at(&h, cat, i) {
+                self.push(code);
+            }
+        }
+    }
+
+    fn extend(&mut self, other: &Codes) {
+        for bucket in &other.buckets {
+            for block in bucket {
+                for &code in block {
+                    self.push(code);
+                }
+            }
+        }
+    }
+
+    /// How many codes occur once, and how many times each other code occurs.
+    fn count(self) -> (u64, FastMap<u64, u64>) {
+        let buckets = self.buckets;
+        let indices: Vec<usize> = (0..buckets.len()).collect();
+        let per_bucket =
+            crate::eval::check::par_map(&indices, self.len >= PARALLEL_ROWS as u64, |&b| {
+                let mut codes: Vec<u64> = Vec::with_capacity(buckets[b].iter().map(Vec::len).sum());
+                for block in &buckets[b] {
+                    codes.extend_from_slice(block);
+                }
+                codes.sort_unstable();
+                walk(&[&codes])
+            });
+        let mut once = 0;
+        let mut repeated = FastMap::default();
+        for (o, r) in per_bucket {
+            once += o;
+            repeated.extend(r);
+        }
+        (once, repeated)
+    }
 }
 
 impl Accumulator for HashedAcc {
@@ -174,12 +259,12 @@ impl Accumulator for HashedAcc {
             return Ok(());
         }
         match &mut self.state {
-            State::Values { batches, bytes, .. } => {
-                *bytes += args[0].get_array_memory_size();
+            State::Values { batches, .. } => {
                 batches.push(args[0].clone());
+                self.hold(args[0].get_array_memory_size());
             }
             State::Codes(codes) => {
-                push_codes(codes, &cat, args[0].len());
+                codes.push_all(&cat, args[0].len());
                 return Ok(());
             }
             State::Settled { .. } => return Err(concluded(self.name)),
@@ -193,16 +278,14 @@ impl Accumulator for HashedAcc {
             State::Values {
                 batches: theirs, ..
             } => match &mut self.state {
-                State::Values { batches, bytes, .. } => {
-                    for b in theirs {
-                        *bytes += b.get_array_memory_size();
-                        batches.push(b.clone());
-                    }
+                State::Values { batches, .. } => {
+                    batches.extend(theirs.iter().cloned());
+                    self.hold(theirs.iter().map(|b| b.get_array_memory_size()).sum());
                     self.maybe_compact();
                 }
                 State::Codes(codes) => {
                     for (cat, b) in cats_of(self.name, theirs)?.iter().zip(theirs) {
-                        push_codes(codes, cat, b.len());
+                        codes.push_all(cat, b.len());
                     }
                 }
                 State::Settled { .. } => return Err(concluded(self.name)),
@@ -210,7 +293,7 @@ impl Accumulator for HashedAcc {
             State::Codes(theirs) => {
                 self.keep_codes();
                 match &mut self.state {
-                    State::Codes(codes) => codes.extend_from_slice(theirs),
+                    State::Codes(codes) => codes.extend(theirs),
                     _ => return Err(concluded(self.name)),
                 }
             }
@@ -341,31 +424,18 @@ impl Accumulator for HashedAcc {
     }
 }
 
+impl Drop for HashedAcc {
+    fn drop(&mut self) {
+        if let State::Values { bytes, .. } = &self.state {
+            HELD.fetch_sub(*bytes, Ordering::Relaxed);
+        }
+    }
+}
+
 fn concluded(name: &str) -> EvalError {
     EvalError::Invalid(format!(
         "internal error: {name} was fed rows after its codes were counted"
     ))
-}
-
-/// Sorts `codes` in one part per core (over [`PARALLEL_ROWS`] codes), side by side, and
-/// gives the sorted parts.
-fn sort_in_parts(codes: &mut [u64]) -> Vec<&[u64]> {
-    let parts = if codes.len() >= PARALLEL_ROWS {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
-    } else {
-        1
-    };
-    let share = codes.len().div_ceil(parts).max(1);
-    if parts > 1 {
-        std::thread::scope(|s| {
-            for c in codes.chunks_mut(share) {
-                s.spawn(move || c.sort_unstable());
-            }
-        });
-    } else {
-        codes.sort_unstable();
-    }
-    codes.chunks(share).collect()
 }
 
 /// Sorted parts walked together in hash order: how many hashes occur once in all of them,
