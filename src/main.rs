@@ -62,6 +62,9 @@ fn main() -> ExitCode {
         Command::Test(args) => cmd::test::run(args),
         Command::Demo(args) => cmd::demo::run(args),
     };
+    if std::env::var_os("MLC_REPORT_PEAK_MEMORY").is_some() {
+        report_peak_memory();
+    }
     match result {
         Ok(code) => code,
         Err(err) => {
@@ -91,4 +94,17 @@ fn tuning_from_env() -> anyhow::Result<()> {
     // Read by the SQLite store when it opens; checked here so that a typo is not ignored.
     bytes("MLC_SQLITE_MMAP_BYTES", 0)?;
     Ok(())
+}
+
+/// `MLC_REPORT_PEAK_MEMORY`: prints the process's peak resident memory (VmHWM, what
+/// `/usr/bin/time` reports) on stderr as the command ends (docs/operations.md).
+fn report_peak_memory() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    match status.lines().find(|l| l.starts_with("VmHWM:")) {
+        Some(line) => {
+            let kib = line.trim_start_matches("VmHWM:").trim();
+            eprintln!("peak resident memory: {kib}");
+        }
+        None => eprintln!("peak resident memory: unknown (no VmHWM in /proc/self/status)"),
+    }
 }
