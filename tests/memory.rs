@@ -12,6 +12,8 @@
 //!   may differ by three times the extra rows' values (3 x 9N x 8 bytes, 21 MB) plus
 //!   `SLACK`, not by the window's columns.
 
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly on purpose
+
 use std::path::Path;
 use std::process::Command;
 
