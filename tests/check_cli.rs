@@ -1052,6 +1052,48 @@ check validity {
   expect count(c is null) == 0
   expect sum(a) > 0
 }
+check ks_alone {
+  on events
+  window 2d
+  baseline offset 2d
+  each col in [a, b, c]
+  expect ks(col).pvalue >= 0.01
+}
+check psi_alone {
+  on events
+  window 2d
+  baseline offset 2d
+  each col in [a, b, c]
+  expect psi(col) < 0.2
+}
+check two_sample_together {
+  on events
+  window 2d
+  baseline offset 2d
+  expect psi(country) < 0.2
+  expect js(country) < 0.1
+  expect wasserstein(a) < 5
+  expect psi(a) < 0.2
+  expect ks(a).pvalue > 0
+}
+check two_sample_alone {
+  on events
+  window 2d
+  baseline offset 2d
+  expect js(country) < 0.1
+}
+check psi_country_alone {
+  on events
+  window 2d
+  baseline offset 2d
+  expect psi(country) < 0.2
+}
+check wasserstein_alone {
+  on events
+  window 2d
+  baseline offset 2d
+  expect wasserstein(a) < 5
+}
 check ids_by_country {
   on events
   group by country
@@ -1191,6 +1233,52 @@ check nothing_then {
     }
     assert_eq!(status("validity"), ["fail"]);
     assert_eq!(status("ids_by_country").len(), 4);
+    // `ks`, `psi`, `js` and `wasserstein` of one argument share one state (its values held
+    // once): each gives what it gives alone.
+    let value = |check: &str, column: Option<&str>, expr: &str| -> serde_json::Value {
+        let r = whole
+            .iter()
+            .find(|r| r["check"] == check && column.is_none_or(|c| r["column"] == c))
+            .unwrap_or_else(|| panic!("no result of {check}"));
+        let v = r["expects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|e| e["values"].get(expr))
+            .unwrap_or_else(|| panic!("no {expr} in {r}"));
+        assert!(v.is_number(), "{check} {expr}: {v}");
+        v.clone()
+    };
+    for col in ["a", "b", "c"] {
+        let c = Some(col);
+        assert_eq!(
+            value("drift_each", c, "ks(col).pvalue"),
+            value("ks_alone", c, "ks(col).pvalue")
+        );
+        assert_eq!(
+            value("drift_each", c, "psi(col)"),
+            value("psi_alone", c, "psi(col)")
+        );
+    }
+    for (alone, expr) in [
+        ("two_sample_alone", "js(country)"),
+        ("psi_country_alone", "psi(country)"),
+        ("wasserstein_alone", "wasserstein(a)"),
+    ] {
+        assert_eq!(
+            value("two_sample_together", None, expr),
+            value(alone, None, expr),
+            "{expr}"
+        );
+    }
+    assert_eq!(
+        value("two_sample_together", None, "psi(a)"),
+        value("psi_alone", Some("a"), "psi(col)")
+    );
+    assert_eq!(
+        value("two_sample_together", None, "ks(a).pvalue"),
+        value("ks_alone", Some("a"), "ks(col).pvalue")
+    );
     // A setting that is not a number of bytes is refused, naming the fix.
     let out = mlc_with(
         &["check", c, "--db", "sqlite::memory:", "--at", at],

@@ -758,6 +758,9 @@ fn conclude_one(
         return acc.finalize().map_err(|e| format!("{}: {e}", call.text));
     }
     let mut mine = make(call)?;
+    if let Some(shared) = mine.finalize_shared(acc) {
+        return shared.map_err(|e| format!("{}: {e}", call.text));
+    }
     mine.merge(acc)
         .and_then(|()| mine.finalize())
         .map_err(|e| format!("{}: {e}", call.text))

@@ -790,6 +790,23 @@ impl TwoSampleAcc {
     }
 }
 
+impl TwoSampleAcc {
+    fn finish_over(&self, current: &Sample, baseline: &Sample) -> Result<Outcome, EvalError> {
+        if (current.numeric, baseline.numeric) == (Some(true), Some(false))
+            || (current.numeric, baseline.numeric) == (Some(false), Some(true))
+        {
+            return Err(mixed(self.name));
+        }
+        if current.len() == 0 {
+            return undefined("no current values to compare");
+        }
+        if baseline.len() == 0 {
+            return undefined("no baseline values to compare against");
+        }
+        (self.finish)(current, baseline)
+    }
+}
+
 fn mixed(name: &str) -> EvalError {
     EvalError::Invalid(format!(
         "{name}: the column is numeric on one side and categorical on the other"
@@ -868,18 +885,30 @@ impl Accumulator for TwoSampleAcc {
         Ok(())
     }
     fn finalize(&self) -> Result<Outcome, EvalError> {
-        if (self.current.numeric, self.baseline.numeric) == (Some(true), Some(false))
-            || (self.current.numeric, self.baseline.numeric) == (Some(false), Some(true))
+        self.finish_over(&self.current, &self.baseline)
+    }
+    /// `ks`, `wasserstein` (numbers) and `psi`, `js` (numbers, or categories) over the same
+    /// argument keep the same samples: one state serves them all, its values held once.
+    /// `chi2` takes numbers as categories, so it keeps its own.
+    fn state_kind(&self) -> Option<&'static str> {
+        match self.mode {
+            SampleMode::Numeric | SampleMode::ByType => Some("two-sample"),
+            SampleMode::Categorical => None,
+        }
+    }
+    fn finalize_shared(&self, leader: &dyn Accumulator) -> Option<Result<Outcome, EvalError>> {
+        let leader = leader.as_any().downcast_ref::<TwoSampleAcc>()?;
+        if self.mode == SampleMode::Numeric
+            && [leader.current.numeric, leader.baseline.numeric].contains(&Some(false))
         {
-            return Err(mixed(self.name));
+            // The checker gives a numeric function a numeric argument; were a category to
+            // come, this function could not take it, as its own update would not have.
+            return Some(Err(EvalError::Invalid(format!(
+                "{}: the column is not numeric",
+                self.name
+            ))));
         }
-        if self.current.len() == 0 {
-            return undefined("no current values to compare");
-        }
-        if self.baseline.len() == 0 {
-            return undefined("no baseline values to compare against");
-        }
-        (self.finish)(&self.current, &self.baseline)
+        Some(self.finish_over(&leader.current, &leader.baseline))
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -341,6 +341,15 @@ pub trait Accumulator: Send {
     fn state_kind(&self) -> Option<&'static str> {
         None
     }
+    /// For an accumulator whose state is kept by another of the same [`state_kind`]
+    /// (`leader`): its outcome over the leader's state, read in place (`None`: the evaluator
+    /// merges the leader's state into it and finalizes, which copies the state; cheap for a
+    /// confusion matrix, not for the values `ks` keeps).
+    ///
+    /// [`state_kind`]: Accumulator::state_kind
+    fn finalize_shared(&self, _leader: &dyn Accumulator) -> Option<Result<Outcome, EvalError>> {
+        None
+    }
 }
 
 pub trait Function: Sync + Send {

@@ -143,9 +143,22 @@ impl Executor {
                     .filter(|(_, a)| matches!(a.function, FunctionRef::Builtin(_)))
                     .filter_map(|(i, a)| make(a).ok().map(|acc| (i, acc)))
                     .collect();
+                // Aggregates sharing one state (`ks` and `psi` of a column) hold its values
+                // once: only the first of them counts.
                 let keeping = builtins
                     .iter()
-                    .filter(|(_, acc)| acc.keeps_values())
+                    .enumerate()
+                    .filter(|&(n, (i, acc))| {
+                        let a = &plan.aggregates[*i];
+                        let shares = acc.state_kind().is_some()
+                            && builtins[..n].iter().any(|(j, other)| {
+                                let b = &plan.aggregates[*j];
+                                other.state_kind() == acc.state_kind()
+                                    && b.args == a.args
+                                    && b.rows == a.rows
+                            });
+                        acc.keeps_values() && !shares
+                    })
                     .count();
                 let rereading: Vec<usize> = builtins
                     .iter()
