@@ -209,19 +209,43 @@ impl CheckState {
         columns: Option<std::ops::Range<usize>>,
         count: bool,
     ) -> Result<(), EvalError> {
+        self.feed_pass(plan, side, rows, time, make, columns, count, false)
+    }
+
+    /// [`CheckState::add_pass`] (`again`: [`CheckState::add_again`], to the aggregates that
+    /// asked only).
+    #[allow(clippy::too_many_arguments)]
+    fn feed_pass(
+        &mut self,
+        plan: &CheckPlan,
+        side: Side,
+        rows: &[SourceRows],
+        time: &ColumnId,
+        make: &AccFactory<'_>,
+        columns: Option<std::ops::Range<usize>>,
+        count: bool,
+        again: bool,
+    ) -> Result<(), EvalError> {
         let columns = columns.unwrap_or(0..self.columns);
         let mut batches = Vec::with_capacity(rows.len());
         for r in rows {
             batches.push(self.register_pass(plan, side, r, time, count, &columns)?);
         }
         let fed = self.fed.len();
-        let tasks: Vec<usize> =
-            (columns.start * fed..columns.end.min(self.columns) * fed).collect();
+        let state = &*self;
+        let tasks: Vec<usize> = (columns.start * fed..columns.end.min(self.columns) * fed)
+            .filter(|&t| {
+                !again
+                    || state.aggs[t]
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .again
+            })
+            .collect();
         let n: usize = batches.iter().map(|b| b.frame.rows).sum();
         let parallel = tasks.len() > 1 && (columns.len() > 1 || n >= PARALLEL_MIN_ROWS);
-        let state = &*self;
         par_map(&tasks, parallel, |&t| {
-            state.feed_task(plan, t, &batches, make, false)
+            state.feed_task(plan, t, &batches, make, again)
         });
         Ok(())
     }
@@ -262,25 +286,7 @@ impl CheckState {
         make: &AccFactory<'_>,
         columns: Option<std::ops::Range<usize>>,
     ) -> Result<(), EvalError> {
-        let columns = columns.unwrap_or(0..self.columns);
-        let mut batches = Vec::with_capacity(rows.len());
-        for r in rows {
-            batches.push(self.register_pass(plan, side, r, time, false, &columns)?);
-        }
-        let fed = self.fed.len();
-        let state = &*self;
-        let tasks: Vec<usize> = (columns.start * fed..columns.end.min(self.columns) * fed)
-            .filter(|&t| {
-                state.aggs[t]
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .again
-            })
-            .collect();
-        par_map(&tasks, tasks.len() > 1, |&t| {
-            state.feed_task(plan, t, &batches, make, true)
-        });
-        Ok(())
+        self.feed_pass(plan, side, rows, time, make, columns, false, true)
     }
 
     /// The outcomes of the `each` columns in `columns` (all slices of each, columns in
