@@ -607,7 +607,10 @@ impl CheckState {
     }
 
     /// The verdict per (slice, column), slices in key order within each column, as
-    /// [`super::evaluate_check`] gives them.
+    /// [`super::evaluate_check`] gives them. A caller that can read the rows again asks
+    /// [`CheckState::needs_second_read`] first and gives them to [`CheckState::add_again`]:
+    /// without it, an aggregate keeping repeated codes (`distinct` over ids past
+    /// `MLC_DISTINCT_VALUES_BYTES`) concludes as an error, never as a wrong count.
     pub fn conclude(
         mut self,
         plan: &CheckPlan,
