@@ -157,20 +157,9 @@ impl CheckPlan {
                 out.push(c.clone());
             }
         };
-        if let Some(f) = &self.filter {
-            f.visit_columns(&mut add);
-        }
-        for c in self
-            .group_by
-            .iter()
-            .chain(self.each.iter().flat_map(|e| &e.columns))
-        {
+        self.visit_columns_of(aggregates.iter().copied(), &mut add);
+        for c in self.each.iter().flat_map(|e| &e.columns) {
             add(c);
-        }
-        for &i in aggregates {
-            for e in self.aggregates.get(i).map_or(&[][..], |a| &a.args) {
-                e.visit_columns(&mut add);
-            }
         }
         out
     }
@@ -178,14 +167,24 @@ impl CheckPlan {
     /// Every column an expression names (`where`, `group by`, aggregate arguments), repeats
     /// included; not the `each` columns, which only `each` names.
     fn visit_named_columns(&self, add: &mut impl FnMut(&ColumnId)) {
+        self.visit_columns_of(0..self.aggregates.len(), add);
+    }
+
+    /// The columns `where` and `group by` name, and the arguments of the aggregates numbered
+    /// in `aggregates`.
+    fn visit_columns_of(
+        &self,
+        aggregates: impl Iterator<Item = usize>,
+        add: &mut impl FnMut(&ColumnId),
+    ) {
         if let Some(f) = &self.filter {
             f.visit_columns(add);
         }
         for c in &self.group_by {
             add(c);
         }
-        for a in &self.aggregates {
-            for e in &a.args {
+        for i in aggregates {
+            for e in self.aggregates.get(i).map_or(&[][..], |a| &a.args) {
                 e.visit_columns(add);
             }
         }
