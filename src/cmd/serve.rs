@@ -16,6 +16,7 @@ CONFIG FILE (mlc.toml):
   db = \"sqlite://mlc.db\"          token = \"...\"
   alertmanager = [\"http://am:9093\"]  webhook = [\"http://hooks/mlc\"]
   max_body_bytes = 67108864       max_series_per_check = 1000
+  pane_cache_bytes = 536870912
   watch = true                    debounce_ms = 500
   notify_retries = 5              notify_backoff_ms = 500
   shutdown_timeout_secs = 30      state_file = \"mlc-alerts.json\"
@@ -55,6 +56,10 @@ pub struct Args {
     /// Most slice/column series one check exposes on /metrics [default: 1000].
     #[arg(long, env = "MLC_MAX_SERIES_PER_CHECK")]
     max_series_per_check: Option<usize>,
+    /// Most bytes the checks' cached pane states hold together; 0 re-reads every window at
+    /// every evaluation (docs/evaluation.md#panes) [default: 512 MiB].
+    #[arg(long, env = "MLC_PANE_CACHE_BYTES")]
+    pane_cache_bytes: Option<u64>,
     /// Do not watch the rule files (reload with POST /-/reload or SIGHUP only).
     #[arg(long, env = "MLC_NO_WATCH")]
     no_watch: bool,
@@ -118,6 +123,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         webhook: (!args.webhook.is_empty()).then_some(args.webhook),
         max_body_bytes: args.max_body_bytes,
         max_series_per_check: args.max_series_per_check,
+        pane_cache_bytes: args.pane_cache_bytes,
         watch: args.no_watch.then_some(false),
         debounce_ms: args.debounce_ms,
         notify_retries: args.notify_retries,

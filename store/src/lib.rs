@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 mod assemble;
+mod changes;
 mod error;
 pub mod ingest;
 mod postgres;
@@ -41,6 +42,7 @@ use futures::Stream;
 pub use mlc_engine::schema::{ComponentSchema, DataType, FieldSchema};
 use serde::{Deserialize, Serialize};
 
+pub use changes::{CHANGES_RETENTION_US, Change, ChangeLog};
 pub use error::{Result, StoreError};
 pub use rows::{Column, Rows};
 
@@ -622,6 +624,45 @@ impl Store {
             }
         }
         Ok(total)
+    }
+
+    /// The change journal after entry `after` (docs/storage.md, "Change journal"): which
+    /// times of which components gained or lost rows since, written by any process. `None`
+    /// asks only where the journal ends (`last`), to start from.
+    pub async fn changes_since(&self, after: Option<i64>) -> Result<ChangeLog> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.changes_since(after).await,
+            Backend::Postgres(s) => s.changes_since(after).await,
+        }
+    }
+
+    /// `columns` of the rows of `component` numbered `first..=last`: the rows one write
+    /// stored, as a [`Change`] gives them. Only where the journal gives row numbers (SQLite
+    /// files); an error elsewhere.
+    pub async fn rows_by_rowid(
+        &self,
+        component: &str,
+        columns: &[&str],
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<RecordBatch>> {
+        let schema = self.component(component).await?;
+        let plan = sql::ReadPlan::new(&schema, columns)?;
+        match &self.backend {
+            Backend::Sqlite(s) => s.rows_by_rowid(plan, first, last).await,
+            Backend::Postgres(_) => Err(StoreError::Ingest(
+                "internal error: PostgreSQL rows have no numbers to read them by".into(),
+            )),
+        }
+    }
+
+    /// Deletes the change journal's entries recorded before `before_us` (the newest is kept):
+    /// a reader that last looked before then is told it missed some.
+    pub async fn trim_changes(&self, before_us: i64) -> Result<u64> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.trim_changes(before_us).await,
+            Backend::Postgres(s) => s.trim_changes(before_us).await,
+        }
     }
 
     /// A named document of the service's state (`None` when never written).

@@ -45,6 +45,11 @@ fn migrator() -> Migrator {
             "quarantine_once",
             include_str!("../migrations/postgres/0003_quarantine_once.sql"),
         ),
+        (
+            4,
+            "changes",
+            include_str!("../migrations/postgres/0004_changes.sql"),
+        ),
     ])
 }
 
@@ -69,6 +74,11 @@ impl Dialect for sqlx::Postgres {
     fn time_key_index(time: &str, key: &str) -> String {
         format!("({time}, {key}) NULLS NOT DISTINCT")
     }
+
+    /// Writers take this lock (held to their commit) before their journal entries, so that
+    /// entries are numbered in commit order: a reader that saw entry n has seen every entry
+    /// before it.
+    const CHANGES_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(7273436864)");
 }
 
 /// Splits an optional `schema=NAME` parameter (ours, not libpq's) off the URL.
@@ -235,6 +245,10 @@ impl PgStore {
             }
         }
         out.duplicates = rows.len() as u64 - out.accepted;
+        if out.accepted > 0 {
+            let ranges = crate::changes::time_ranges(rows.time.iter().copied());
+            shared::record_changes(&mut tx, &schema.name, &ranges).await?;
+        }
         shared::insert_quarantine(&mut tx, quarantine).await?;
         tx.commit().await?;
         Ok(out)
@@ -284,8 +298,13 @@ impl PgStore {
         before_us: i64,
         batch_rows: u64,
     ) -> Result<u64> {
-        let mut conn = self.pool.acquire().await?;
-        shared::delete_before(&mut conn, schema, before_us, batch_rows).await
+        let mut tx = self.begin_write().await?;
+        let deleted = shared::delete_before(&mut tx, schema, before_us, batch_rows).await?;
+        if deleted > 0 {
+            shared::record_changes(&mut tx, &schema.name, &[(i64::MIN, before_us)]).await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 }
 

@@ -44,6 +44,11 @@ pub(crate) trait Dialect {
     /// `key` columns (both quoted), such that a null key counts as one value (a re-sent
     /// null-key record is a duplicate).
     fn time_key_index(time: &str, key: &str) -> String;
+
+    /// A statement run in a write transaction before its change-journal entries, if the
+    /// backend needs one to number entries in commit order (PostgreSQL's writers run side by
+    /// side; SQLite's one writer already does).
+    const CHANGES_LOCK: Option<&'static str>;
 }
 
 /// The SQL shared by both backends, for sqlx database `$db` and the backend's store type
@@ -172,6 +177,35 @@ macro_rules! shared_sql {
                 stored.extend(added);
                 save_declaration(tx, schema, &stored).await?;
                 Ok(evolved)
+            }
+
+            /// Records in the change journal, inside the caller's write transaction, that
+            /// rows of `component` with times in `ranges` changed (changes.rs).
+            pub(crate) async fn record_changes(
+                tx: &mut Conn,
+                component: &str,
+                ranges: &[(i64, i64)],
+            ) -> Result<()> {
+                if ranges.is_empty() {
+                    return Ok(());
+                }
+                if let Some(lock) = <$db as Dialect>::CHANGES_LOCK {
+                    sqlx::raw_sql(lock).execute(&mut *tx).await?;
+                }
+                let now = sql::now_us();
+                for chunk in ranges.chunks(200) {
+                    let mut q = QueryBuilder::<$db>::new(
+                        "INSERT INTO mlc_changes (component, from_us, to_us, recorded_at_us) ",
+                    );
+                    q.push_values(chunk, |mut b, (lo, hi)| {
+                        b.push_bind(component)
+                            .push_bind(*lo)
+                            .push_bind(*hi)
+                            .push_bind(now);
+                    });
+                    q.build().execute(&mut *tx).await?;
+                }
+                Ok(())
             }
 
             /// Stores quarantined records inside the caller's write transaction; one sent
@@ -365,6 +399,66 @@ macro_rules! shared_sql {
                     old.build().execute(&mut *tx).await?;
                     tx.commit().await?;
                     Ok(claimed)
+                }
+
+                /// The change journal's entries after `after` (changes.rs); `None`: only where
+                /// it ends now.
+                pub(crate) async fn changes_since(
+                    &self,
+                    after: Option<i64>,
+                ) -> Result<$crate::ChangeLog> {
+                    let row = QueryBuilder::<$db>::new(
+                        "SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM mlc_changes",
+                    )
+                    .build()
+                    .fetch_one(&self.pool)
+                    .await?;
+                    let (first, last): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+                    let Some(after) = after else {
+                        return Ok($crate::ChangeLog {
+                            last,
+                            complete: false,
+                            changes: Vec::new(),
+                        });
+                    };
+                    let mut q = QueryBuilder::<$db>::new(
+                        "SELECT seq, component, from_us, to_us, first_rowid, last_rowid \
+                         FROM mlc_changes WHERE seq > ",
+                    );
+                    q.push_bind(after).push(" ORDER BY seq");
+                    let rows = q.build().fetch_all(&self.pool).await?;
+                    let mut log = $crate::ChangeLog {
+                        last: last.max(after),
+                        // Entries are trimmed from the oldest: if the first kept one is past
+                        // the reader's next, some it has not seen may be gone.
+                        // (Trimming keeps the newest entry, so an empty journal was never
+                        // written.)
+                        complete: if first == 0 { after == 0 } else { first <= after + 1 },
+                        changes: Vec::with_capacity(rows.len()),
+                    };
+                    for r in rows {
+                        let seq: i64 = r.try_get(0)?;
+                        log.last = log.last.max(seq);
+                        let first: Option<i64> = r.try_get(4)?;
+                        let last: Option<i64> = r.try_get(5)?;
+                        log.changes.push($crate::Change {
+                            component: r.try_get(1)?,
+                            from_us: r.try_get(2)?,
+                            to_us: r.try_get(3)?,
+                            rowids: first.zip(last),
+                        });
+                    }
+                    Ok(log)
+                }
+
+                /// Deletes the journal entries recorded before `before_us`, except the newest
+                /// (which tells readers where the journal ends).
+                pub(crate) async fn trim_changes(&self, before_us: i64) -> Result<u64> {
+                    let mut q =
+                        QueryBuilder::<$db>::new("DELETE FROM mlc_changes WHERE recorded_at_us < ");
+                    q.push_bind(before_us)
+                        .push(" AND seq < (SELECT max(seq) FROM mlc_changes)");
+                    Ok(q.build().execute(&self.pool).await?.rows_affected())
                 }
 
                 /// Stores check results in one write transaction.

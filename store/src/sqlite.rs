@@ -82,6 +82,11 @@ fn migrator() -> Migrator {
             "segments",
             include_str!("../migrations/sqlite/0004_segments.sql"),
         ),
+        (
+            5,
+            "changes",
+            include_str!("../migrations/sqlite/0005_changes.sql"),
+        ),
     ])
 }
 
@@ -134,6 +139,9 @@ impl Dialect for sqlx::Sqlite {
     fn time_key_index(time: &str, key: &str) -> String {
         format!("({time}, ifnull({key}, x''))")
     }
+
+    /// One writer at a time already numbers entries in commit order.
+    const CHANGES_LOCK: Option<&'static str> = None;
 }
 
 impl SqliteStore {
@@ -325,9 +333,31 @@ impl SqliteStore {
             start = end;
         }
         out.duplicates = rows.len() as u64 - out.accepted;
+        if out.accepted > 0 {
+            let ranges = crate::changes::time_ranges(rows.time.iter().copied());
+            shared::record_changes(&mut tx, &schema.name, &ranges).await?;
+        }
         shared::insert_quarantine(&mut tx, quarantine).await?;
         tx.commit().await?;
         Ok(out)
+    }
+
+    /// The rows with `first <= rowid <= last`, from the row table.
+    pub(crate) async fn rows_by_rowid(
+        &self,
+        plan: sql::ReadPlan,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<arrow_array::RecordBatch>> {
+        use futures::TryStreamExt;
+        let sql = format!(
+            "SELECT {} FROM {} WHERE rowid >= ?1 AND rowid <= ?2",
+            plan.select_list(),
+            quote(&plan.table)
+        );
+        shared::stream_rows(self.pool.clone(), sql, vec![first, last], plan)
+            .try_collect()
+            .await
     }
 
     /// `max(rowid) - min(rowid) + 1`: two b-tree descents (each in a subquery of its own:
@@ -354,6 +384,7 @@ impl SqliteStore {
         let mut tx = self.begin_write().await?;
         let deleted = shared::delete_before(&mut tx, schema, before_us, batch_rows).await?;
         if deleted > 0 {
+            shared::record_changes(&mut tx, &schema.name, &[(i64::MIN, before_us)]).await?;
             // The segments that may hold deleted rows go in the same transaction.
             drop_segments(&mut tx, &table_name(&schema.name), Some(before_us)).await?;
         }

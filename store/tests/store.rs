@@ -1027,3 +1027,58 @@ async fn direct_copy_and_its_fallback_keep_counts_and_values_exact() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_change_journal_records_the_hours_that_gained_or_lost_rows() {
+    const H: i64 = 3_600_000_000;
+    async fn check(store: mlc_store::Store, dir: tempfile::TempDir) {
+        let schema = inference();
+        store.ensure_component(&schema).await.unwrap();
+        let start = store.changes_since(None).await.unwrap();
+        assert!(!start.complete);
+        let nothing = store.changes_since(Some(start.last)).await.unwrap();
+        assert!(
+            nothing.complete && nothing.changes.is_empty(),
+            "{nothing:?}"
+        );
+
+        // Rows at T0 and T0 + 1 min, and a late one three hours earlier: two ranges.
+        let csv = "request_id,ts\na,1772323200\nb,1772323260\nc,1772312400\n";
+        let p = write(&dir, "a.csv", csv);
+        ingest_file(&store, &schema, &p).await;
+        let log = store.changes_since(Some(start.last)).await.unwrap();
+        assert!(log.complete);
+        let got: Vec<(i64, i64)> = log.changes.iter().map(|c| (c.from_us, c.to_us)).collect();
+        let hour = T0.div_euclid(H) * H;
+        assert_eq!(got, vec![(hour - 3 * H, hour - 2 * H), (hour, hour + H)]);
+        assert!(log.changes.iter().all(|c| c.component == "inference"));
+
+        // The same file again stores nothing, and records nothing.
+        ingest_file(&store, &schema, &p).await;
+        let again = store.changes_since(Some(log.last)).await.unwrap();
+        assert!(again.complete && again.changes.is_empty(), "{again:?}");
+
+        // A prune that deletes rows records everything before its cut; one that deletes
+        // none records nothing.
+        assert_eq!(store.prune(Some("inference"), T0, 100).await.unwrap(), 1);
+        assert_eq!(store.prune(Some("inference"), T0, 100).await.unwrap(), 0);
+        let pruned = store.changes_since(Some(log.last)).await.unwrap();
+        let got: Vec<(i64, i64)> = pruned
+            .changes
+            .iter()
+            .map(|c| (c.from_us, c.to_us))
+            .collect();
+        assert_eq!(got, vec![(i64::MIN, T0)]);
+
+        // Trimming keeps the newest entry; a reader that had not seen the trimmed ones is told.
+        assert_eq!(store.trim_changes(i64::MAX).await.unwrap(), 2);
+        let after_trim = store.changes_since(Some(start.last)).await.unwrap();
+        assert!(!after_trim.complete, "{after_trim:?}");
+        let up_to_date = store.changes_since(Some(pruned.last)).await.unwrap();
+        assert!(up_to_date.complete && up_to_date.changes.is_empty());
+    }
+    each_backend(check).await;
+    // In-memory stores write through sqlx, not the file writer.
+    let memory = mlc_store::Store::open("sqlite::memory:").await.unwrap();
+    check(memory, tempfile::tempdir().unwrap()).await;
+}

@@ -606,6 +606,86 @@ impl CheckState {
         Ok(())
     }
 
+    /// [`CheckState::merge`] of a state that stays as it is (a pane `mlc serve` keeps,
+    /// docs/evaluation.md#panes): its accumulators are merged into fresh ones from `make`
+    /// where this state has none of a slice. The same state as merging a copy of `other`.
+    pub fn merge_from(
+        &mut self,
+        plan: &CheckPlan,
+        other: &CheckState,
+        make: &AccFactory<'_>,
+    ) -> Result<(), EvalError> {
+        for m in other.slices.values() {
+            let meta = self.meta(&m.key);
+            meta.rows += m.rows;
+            meta.matched += m.matched;
+            meta.total += m.total;
+        }
+        for (key, n) in &other.baseline_rows {
+            *self.baseline_rows.entry(key.clone()).or_default() += n;
+        }
+        self.joined |= other.joined;
+        if self.slices.len() > self.max_slices() || self.baseline_rows.len() > self.max_slices() {
+            return Err(self.too_many(plan));
+        }
+        let fed = self.fed.len();
+        for (t, theirs) in other.aggs.iter().enumerate() {
+            let theirs = theirs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some(mine) = self.aggs.get_mut(t) else {
+                continue;
+            };
+            let mine = mine
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if mine.failed.is_none() {
+                mine.failed = theirs.failed.clone();
+            }
+            for (k, e) in &theirs.follower_errors {
+                mine.follower_errors
+                    .entry(k.clone())
+                    .or_insert_with(|| e.clone());
+            }
+            let call = &plan.aggregates[self.fed[t % fed]];
+            for (key, acc) in &theirs.by_slice {
+                let slot = match mine.by_slice.entry(key.clone()) {
+                    Entry::Occupied(o) => o.into_mut(),
+                    Entry::Vacant(v) => v.insert(make(call).map_err(AccError::Whole)),
+                };
+                let merged = match (&mut *slot, acc) {
+                    (Err(_), _) => continue,
+                    (Ok(_), Err(e)) => Err(e.clone()),
+                    (Ok(m), Ok(a)) => m
+                        .merge(a.as_ref())
+                        .map_err(|e| AccError::Call(e.to_string())),
+                };
+                if let Err(e) = merged {
+                    *slot = Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// About the bytes the accumulators of this state hold beyond their fixed size
+    /// ([`Accumulator::held_bytes`]), plus a little per slice and accumulator.
+    pub fn held_bytes(&self) -> usize {
+        let per_slice = 128 * (self.slices.len() + self.baseline_rows.len());
+        let accs: usize = self
+            .aggs
+            .iter()
+            .map(|a| {
+                let a = a.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                a.by_slice
+                    .values()
+                    .map(|acc| 96 + acc.as_ref().map_or(0, |acc| acc.held_bytes()))
+                    .sum::<usize>()
+            })
+            .sum();
+        per_slice + accs
+    }
+
     /// The verdict per (slice, column), slices in key order within each column, as
     /// [`super::evaluate_check`] gives them. A caller that can read the rows again asks
     /// [`CheckState::needs_second_read`] first and gives them to [`CheckState::add_again`]:

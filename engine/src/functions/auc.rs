@@ -69,6 +69,9 @@ impl Accumulator for AucAcc {
     fn keeps_values(&self) -> bool {
         true
     }
+    fn held_bytes(&self) -> usize {
+        self.pairs.capacity() * 16
+    }
     fn update(&mut self, _side: Side, args: &[ArrayRef]) -> Result<(), EvalError> {
         arity("auc", args, 2)?;
         let s = Num::new("auc", &args[0])?;

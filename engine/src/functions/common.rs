@@ -387,6 +387,12 @@ fn float_key(x: f64) -> u64 {
 }
 
 impl Counter {
+    /// About the bytes its distinct values and their counts hold.
+    pub(crate) fn held_bytes(&self) -> usize {
+        (self.ints.len() + self.floats.len()) * 24
+            + self.strs.keys().map(|k| k.capacity() + 48).sum::<usize>()
+    }
+
     /// Counts the non-missing values of `a`.
     pub(crate) fn add_array(&mut self, a: &Cat<'_>, len: usize) {
         match a {
@@ -659,6 +665,10 @@ pub(crate) struct ValuesAcc {
 }
 
 impl ValuesAcc {
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.values.capacity() * 8
+    }
+
     pub(crate) fn push_array(&mut self, function: &str, a: &ArrayRef) -> Result<(), EvalError> {
         let n = Num::new(function, a)?;
         push_values(&mut self.values, &n);
@@ -735,6 +745,11 @@ pub(crate) struct Sample {
 }
 
 impl Sample {
+    /// About the bytes its values and counts hold.
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.nums.capacity() * 8 + self.cats.held_bytes()
+    }
+
     /// The numeric values in ascending order: `nums` itself once sorted in place, else a
     /// sorted copy.
     pub(crate) fn sorted_nums(&self) -> std::borrow::Cow<'_, [f64]> {
@@ -816,6 +831,9 @@ fn mixed(name: &str) -> EvalError {
 impl Accumulator for TwoSampleAcc {
     fn keeps_values(&self) -> bool {
         true
+    }
+    fn held_bytes(&self) -> usize {
+        self.current.held_bytes() + self.baseline.held_bytes()
     }
     /// Sorts in place (and gives back the slack of their growth) the values that finishing
     /// sorts: both sides for `ks` and `wasserstein`, the baseline's for the bins of `psi`

@@ -31,6 +31,9 @@ impl Accumulator for CounterAcc {
     fn keeps_values(&self) -> bool {
         true
     }
+    fn held_bytes(&self) -> usize {
+        self.counts.held_bytes()
+    }
     fn update(&mut self, _side: Side, args: &[ArrayRef]) -> Result<(), EvalError> {
         arity(self.name, args, 1)?;
         let cat = Cat::new(self.name, &args[0])?;

@@ -252,6 +252,21 @@ impl Accumulator for HashedAcc {
     fn keeps_values(&self) -> bool {
         true
     }
+    fn held_bytes(&self) -> usize {
+        match &self.state {
+            State::Values { bytes, .. } => *bytes,
+            State::Codes(codes) => usize::try_from(codes.len).unwrap_or(usize::MAX) * 8,
+            State::Settled {
+                repeated, again, ..
+            } => {
+                repeated.len() * 16
+                    + again
+                        .iter()
+                        .map(|a| a.get_array_memory_size())
+                        .sum::<usize>()
+            }
+        }
+    }
     fn update(&mut self, _side: Side, args: &[ArrayRef]) -> Result<(), EvalError> {
         arity(self.name, args, 1)?;
         let cat = Cat::new(self.name, &args[0])?;

@@ -58,6 +58,9 @@ impl Accumulator for MedianAcc {
     fn keeps_values(&self) -> bool {
         true
     }
+    fn held_bytes(&self) -> usize {
+        self.0.held_bytes()
+    }
     fn update(&mut self, _side: Side, args: &[ArrayRef]) -> Result<(), EvalError> {
         arity("median", args, 1)?;
         self.0.push_array("median", &args[0])

@@ -313,6 +313,11 @@ pub trait Accumulator: Send {
     fn keeps_values(&self) -> bool {
         false
     }
+    /// About how many bytes the state holds beyond its fixed size (its kept values): what
+    /// `mlc serve`'s pane cache counts against its budget (docs/evaluation.md#panes).
+    fn held_bytes(&self) -> usize {
+        0
+    }
     /// Called once before [`Accumulator::finalize`] when no more rows will come: the state
     /// may reorganise itself in place (sort its values) so that finalizing copies nothing.
     /// The outcome is the same with or without it.

@@ -100,6 +100,9 @@ impl Accumulator for QuantileAcc {
     fn keeps_values(&self) -> bool {
         true
     }
+    fn held_bytes(&self) -> usize {
+        self.values.held_bytes()
+    }
     fn update(&mut self, _side: Side, args: &[ArrayRef]) -> Result<(), EvalError> {
         arity("quantile", args, 2)?;
         let q = Num::new("quantile", &args[1])?;

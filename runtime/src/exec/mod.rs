@@ -4,8 +4,10 @@
 //! `mlc_engine::eval` on the blocking pool, off the async runtime.
 
 pub mod join;
+mod panes;
 mod stream;
 
+pub use panes::{PANE_CACHE_BYTES, PaneStats, pane_width_secs};
 pub use stream::SLICE_CELLS;
 
 use std::collections::HashMap;
@@ -60,6 +62,9 @@ pub struct Executor {
     /// The most values (rows x columns) a streamed window is read in at a time
     /// (`--slice-cells`).
     slice_cells: u64,
+    /// `mlc serve`'s panes of the checks' windows, kept between evaluations
+    /// (docs/evaluation.md#panes); `None` elsewhere.
+    panes: Option<Arc<panes::PaneCache>>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -162,7 +167,16 @@ impl Executor {
             max_series: mlc_engine::eval::check::DEFAULT_MAX_SERIES,
             prefetch_cells: PREFETCH_MAX_CELLS,
             slice_cells: SLICE_CELLS,
+            panes: None,
         }
+    }
+
+    /// Keeps the partial state of each pane of the checks' windows between evaluations, at
+    /// most about `bytes` of them, and evaluates the checks that can from their panes
+    /// (docs/evaluation.md#panes): what `mlc serve` does. 0 keeps none.
+    pub fn with_panes(mut self, bytes: u64) -> Executor {
+        self.panes = (bytes > 0).then(|| Arc::new(panes::PaneCache::new(bytes)));
+        self
     }
 
     /// Bounds what [`Executor::prefetch`] may hold, in values (rows times columns; default
@@ -523,17 +537,30 @@ impl Executor {
                 .flatten()
                 .collect();
         }
+        // With a pane cache (`mlc serve`), checks that can are concluded from their panes.
+        let mut paned: Vec<Option<Vec<CheckResult>>> = vec![None; checks.len()];
+        if self.panes.is_some() {
+            let got = futures::future::join_all(
+                checks
+                    .iter()
+                    .map(|c| self.evaluate_paned(c, at_us, plugin_failures)),
+            )
+            .await;
+            paned = got;
+        }
         // Checks without joins stream their windows through their states (stream.rs); the
         // others read their rows whole, then join.
-        let (streamed, whole): (Vec<usize>, Vec<usize>) =
-            (0..checks.len()).partition(|&i| stream::streams(checks[i]));
+        let (streamed, whole): (Vec<usize>, Vec<usize>) = (0..checks.len())
+            .filter(|&i| paned[i].is_none())
+            .partition(|&i| stream::streams(checks[i]));
         let pick = |idx: &[usize]| idx.iter().map(|&i| checks[i]).collect::<Vec<_>>();
         let (a, b) = (pick(&streamed), pick(&whole));
         let (a, b) = futures::join!(
             self.evaluate_streamed(&a, at_us, plugin_failures),
             self.evaluate_fetched(&b, at_us, None, plugin_failures)
         );
-        let mut out: Vec<Vec<CheckResult>> = vec![Vec::new(); checks.len()];
+        let mut out: Vec<Vec<CheckResult>> =
+            paned.into_iter().map(Option::unwrap_or_default).collect();
         for (i, r) in streamed.into_iter().zip(a).chain(whole.into_iter().zip(b)) {
             out[i] = r;
         }

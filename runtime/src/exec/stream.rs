@@ -85,16 +85,16 @@ enum Step {
 
 /// What the blocking tasks need of the executor, owned.
 #[derive(Clone)]
-struct Owned {
-    program: Arc<Program>,
-    plugins: Arc<Plugins>,
-    version: String,
-    max_series: usize,
-    plugin_failures: FailureCounts,
+pub(super) struct Owned {
+    pub(super) program: Arc<Program>,
+    pub(super) plugins: Arc<Plugins>,
+    pub(super) version: String,
+    pub(super) max_series: usize,
+    pub(super) plugin_failures: FailureCounts,
 }
 
 impl Owned {
-    fn with<T>(&self, f: impl FnOnce(&RunContext<'_>) -> T) -> T {
+    pub(super) fn with<T>(&self, f: impl FnOnce(&RunContext<'_>) -> T) -> T {
         f(&RunContext {
             program: &self.program,
             plugins: &self.plugins,

@@ -27,6 +27,7 @@ pub struct ConfigLayer {
     pub webhook: Option<Vec<String>>,
     pub max_body_bytes: Option<usize>,
     pub max_series_per_check: Option<usize>,
+    pub pane_cache_bytes: Option<u64>,
     pub watch: Option<bool>,
     pub debounce_ms: Option<u64>,
     pub notify_retries: Option<u32>,
@@ -61,6 +62,7 @@ impl ConfigLayer {
             webhook: self.webhook.or(lower.webhook),
             max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
             max_series_per_check: self.max_series_per_check.or(lower.max_series_per_check),
+            pane_cache_bytes: self.pane_cache_bytes.or(lower.pane_cache_bytes),
             watch: self.watch.or(lower.watch),
             debounce_ms: self.debounce_ms.or(lower.debounce_ms),
             notify_retries: self.notify_retries.or(lower.notify_retries),
@@ -92,6 +94,9 @@ pub struct ServiceConfig {
     /// Most `(slice, column)` series one check may expose on `/metrics`; more are dropped
     /// with a warning, so a `group by` over an id column cannot exhaust memory.
     pub max_series_per_check: usize,
+    /// Most bytes the checks' pane states may hold together (docs/evaluation.md#panes); 0
+    /// evaluates every check from its rows at every evaluation.
+    pub pane_cache_bytes: u64,
     /// Watch the rule files and reload on change.
     pub watch: bool,
     pub debounce: Duration,
@@ -173,6 +178,9 @@ impl ServiceConfig {
             webhook: layer.webhook.unwrap_or_default(),
             max_body_bytes: layer.max_body_bytes.unwrap_or(64 * 1024 * 1024),
             max_series_per_check: layer.max_series_per_check.unwrap_or(1000),
+            pane_cache_bytes: layer
+                .pane_cache_bytes
+                .unwrap_or(crate::exec::PANE_CACHE_BYTES),
             watch: layer.watch.unwrap_or(true),
             debounce: Duration::from_millis(layer.debounce_ms.unwrap_or(500)),
             notify_retries: layer.notify_retries.unwrap_or(5),

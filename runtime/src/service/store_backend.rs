@@ -31,6 +31,8 @@ pub struct StoreBackend {
     owner: String,
     /// `max_series_per_check`: enforced while a check groups its rows, not only on `/metrics`.
     max_series: usize,
+    /// `pane_cache_bytes`: what each rule set's executor may keep of its checks' panes.
+    pane_bytes: u64,
 }
 
 fn owner_id() -> String {
@@ -127,10 +129,10 @@ impl StoreBackend {
             .state_file
             .clone()
             .unwrap_or_else(|| default_state_file(&config.db));
-        Ok(
-            StoreBackend::with_store(store, state_file)
-                .with_max_series(config.max_series_per_check),
-        )
+        let mut backend = StoreBackend::with_store(store, state_file)
+            .with_max_series(config.max_series_per_check);
+        backend.pane_bytes = config.pane_cache_bytes;
+        Ok(backend)
     }
 
     /// Caps the results of one check in one evaluation (see [`Executor::with_max_series`]).
@@ -145,6 +147,7 @@ impl StoreBackend {
             state_file,
             owner: owner_id(),
             max_series: mlc_engine::eval::check::DEFAULT_MAX_SERIES,
+            pane_bytes: crate::exec::PANE_CACHE_BYTES,
         }
     }
 
@@ -182,7 +185,8 @@ impl Backend for StoreBackend {
         let program = Arc::new(loaded.program);
         self.create_new_components(&program);
         let executor = Executor::new(self.store.clone(), program.clone(), version.clone())
-            .with_max_series(self.max_series);
+            .with_max_series(self.max_series)
+            .with_panes(self.pane_bytes);
         Ok(RuleSet {
             version,
             checks: program.checks.iter().map(check_info).collect(),
@@ -342,6 +346,12 @@ impl Backend for StoreBackend {
                     .await
                     .map_err(|e| format!("cannot build the segments of `{}`: {e}", c.name))?;
             }
+            // Journal entries older than any pane worth keeping (mlc_store::changes).
+            let cut = jiff::Timestamp::now().as_microsecond() - mlc_store::CHANGES_RETENTION_US;
+            self.store
+                .trim_changes(cut)
+                .await
+                .map_err(|e| format!("cannot trim the change journal: {e}"))?;
             Ok(sealed)
         })
     }

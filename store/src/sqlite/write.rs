@@ -120,6 +120,24 @@ impl Writer {
                     }
                 }
             }
+            if !stored.is_empty() {
+                let ranges = crate::changes::time_ranges(
+                    stored.iter().map(|&(i, _)| rows.time[i as usize]),
+                );
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO mlc_changes
+                     (component, from_us, to_us, first_rowid, last_rowid, recorded_at_us)
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                )?;
+                let now = crate::sql::now_us();
+                // One writer, one transaction: the rows stored are exactly the rowids between
+                // the first and the last.
+                let first = stored.iter().map(|s| s.1).min();
+                let last = stored.iter().map(|s| s.1).max();
+                for (lo, hi) in ranges {
+                    stmt.execute(rusqlite::params![schema.name, lo, hi, first, last, now])?;
+                }
+            }
             if !quarantine.is_empty() {
                 let mut stmt = tx.prepare_cached(
                     "INSERT INTO mlc_quarantine (component, received_at_us, source, raw, reason, fingerprint)
