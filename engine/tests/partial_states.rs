@@ -2,8 +2,9 @@
 //! `group by`, `where`, a joined source with coverage, a baseline), random rows are cut into
 //! random batches, fed to one `CheckState` batch by batch, given all at once
 //! (`evaluate_batches`, column by column), and fed into one state per batch merged in a random
-//! order; all conclude to the outcomes of `evaluate_check` over all rows
-//! at once. Counts, statuses and every integer, boolean and string value are identical; a
+//! order, and a concluded state slid by batches leaving and joining it (`CheckState::slide`,
+//! `mlc serve`'s window); all conclude to the outcomes of `evaluate_check` over all rows at
+//! once. Counts, statuses and every integer, boolean and string value are identical; a
 //! float value may differ only in its last bits where the summation order changed
 //! (docs/evaluation.md#partial-states).
 
@@ -278,6 +279,8 @@ fn states_fed_in_batches_or_merged_equal_the_whole_rows() {
     // How many of the whole rows' results were judged pass or fail: the comparison must be of
     // real verdicts, not of a sea of `insufficient`.
     let (mut judged, mut total) = (0usize, 0usize);
+    // How many kept states could slide (the others have an aggregate that failed).
+    let (mut slid, mut tried) = (0usize, 0usize);
     for seed in 1..=12u64 {
         let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let n = rng.below(400) as usize;
@@ -356,6 +359,51 @@ fn states_fed_in_batches_or_merged_equal_the_whole_rows() {
                 .unwrap();
             assert_same(&plan.name, seed, "all batches at once", &want, &got);
 
+            // A kept state slid (`mlc serve`'s window): the first half of the batches and
+            // an extra batch, concluded (its values left sorted); then the extra batch leaves
+            // and the second half joins. Accumulators that cannot take rows out are rebuilt
+            // from the batches.
+            let parts: Vec<CheckState> = pending
+                .iter()
+                .map(|&(side, a, b)| {
+                    let src = if side == Side::Current {
+                        &current
+                    } else {
+                        &baseline
+                    };
+                    let mut s = CheckState::new(plan, &make, DEFAULT_MAX_SERIES);
+                    s.add(plan, side, &part(src, a, b), &time, &make).unwrap();
+                    s
+                })
+                .collect();
+            let half = parts.len() / 2;
+            let mut extra = CheckState::new(plan, &make, DEFAULT_MAX_SERIES);
+            let e = rng.below(n as u64 + 1) as usize;
+            extra
+                .add(
+                    plan,
+                    Side::Current,
+                    &part(&current, e, n.min(e + 30)),
+                    &time,
+                    &make,
+                )
+                .unwrap();
+            let mut window = CheckState::new(plan, &make, DEFAULT_MAX_SERIES);
+            for s in &parts[..half] {
+                window.merge_from(plan, s, &make).unwrap();
+            }
+            window.merge_from(plan, &extra, &make).unwrap();
+            let _ = window.conclude_kept(plan, &conclusion, &make);
+            window.drop_unretractable(plan, &make);
+            let all: Vec<&CheckState> = parts.iter().collect();
+            let join: Vec<&CheckState> = parts[half..].iter().collect();
+            tried += 1;
+            if window.slide(plan, &[&extra], &join, &all, &make).unwrap() {
+                slid += 1;
+                let got = window.conclude_kept(plan, &conclusion, &make);
+                assert_same(&plan.name, seed, "a kept state slid", &want, &got);
+            }
+
             // One state per batch, merged in a random order.
             let mut states: Vec<CheckState> = pending
                 .iter()
@@ -383,6 +431,7 @@ fn states_fed_in_batches_or_merged_equal_the_whole_rows() {
         judged * 3 > total * 2,
         "only {judged} of {total} results were judged"
     );
+    assert!(slid * 10 > tried * 9, "only {slid} of {tried} states slid");
 }
 
 /// The slice limit holds over the union of batches: two batches of two countries each, four

@@ -636,20 +636,23 @@ impl Store {
         }
     }
 
-    /// `columns` of the rows of `component` numbered `first..=last`: the rows one write
-    /// stored, as a [`Change`] gives them. Only where the journal gives row numbers (SQLite
-    /// files); an error elsewhere.
+    /// `columns` of the rows of `component` numbered `first..=last` (the rows one write
+    /// stored, as a [`Change`] gives them) with `start_us <= time < end_us`. Only where the
+    /// journal gives row numbers (SQLite files); an error elsewhere.
     pub async fn rows_by_rowid(
         &self,
         component: &str,
         columns: &[&str],
-        first: i64,
-        last: i64,
+        (first, last): (i64, i64),
+        (start_us, end_us): (i64, i64),
     ) -> Result<Vec<RecordBatch>> {
         let schema = self.component(component).await?;
         let plan = sql::ReadPlan::new(&schema, columns)?;
         match &self.backend {
-            Backend::Sqlite(s) => s.rows_by_rowid(plan, first, last).await,
+            Backend::Sqlite(s) => {
+                s.rows_by_rowid(plan, (first, last), (start_us, end_us))
+                    .await
+            }
             Backend::Postgres(_) => Err(StoreError::Ingest(
                 "internal error: PostgreSQL rows have no numbers to read them by".into(),
             )),

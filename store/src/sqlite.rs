@@ -342,20 +342,37 @@ impl SqliteStore {
         Ok(out)
     }
 
-    /// The rows with `first <= rowid <= last`, from the row table.
+    /// The rows with `first <= rowid <= last` and `start <= time < end`, from the row table.
     pub(crate) async fn rows_by_rowid(
         &self,
         plan: sql::ReadPlan,
-        first: i64,
-        last: i64,
+        (first, last): (i64, i64),
+        (start, end): (i64, i64),
     ) -> Result<Vec<arrow_array::RecordBatch>> {
+        if let Some(readers) = self.readers.clone() {
+            return blocking(move || {
+                let mut out = Vec::new();
+                read::read_rows(
+                    &readers,
+                    &plan,
+                    first,
+                    last.saturating_add(1),
+                    start,
+                    end,
+                    &mut out,
+                )?;
+                Ok(out)
+            })
+            .await;
+        }
         use futures::TryStreamExt;
         let sql = format!(
-            "SELECT {} FROM {} WHERE rowid >= ?1 AND rowid <= ?2",
+            "SELECT {} FROM {} WHERE rowid >= ?1 AND rowid <= ?2 AND {t} >= ?3 AND {t} < ?4",
             plan.select_list(),
-            quote(&plan.table)
+            quote(&plan.table),
+            t = quote(&plan.time)
         );
-        shared::stream_rows(self.pool.clone(), sql, vec![first, last], plan)
+        shared::stream_rows(self.pool.clone(), sql, vec![first, last, start, end], plan)
             .try_collect()
             .await
     }

@@ -1029,8 +1029,9 @@ async fn direct_copy_and_its_fallback_keep_counts_and_values_exact() {
 }
 
 #[tokio::test]
-async fn the_change_journal_records_the_hours_that_gained_or_lost_rows() {
-    const H: i64 = 3_600_000_000;
+async fn the_change_journal_records_the_minutes_that_gained_or_lost_rows() {
+    const M: i64 = 60_000_000;
+    const H: i64 = 60 * M;
     async fn check(store: mlc_store::Store, dir: tempfile::TempDir) {
         let schema = inference();
         store.ensure_component(&schema).await.unwrap();
@@ -1049,8 +1050,28 @@ async fn the_change_journal_records_the_hours_that_gained_or_lost_rows() {
         let log = store.changes_since(Some(start.last)).await.unwrap();
         assert!(log.complete);
         let got: Vec<(i64, i64)> = log.changes.iter().map(|c| (c.from_us, c.to_us)).collect();
-        let hour = T0.div_euclid(H) * H;
-        assert_eq!(got, vec![(hour - 3 * H, hour - 2 * H), (hour, hour + H)]);
+        // Whole minutes, adjacent ones joined.
+        assert_eq!(got, vec![(T0 - 3 * H, T0 - 3 * H + M), (T0, T0 + 2 * M)]);
+        // A SQLite file numbers the rows a write stored; other stores do not.
+        let numbered = log.changes.iter().all(|c| c.rowids.is_some());
+        assert!(numbered || log.changes.iter().all(|c| c.rowids.is_none()));
+        if let Some((first, last)) = log.changes[0].rowids {
+            let rows = store
+                .rows_by_rowid(
+                    "inference",
+                    &["request_id", "ts"],
+                    (first, last),
+                    (0, i64::MAX),
+                )
+                .await
+                .unwrap();
+            let mut ids = strs(&rows, 0);
+            ids.sort();
+            assert_eq!(
+                ids,
+                vec![Some("a".into()), Some("b".into()), Some("c".into())]
+            );
+        }
         assert!(log.changes.iter().all(|c| c.component == "inference"));
 
         // The same file again stores nothing, and records nothing.

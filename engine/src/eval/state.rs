@@ -668,6 +668,247 @@ impl CheckState {
         Ok(())
     }
 
+    /// Slides a state kept from an earlier evaluation (`mlc serve`'s window,
+    /// docs/evaluation.md#panes): the rows of `leave` (states of rows it holds) go, those of
+    /// `join` (states of other rows) come. Accumulators that can take rows out
+    /// ([`Accumulator::retract`]) do; the others are rebuilt by merging the states in `all`
+    /// (those of every row it holds afterwards, in order), as [`CheckState::merge_from`]
+    /// would. Gives the state of the rows of `all`: the same verdicts as merging `all`.
+    /// `Ok(false)`: the state cannot slide (an aggregate failed); it is then unusable and
+    /// the caller merges `all` afresh.
+    pub fn slide(
+        &mut self,
+        plan: &CheckPlan,
+        leave: &[&CheckState],
+        join: &[&CheckState],
+        all: &[&CheckState],
+        make: &AccFactory<'_>,
+    ) -> Result<bool, EvalError> {
+        // What leaves and what joins, each as one state, so that every accumulator is
+        // walked once for each.
+        let mut out = CheckState::new(plan, make, usize::MAX);
+        for s in leave {
+            out.merge_from(plan, s, make)?;
+        }
+        let mut into = CheckState::new(plan, make, usize::MAX);
+        for s in join {
+            into.merge_from(plan, s, make)?;
+        }
+        let failed = |st: &CheckState| {
+            st.aggs.iter().any(|a| {
+                let a = a.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                a.failed.is_some()
+                    || !a.follower_errors.is_empty()
+                    || a.by_slice.values().any(Result::is_err)
+            })
+        };
+        if failed(self) || failed(&out) || failed(&into) {
+            return Ok(false);
+        }
+        // Row counts.
+        for m in out.slices.values() {
+            let Some(meta) = self.slices.get_mut(&key_string(&m.key)) else {
+                return Ok(false);
+            };
+            match (
+                meta.rows.checked_sub(m.rows),
+                meta.matched.checked_sub(m.matched),
+                meta.total.checked_sub(m.total),
+            ) {
+                (Some(r), Some(ma), Some(t)) => (meta.rows, meta.matched, meta.total) = (r, ma, t),
+                _ => return Ok(false),
+            }
+        }
+        for (key, n) in &out.baseline_rows {
+            match self
+                .baseline_rows
+                .get_mut(key)
+                .and_then(|b| b.checked_sub(*n))
+            {
+                Some(left) => {
+                    self.baseline_rows.insert(key.clone(), left);
+                }
+                None => return Ok(false),
+            }
+        }
+        // Accumulators: out, then in; those that cannot take rows out are rebuilt.
+        let fed = self.fed.len();
+        let retractable = self.retractable(plan, make);
+        let mut rebuild: Vec<(usize, String)> = Vec::new();
+        for (t, theirs) in out.aggs.iter_mut().enumerate() {
+            if !retractable[t] {
+                continue;
+            }
+            let theirs = theirs
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mine = self.aggs[t]
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (key, acc) in &theirs.by_slice {
+                let (Ok(acc), Some(Ok(m))) = (acc, mine.by_slice.get_mut(key)) else {
+                    return Ok(false);
+                };
+                if !m.retract(acc.as_ref()) {
+                    rebuild.push((t, key.clone()));
+                }
+            }
+        }
+        for (t, theirs) in into.aggs.iter_mut().enumerate() {
+            if !retractable[t] {
+                continue;
+            }
+            let theirs = theirs
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mine = self.aggs[t]
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (key, acc) in theirs.by_slice.drain() {
+                let Ok(acc) = acc else {
+                    return Ok(false);
+                };
+                if rebuild.iter().any(|(rt, rk)| *rt == t && *rk == key) {
+                    continue;
+                }
+                match mine.by_slice.entry(key) {
+                    Entry::Vacant(v) => {
+                        v.insert(Ok(acc));
+                    }
+                    Entry::Occupied(mut o) => match o.get_mut() {
+                        Ok(m) => {
+                            if m.merge(acc.as_ref()).is_err() {
+                                return Ok(false);
+                            }
+                        }
+                        Err(_) => return Ok(false),
+                    },
+                }
+            }
+        }
+        for m in into.slices.values() {
+            let meta = self.meta(&m.key);
+            meta.rows += m.rows;
+            meta.matched += m.matched;
+            meta.total += m.total;
+        }
+        for (key, n) in into.baseline_rows {
+            *self.baseline_rows.entry(key).or_default() += n;
+        }
+        // Accumulators of a kind that cannot take rows out, every slice of them.
+        for (t, retracts) in retractable.iter().enumerate() {
+            if *retracts {
+                continue;
+            }
+            let mine = self.aggs[t]
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            mine.by_slice.clear();
+            for s in all {
+                let theirs = s.aggs[t]
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                for key in theirs.by_slice.keys() {
+                    if !rebuild.iter().any(|(rt, rk)| *rt == t && rk == key) {
+                        rebuild.push((t, key.clone()));
+                    }
+                }
+            }
+        }
+        for (t, key) in rebuild {
+            let call = &plan.aggregates[self.fed[t % fed]];
+            let mut fresh = match make(call) {
+                Ok(a) => a,
+                Err(_) => return Ok(false),
+            };
+            for s in all {
+                let theirs = s.aggs[t]
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                match theirs.by_slice.get(&key) {
+                    Some(Ok(a)) if fresh.merge(a.as_ref()).is_err() => return Ok(false),
+                    Some(Err(_)) => return Ok(false),
+                    _ => {}
+                }
+            }
+            self.aggs[t]
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .by_slice
+                .insert(key, Ok(fresh));
+        }
+        // Slices left with no rows go, as they would from a merge of `all`.
+        let empty: Vec<String> = self
+            .slices
+            .iter()
+            .filter(|(_, m)| m.rows == 0 && m.matched == 0 && m.total == 0)
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.baseline_rows.retain(|_, n| *n > 0);
+        for key in empty {
+            self.slices.remove(&key);
+            if self.baseline_rows.contains_key(&key) {
+                continue;
+            }
+            for a in &mut self.aggs {
+                a.get_mut()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .by_slice
+                    .remove(&key);
+            }
+        }
+        if self.slices.len() > self.max_slices() || self.baseline_rows.len() > self.max_slices() {
+            return Err(self.too_many(plan));
+        }
+        Ok(true)
+    }
+
+    /// Per fed accumulator state: whether its kind can take rows out
+    /// ([`Accumulator::can_retract`]).
+    fn retractable(&self, plan: &CheckPlan, make: &AccFactory<'_>) -> Vec<bool> {
+        let fed = self.fed.len();
+        (0..self.aggs.len())
+            .map(|t| make(&plan.aggregates[self.fed[t % fed]]).is_ok_and(|a| a.can_retract()))
+            .collect()
+    }
+
+    /// Drops the accumulators of kinds that cannot take rows out: a state kept to slide
+    /// ([`CheckState::slide`]) rebuilds them from its parts anyway, so it need not hold
+    /// them (the values of `distinct`, the sums of `mean`).
+    pub fn drop_unretractable(&mut self, plan: &CheckPlan, make: &AccFactory<'_>) {
+        let retractable = self.retractable(plan, make);
+        for (t, keep) in retractable.into_iter().enumerate() {
+            if !keep {
+                self.aggs[t]
+                    .get_mut()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .by_slice
+                    .clear();
+            }
+        }
+    }
+
+    /// [`CheckState::conclude`] keeping the state (its values left sorted), for a state
+    /// that slides on.
+    pub fn conclude_kept(
+        &mut self,
+        plan: &CheckPlan,
+        input: &Conclusion,
+        make: &AccFactory<'_>,
+    ) -> Vec<Outcome> {
+        let slices = self.result_slices(plan);
+        let columns = each_columns(plan);
+        let indices: Vec<usize> = (0..columns.len()).collect();
+        let state = &*self;
+        let per_column = par_map(&indices, columns.len() > 1, |&ci| {
+            slices
+                .iter()
+                .map(|slice| state.conclude_slice(plan, ci, columns[ci], slice, input, make))
+                .collect::<Vec<_>>()
+        });
+        per_column.into_iter().flatten().collect()
+    }
+
     /// About the bytes the accumulators of this state hold beyond their fixed size
     /// ([`Accumulator::held_bytes`]), plus a little per slice and accumulator.
     pub fn held_bytes(&self) -> usize {

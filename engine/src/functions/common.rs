@@ -454,6 +454,50 @@ impl Counter {
         self.total += o.total;
     }
 
+    /// Takes `o`'s counts out (see [`super::Accumulator::retract`]); values whose count falls
+    /// to zero go. False when `o` counts a value more often than this does.
+    pub(crate) fn retract(&mut self, o: &Counter) -> bool {
+        fn take<K: std::hash::Hash + Eq>(map: &mut FastMap<K, u64>, key: &K, n: u64) -> bool {
+            match map.get_mut(key) {
+                Some(c) if *c > n => {
+                    *c -= n;
+                    true
+                }
+                Some(c) if *c == n => {
+                    map.remove(key);
+                    true
+                }
+                _ => n == 0,
+            }
+        }
+        for (k, c) in &o.ints {
+            if !take(&mut self.ints, k, *c) {
+                return false;
+            }
+        }
+        for (k, c) in &o.floats {
+            if !take(&mut self.floats, k, *c) {
+                return false;
+            }
+        }
+        for (k, c) in &o.strs {
+            if !take(&mut self.strs, k, *c) {
+                return false;
+            }
+        }
+        match (
+            self.bools[0].checked_sub(o.bools[0]),
+            self.bools[1].checked_sub(o.bools[1]),
+            self.total.checked_sub(o.total),
+        ) {
+            (Some(f), Some(t), Some(total)) => {
+                (self.bools, self.total) = ([f, t], total);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Every distinct value with its count, in ascending order of value.
     pub(crate) fn entries(&self) -> Vec<(CatKey<'_>, u64)> {
         let mut out: Vec<(CatKey<'_>, u64)> = Vec::with_capacity(self.distinct());
@@ -575,6 +619,43 @@ impl Accumulator for ConfusionAcc {
         c.fn_ += o.fn_;
         Ok(())
     }
+    fn can_retract(&self) -> bool {
+        true
+    }
+    fn retract(&mut self, other: &dyn Accumulator) -> bool {
+        let Some(o) = other.as_any().downcast_ref::<Self>() else {
+            return false;
+        };
+        let (c, o) = (&mut self.counts, &o.counts);
+        let sub = [
+            c.n.checked_sub(o.n),
+            c.equal.checked_sub(o.equal),
+            c.tp.checked_sub(o.tp),
+            c.fp.checked_sub(o.fp),
+            c.tn.checked_sub(o.tn),
+            c.fn_.checked_sub(o.fn_),
+        ];
+        let [
+            Some(n),
+            Some(equal),
+            Some(tp),
+            Some(fp),
+            Some(tn),
+            Some(fn_),
+        ] = sub
+        else {
+            return false;
+        };
+        *c = Confusion {
+            n,
+            equal,
+            tp,
+            fp,
+            tn,
+            fn_,
+        };
+        true
+    }
     fn finalize(&self) -> Result<Outcome, EvalError> {
         (self.finish)(&self.counts)
     }
@@ -662,9 +743,46 @@ impl Accumulator for PairMeanAcc {
 #[derive(Default)]
 pub(crate) struct ValuesAcc {
     pub(crate) values: Vec<f64>,
+    /// Whether `values` is in ascending order (set by `prepare`): later merges keep it so.
+    pub(crate) sorted: bool,
 }
 
 impl ValuesAcc {
+    /// Sorts the values in place, once.
+    pub(crate) fn prepare(&mut self) {
+        if !self.sorted {
+            sort_floats(&mut self.values);
+            self.sorted = true;
+        }
+    }
+
+    /// The values in ascending order: in place once sorted, else a sorted copy.
+    pub(crate) fn sorted_values(&self) -> std::borrow::Cow<'_, [f64]> {
+        if self.sorted {
+            return std::borrow::Cow::Borrowed(&self.values);
+        }
+        let mut copy = self.values.clone();
+        sort_floats(&mut copy);
+        std::borrow::Cow::Owned(copy)
+    }
+
+    /// Takes in `other`'s values: a sorted state stays sorted (one pass).
+    pub(crate) fn merge(&mut self, other: &ValuesAcc) {
+        if self.sorted && !self.values.is_empty() {
+            merge_sorted(&mut self.values, &other.values);
+        } else {
+            self.values.extend_from_slice(&other.values);
+            self.sorted = false;
+        }
+    }
+
+    /// Takes `other`'s values out, one occurrence each (see
+    /// [`super::Accumulator::retract`]).
+    pub(crate) fn retract(&mut self, other: &ValuesAcc) -> bool {
+        self.prepare();
+        remove_sorted(&mut self.values, &other.values)
+    }
+
     pub(crate) fn held_bytes(&self) -> usize {
         self.values.capacity() * 8
     }
@@ -672,6 +790,7 @@ impl ValuesAcc {
     pub(crate) fn push_array(&mut self, function: &str, a: &ArrayRef) -> Result<(), EvalError> {
         let n = Num::new(function, a)?;
         push_values(&mut self.values, &n);
+        self.sorted = false;
         Ok(())
     }
 }
@@ -708,6 +827,57 @@ pub(crate) fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
     } else {
         a + diff * t
     }
+}
+
+/// Merges `add` (any order) into ascending `into`, which stays ascending: `add` sorted, then
+/// one pass from the back, in place.
+pub(crate) fn merge_sorted(into: &mut Vec<f64>, add: &[f64]) {
+    if add.is_empty() {
+        return;
+    }
+    let mut t = add.to_vec();
+    sort_floats(&mut t);
+    let (n, m) = (into.len(), t.len());
+    into.resize(n + m, 0.0);
+    let (mut i, mut j) = (n, m);
+    while j > 0 {
+        let k = i + j - 1;
+        if i > 0 && into[i - 1].total_cmp(&t[j - 1]).is_gt() {
+            into[k] = into[i - 1];
+            i -= 1;
+        } else {
+            into[k] = t[j - 1];
+            j -= 1;
+        }
+    }
+}
+
+/// Removes from ascending `from` one occurrence of each value of `take` (any order), in one
+/// pass; false when some value of `take` is not there (`from` is then left unusable).
+pub(crate) fn remove_sorted(from: &mut Vec<f64>, take: &[f64]) -> bool {
+    if take.is_empty() {
+        return true;
+    }
+    let mut t = take.to_vec();
+    sort_floats(&mut t);
+    let (mut w, mut j) = (0, 0);
+    for r in 0..from.len() {
+        let v = from[r];
+        if j < t.len() {
+            match t[j].total_cmp(&v) {
+                std::cmp::Ordering::Equal => {
+                    j += 1;
+                    continue;
+                }
+                std::cmp::Ordering::Less => return false,
+                std::cmp::Ordering::Greater => {}
+            }
+        }
+        from[w] = v;
+        w += 1;
+    }
+    from.truncate(w);
+    j == t.len()
 }
 
 /// Sorts floats ascending (NaN never occurs: readers drop it). An LSD radix sort was tried
@@ -896,11 +1066,37 @@ impl Accumulator for TwoSampleAcc {
                 (None, b) => mine.numeric = b,
                 _ => {}
             }
-            mine.nums.extend_from_slice(&theirs.nums);
-            mine.sorted = false;
+            if mine.sorted && !mine.nums.is_empty() {
+                // A state kept sorted (a window `mlc serve` slides) stays sorted.
+                merge_sorted(&mut mine.nums, &theirs.nums);
+            } else {
+                mine.nums.extend_from_slice(&theirs.nums);
+                mine.sorted = false;
+            }
             mine.cats.merge(&theirs.cats);
         }
         Ok(())
+    }
+    fn can_retract(&self) -> bool {
+        true
+    }
+    fn retract(&mut self, other: &dyn Accumulator) -> bool {
+        let Some(o) = other.as_any().downcast_ref::<Self>() else {
+            return false;
+        };
+        for (mine, theirs) in [
+            (&mut self.current, &o.current),
+            (&mut self.baseline, &o.baseline),
+        ] {
+            if !mine.sorted {
+                sort_floats(&mut mine.nums);
+                mine.sorted = true;
+            }
+            if !remove_sorted(&mut mine.nums, &theirs.nums) || !mine.cats.retract(&theirs.cats) {
+                return false;
+            }
+        }
+        true
     }
     fn finalize(&self) -> Result<Outcome, EvalError> {
         self.finish_over(&self.current, &self.baseline)

@@ -88,6 +88,15 @@ impl Accumulator for CountAcc {
         self.n += same::<Self>("count", other)?.n;
         Ok(())
     }
+    fn can_retract(&self) -> bool {
+        true
+    }
+    fn retract(&mut self, other: &dyn Accumulator) -> bool {
+        let Some(o) = other.as_any().downcast_ref::<Self>() else {
+            return false;
+        };
+        self.n.checked_sub(o.n).map(|n| self.n = n).is_some()
+    }
     fn finalize(&self) -> Result<Outcome, EvalError> {
         value(self.n as f64)
     }

@@ -44,6 +44,15 @@ impl Accumulator for CounterAcc {
         self.counts.merge(&same::<Self>(self.name, other)?.counts);
         Ok(())
     }
+    fn can_retract(&self) -> bool {
+        true
+    }
+    fn retract(&mut self, other: &dyn Accumulator) -> bool {
+        other
+            .as_any()
+            .downcast_ref::<Self>()
+            .is_some_and(|o| self.counts.retract(&o.counts))
+    }
     fn finalize(&self) -> Result<Outcome, EvalError> {
         (self.finish)(&self.counts)
     }

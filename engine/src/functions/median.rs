@@ -7,7 +7,7 @@ use arrow_array::ArrayRef;
 
 use super::ExampleStatus::Passes;
 use super::ExampleValue::Number;
-use super::common::{ValuesAcc, arity, quantile_sorted, same, sig, sort_floats, undefined, value};
+use super::common::{ValuesAcc, arity, quantile_sorted, same, sig, undefined, value};
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
     Side, Signature,
@@ -66,18 +66,26 @@ impl Accumulator for MedianAcc {
         self.0.push_array("median", &args[0])
     }
     fn merge(&mut self, other: &dyn Accumulator) -> Result<(), EvalError> {
-        self.0
-            .values
-            .extend_from_slice(&same::<Self>("median", other)?.0.values);
+        self.0.merge(&same::<Self>("median", other)?.0);
         Ok(())
+    }
+    fn can_retract(&self) -> bool {
+        true
+    }
+    fn retract(&mut self, other: &dyn Accumulator) -> bool {
+        other
+            .as_any()
+            .downcast_ref::<Self>()
+            .is_some_and(|o| self.0.retract(&o.0))
+    }
+    fn prepare(&mut self) {
+        self.0.prepare();
     }
     fn finalize(&self) -> Result<Outcome, EvalError> {
         if self.0.values.is_empty() {
             return undefined("median of no values");
         }
-        let mut v = self.0.values.clone();
-        sort_floats(&mut v);
-        value(quantile_sorted(&v, 0.5))
+        value(quantile_sorted(&self.0.sorted_values(), 0.5))
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -318,6 +318,19 @@ pub trait Accumulator: Send {
     fn held_bytes(&self) -> usize {
         0
     }
+    /// Takes out of this state the rows of `other`, the state of some of the rows this one
+    /// was fed (`mlc serve` slides a window's state by the panes that leave it,
+    /// docs/evaluation.md#panes), exactly: true when done. False where the state cannot (a
+    /// float sum, whose order of additions would change; min and max; ...), or `other` was
+    /// not part of it; the state is then unusable and the caller rebuilds it from the parts
+    /// of its rows.
+    fn retract(&mut self, _other: &dyn Accumulator) -> bool {
+        false
+    }
+    /// Whether [`Accumulator::retract`] can take rows out of this kind of state.
+    fn can_retract(&self) -> bool {
+        false
+    }
     /// Called once before [`Accumulator::finalize`] when no more rows will come: the state
     /// may reorganise itself in place (sort its values) so that finalizing copies nothing.
     /// The outcome is the same with or without it.

@@ -76,6 +76,24 @@ impl Accumulator for NullRateAcc {
         self.nulls += o.nulls;
         Ok(())
     }
+    fn can_retract(&self) -> bool {
+        true
+    }
+    fn retract(&mut self, other: &dyn Accumulator) -> bool {
+        let Some(o) = other.as_any().downcast_ref::<Self>() else {
+            return false;
+        };
+        match (
+            self.rows.checked_sub(o.rows),
+            self.nulls.checked_sub(o.nulls),
+        ) {
+            (Some(rows), Some(nulls)) => {
+                (self.rows, self.nulls) = (rows, nulls);
+                true
+            }
+            _ => false,
+        }
+    }
     fn finalize(&self) -> Result<Outcome, EvalError> {
         if self.rows == 0 {
             return undefined("no rows");

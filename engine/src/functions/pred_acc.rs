@@ -42,6 +42,24 @@ impl Accumulator for PredAcc {
         self.trues += o.trues;
         Ok(())
     }
+    fn can_retract(&self) -> bool {
+        true
+    }
+    fn retract(&mut self, other: &dyn Accumulator) -> bool {
+        let Some(o) = other.as_any().downcast_ref::<Self>() else {
+            return false;
+        };
+        match (
+            self.rows.checked_sub(o.rows),
+            self.trues.checked_sub(o.trues),
+        ) {
+            (Some(rows), Some(trues)) => {
+                (self.rows, self.trues) = (rows, trues);
+                true
+            }
+            _ => false,
+        }
+    }
     fn finalize(&self) -> Result<Outcome, EvalError> {
         (self.finish)(self.rows, self.trues)
     }

@@ -7,9 +7,7 @@ use arrow_array::ArrayRef;
 
 use super::ExampleStatus::Fails;
 use super::ExampleValue::Number;
-use super::common::{
-    Num, ValuesAcc, arity, quantile_sorted, same, sig, sort_floats, undefined, value,
-};
+use super::common::{Num, ValuesAcc, arity, quantile_sorted, same, sig, undefined, value};
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
     Side, Signature,
@@ -116,16 +114,26 @@ impl Accumulator for QuantileAcc {
         if let Some(q) = o.q {
             self.set_q(q)?;
         }
-        self.values.values.extend_from_slice(&o.values.values);
+        self.values.merge(&o.values);
         Ok(())
+    }
+    fn can_retract(&self) -> bool {
+        true
+    }
+    fn retract(&mut self, other: &dyn Accumulator) -> bool {
+        other
+            .as_any()
+            .downcast_ref::<Self>()
+            .is_some_and(|o| self.values.retract(&o.values))
+    }
+    fn prepare(&mut self) {
+        self.values.prepare();
     }
     fn finalize(&self) -> Result<Outcome, EvalError> {
         let Some(q) = self.q.filter(|_| !self.values.values.is_empty()) else {
             return undefined("quantile of no values");
         };
-        let mut v = self.values.values.clone();
-        sort_floats(&mut v);
-        value(quantile_sorted(&v, q))
+        value(quantile_sorted(&self.values.sorted_values(), q))
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
-use arrow_array::{BooleanArray, RecordBatch};
+use arrow_array::{RecordBatch, UInt32Array};
 use mlc_engine::eval::{CheckState, Conclusion, Frame, SourceRows};
 use mlc_engine::functions::Side;
 use mlc_engine::plan::{BaselinePlan, CheckPlan, FunctionRef};
@@ -46,6 +46,8 @@ pub struct PaneStats {
     pub computed: u64,
     /// Panes taken from the cache and brought up to date with the rows written since.
     pub updated: u64,
+    /// Evaluations that slid the last window's state rather than merging every pane.
+    pub slid: u64,
     /// Rows read to compute them.
     pub rows_read: u64,
 }
@@ -64,6 +66,11 @@ struct Inner {
     stats: PaneStats,
 }
 
+struct Window {
+    members: std::collections::HashSet<RangeKey>,
+    state: CheckState,
+}
+
 /// One range of a check's rows: a pane, or the part of one at a window's edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct RangeKey {
@@ -77,6 +84,10 @@ struct CheckPanes {
     seq: i64,
     width_us: i64,
     states: HashMap<RangeKey, Arc<CheckState>>,
+    /// The last evaluation's window: the merge of the panes `members`, concluded (its values
+    /// sorted). The next evaluation slides it ([`CheckState::slide`]) by the panes that leave
+    /// and join rather than merging every pane again.
+    window: Option<Window>,
     bytes: u64,
 }
 
@@ -220,6 +231,7 @@ impl Executor {
             needed.extend(cut(b.first.start?, b.first.end, width_us, true));
         }
 
+        let started = std::time::Instant::now();
         // The journal first, then the rows (see `fresh` below).
         let old = cache.take(&plan.name);
         let log = match self.store.changes_since(old.as_ref().map(|p| p.seq)).await {
@@ -242,17 +254,33 @@ impl Executor {
         };
         let mut rows_read = 0u64;
         let mut updated = 0usize;
+        let mut leave: Vec<Arc<CheckState>> = Vec::new();
         let mut panes = match old {
             Some(mut p) if log.complete && p.width_us == width_us => {
                 // Panes no longer needed go; a pane whose rows changed in a way the journal
                 // cannot give (a prune, a store without row numbers) is computed again; one
-                // that only gained rows the journal numbers takes those rows alone.
-                p.states.retain(|k, _| needed.contains(k));
-                p.states.retain(|k, _| {
-                    !log.changes
-                        .iter()
-                        .any(|c| c.rowids.is_none() && touches(c, k))
-                });
+                // that only gained rows the journal numbers takes those rows alone. What
+                // goes leaves the window.
+                let gone: Vec<RangeKey> = p
+                    .states
+                    .keys()
+                    .filter(|k| {
+                        !needed.contains(k)
+                            || log
+                                .changes
+                                .iter()
+                                .any(|c| c.rowids.is_none() && touches(c, k))
+                    })
+                    .copied()
+                    .collect();
+                for k in gone {
+                    if let Some(state) = p.states.remove(&k)
+                        && let Some(w) = &mut p.window
+                        && w.members.remove(&k)
+                    {
+                        leave.push(state);
+                    }
+                }
                 let mut writes: Vec<(i64, i64)> = log
                     .changes
                     .iter()
@@ -270,6 +298,7 @@ impl Executor {
                         Err(e) => {
                             tracing::warn!(check = %plan.name, error = %e, "cannot bring the panes up to date; computing them again");
                             p.states.clear();
+                            p.window = None;
                         }
                     }
                 }
@@ -279,10 +308,12 @@ impl Executor {
                 seq: 0,
                 width_us,
                 states: HashMap::new(),
+                window: None,
                 bytes: 0,
             },
         };
         panes.seq = log.last;
+        let updated_at = started.elapsed();
 
         let missing: Vec<RangeKey> = needed
             .iter()
@@ -337,6 +368,7 @@ impl Executor {
             _ => fresh.clone(),
         };
 
+        let computed_at = started.elapsed();
         let mut conclusion = Conclusion {
             has_baseline: plan.baseline.is_some(),
             event_age_secs: None,
@@ -356,29 +388,71 @@ impl Executor {
             }
         }
 
-        // Merge in time order (current, then baseline) and conclude, off the async threads.
-        let states: Vec<Arc<CheckState>> = needed
+        // Slide the last window by the panes that left and joined it, or merge every pane in
+        // time order (current, then baseline); conclude, keeping the state; off the async
+        // threads.
+        let all: Vec<Arc<CheckState>> = needed
             .iter()
             .filter_map(|k| panes.states.get(k).cloned())
             .collect();
+        let mut window = panes.window.take();
+        let join: Vec<Arc<CheckState>> = match &window {
+            Some(w) => needed
+                .iter()
+                .filter(|k| !w.members.contains(k))
+                .filter_map(|k| panes.states.get(k).cloned())
+                .collect(),
+            None => Vec::new(),
+        };
+        if window
+            .as_ref()
+            .is_some_and(|w| w.members.iter().any(|k| !panes.states.contains_key(k)))
+        {
+            window = None;
+        }
         let plan_owned = plan.clone();
         let concluded = tokio::task::spawn_blocking(move || {
             owned.with(|ctx| {
                 let make = |call: &_| ctx.make(call);
-                let mut merged = CheckState::new(&plan_owned, &make, ctx.max_series);
-                for s in &states {
-                    merged.merge_from(&plan_owned, s, &make)?;
+                fn refs(v: &[Arc<CheckState>]) -> Vec<&CheckState> {
+                    v.iter().map(|s| s.as_ref()).collect()
                 }
+                let slid = match window {
+                    Some(mut w) => {
+                        let ok = w.state.slide(
+                            &plan_owned,
+                            &refs(&leave),
+                            &refs(&join),
+                            &refs(&all),
+                            &make,
+                        );
+                        matches!(ok, Ok(true)).then_some(w.state)
+                    }
+                    None => None,
+                };
+                let slid_ok = slid.is_some();
+                let mut merged = match slid {
+                    Some(state) => state,
+                    None => {
+                        let mut merged = CheckState::new(&plan_owned, &make, ctx.max_series);
+                        for s in &all {
+                            merged.merge_from(&plan_owned, s, &make)?;
+                        }
+                        merged
+                    }
+                };
                 let columns = merged.columns();
                 if merged.needs_second_read(0..columns) {
                     return Ok::<_, mlc_engine::functions::EvalError>(None);
                 }
-                Ok(Some(merged.conclude(&plan_owned, &conclusion, &make)))
+                let outcomes = merged.conclude_kept(&plan_owned, &conclusion, &make);
+                merged.drop_unretractable(&plan_owned, &make);
+                Ok(Some((outcomes, merged, slid_ok)))
             })
         })
         .await;
-        let outcomes = match concluded {
-            Ok(Ok(Some(outcomes))) => outcomes,
+        let (outcomes, merged, slid) = match concluded {
+            Ok(Ok(Some(got))) => got,
             Ok(Ok(None)) => {
                 cache.turn_off(
                     &plan.name,
@@ -411,11 +485,30 @@ impl Executor {
         panes
             .states
             .retain(|k, _| used.contains(k) && !ambiguous.contains(k));
-        panes.bytes = panes
-            .states
-            .values()
-            .map(|s| s.held_bytes() as u64 + 256)
-            .sum();
+        // The window holds what its panes hold, unless a pane may hold a write the journal
+        // gives again: then the next evaluation merges its panes afresh.
+        let window_bytes = merged.held_bytes() as u64;
+        panes.window = ambiguous.is_empty().then(|| Window {
+            members: used,
+            state: merged,
+        });
+        panes.bytes = window_bytes
+            + panes
+                .states
+                .values()
+                .map(|s| s.held_bytes() as u64 + 256)
+                .sum::<u64>();
+        tracing::debug!(
+            check = %plan.name,
+            reused,
+            updated,
+            computed,
+            rows_read,
+            update_ms = updated_at.as_secs_f64() * 1e3,
+            compute_ms = (computed_at - updated_at).as_secs_f64() * 1e3,
+            conclude_ms = (started.elapsed() - computed_at).as_secs_f64() * 1e3,
+            "evaluated from panes"
+        );
         cache.put(&plan.name, panes);
         {
             let mut inner = cache.lock();
@@ -423,6 +516,7 @@ impl Executor {
             inner.stats.reused += reused as u64;
             inner.stats.computed += computed as u64;
             inner.stats.updated += updated as u64;
+            inner.stats.slid += u64::from(slid);
             inner.stats.rows_read += rows_read;
         }
         Some(
@@ -556,11 +650,15 @@ impl Executor {
         let component = super::first_component(plan).to_string();
         let (columns, _) = pane_columns(plan, reads, &component, &time.name);
         let refs: Vec<&str> = columns.iter().map(String::as_str).collect();
+        // Only the times of the cached panes: a write's rows elsewhere (new panes, the
+        // window's edges) are read with those.
+        let start = panes.states.keys().map(|k| k.start).min().unwrap_or(0);
+        let end = panes.states.keys().map(|k| k.end).max().unwrap_or(0);
         let mut batches = Vec::new();
         for &(first, last) in writes {
             batches.extend(
                 self.store
-                    .rows_by_rowid(&component, &refs, first, last)
+                    .rows_by_rowid(&component, &refs, (first, last), (start, end))
                     .await
                     .map_err(|e| format!("reading `{component}`: {e}"))?,
             );
@@ -581,6 +679,7 @@ impl Executor {
             }
         }
         let touched: std::collections::HashSet<RangeKey> = parts.iter().map(|p| p.0).collect();
+        let mut window = panes.window.take();
         let mut targets: Vec<(RangeKey, Arc<CheckState>)> = Vec::new();
         for k in &touched {
             if let Some(state) = panes.states.remove(k) {
@@ -593,6 +692,9 @@ impl Executor {
             owned.with(|ctx| {
                 let make = |call: &_| ctx.make(call);
                 let mut out = Vec::with_capacity(targets.len());
+                // Every pane's new rows, merged into the window at once (one pass over its
+                // kept values, not one per pane).
+                let mut joining = CheckState::new(&plan, &make, usize::MAX);
                 for (k, mut state) in targets {
                     let side = if k.baseline {
                         Side::Baseline
@@ -610,18 +712,31 @@ impl Executor {
                     }
                     // The cache holds the only reference once an evaluation is over.
                     let Some(s) = Arc::get_mut(&mut state) else {
+                        window = None;
                         continue;
                     };
+                    if window.as_ref().is_some_and(|w| w.members.contains(&k))
+                        && joining.merge_from(&plan, &delta, &make).is_err()
+                    {
+                        window = None;
+                    }
                     s.merge(&plan, delta).map_err(|e| e.to_string())?;
                     out.push((k, state));
                 }
-                Ok::<_, String>(out)
+                if let Some(w) = &mut window
+                    && !matches!(w.state.slide(&plan, &[], &[&joining], &[], &make), Ok(true))
+                {
+                    window = None;
+                }
+                Ok::<_, String>((out, window))
             })
         })
         .await
         .map_err(|e| format!("the evaluation stopped unexpectedly: {e}"))??;
+        let (done, window) = done;
         let n = done.len();
         panes.states.extend(done);
+        panes.window = window;
         Ok((rows, n))
     }
 
@@ -669,15 +784,20 @@ fn split(
             out.push((first, batch));
             continue;
         }
-        let of: Vec<usize> = values.iter().map(|&t| range_of(t)).collect();
-        let mut seen: Vec<usize> = of.iter().copied().filter(|&r| r != NONE).collect();
-        seen.sort_unstable();
-        seen.dedup();
-        for r in seen {
-            let mask = BooleanArray::from(of.iter().map(|&x| x == r).collect::<Vec<bool>>());
-            let part = arrow_select::filter::filter_record_batch(&batch, &mask)
-                .map_err(|e| e.to_string())?;
-            out.push((r, part));
+        // The rows' positions grouped by range (in their order within each), then one
+        // `take` per range: linear in the rows, however many ranges a batch spans.
+        let mut order: Vec<(usize, u32)> = values
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| (range_of(t), i as u32))
+            .filter(|&(r, _)| r != NONE)
+            .collect();
+        order.sort_unstable();
+        for group in order.chunk_by(|a, b| a.0 == b.0) {
+            let idx = UInt32Array::from_iter_values(group.iter().map(|&(_, i)| i));
+            let part =
+                arrow_select::take::take_record_batch(&batch, &idx).map_err(|e| e.to_string())?;
+            out.push((group[0].0, part));
         }
     }
     Ok(out)
@@ -736,5 +856,24 @@ mod tests {
         assert_eq!(cut(10, 30, 10, false), vec![k(10, 20), k(20, 30)]);
         assert_eq!(cut(-15, -5, 10, false), vec![k(-15, -10), k(-10, -5)]);
         assert!(cut(7, 7, 10, false).is_empty());
+    }
+
+    #[test]
+    fn rows_go_to_the_range_holding_their_time_and_others_are_left_out() {
+        use arrow_array::{ArrayRef, Int64Array};
+        let times: ArrayRef = Arc::new(Int64Array::from(vec![25, 5, 12, 31, 19, 40, 10]));
+        let tags: ArrayRef = Arc::new(Int64Array::from(vec![0, 1, 2, 3, 4, 5, 6]));
+        let batch = RecordBatch::try_from_iter([("ts", times), ("tag", tags)]).unwrap();
+        // [10, 20) and [30, 40): 25, 5 and 40 fall in none.
+        let parts = split(vec![batch.clone()], "ts", &[(10, 20), (30, 40)]).unwrap();
+        let tags_of = |b: &RecordBatch| -> Vec<i64> {
+            b.column(1).as_primitive::<Int64Type>().values().to_vec()
+        };
+        let got: Vec<(usize, Vec<i64>)> = parts.iter().map(|(r, b)| (*r, tags_of(b))).collect();
+        assert_eq!(got, vec![(0, vec![2, 4, 6]), (1, vec![3])]);
+        // A batch within one range goes whole.
+        let parts = split(vec![batch], "ts", &[(0, 100)]).unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].1.num_rows(), 7);
     }
 }

@@ -792,7 +792,7 @@ fn assemble_column(
 }
 
 /// The rows with `lo <= rowid < hi` and time in `[start, end)`, in rowid order.
-fn read_rows(
+pub(super) fn read_rows(
     readers: &Readers,
     plan: &ReadPlan,
     lo: i64,
