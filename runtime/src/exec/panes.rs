@@ -695,14 +695,16 @@ impl Executor {
                 // Every pane's new rows, merged into the window at once (one pass over its
                 // kept values, not one per pane).
                 let mut joining = CheckState::new(&plan, &make, usize::MAX);
-                for (k, mut state) in targets {
+                // Each pane's new rows as a state of their own, the panes side by side.
+                let keys: Vec<RangeKey> = targets.iter().map(|t| t.0).collect();
+                let deltas = mlc_engine::eval::par_map(&keys, keys.len() > 8, |k| {
                     let side = if k.baseline {
                         Side::Baseline
                     } else {
                         Side::Current
                     };
                     let mut delta = CheckState::new(&plan, &make, ctx.max_series);
-                    for (_, b) in parts.iter().filter(|p| p.0 == k) {
+                    for (_, b) in parts.iter().filter(|p| p.0 == *k) {
                         let rows = SourceRows::plain(
                             Frame::new(vec![b.clone()]).map_err(|e| e.to_string())?,
                         );
@@ -710,6 +712,10 @@ impl Executor {
                             .add(&plan, side, &rows, &time, &make)
                             .map_err(|e| e.to_string())?;
                     }
+                    Ok::<_, String>(delta)
+                });
+                for ((k, mut state), delta) in targets.into_iter().zip(deltas) {
+                    let delta = delta?;
                     // The cache holds the only reference once an evaluation is over.
                     let Some(s) = Arc::get_mut(&mut state) else {
                         window = None;
