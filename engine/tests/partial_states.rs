@@ -363,19 +363,18 @@ fn states_fed_in_batches_or_merged_equal_the_whole_rows() {
             // an extra batch, concluded (its values left sorted); then the extra batch leaves
             // and the second half joins. Accumulators that cannot take rows out are rebuilt
             // from the batches.
-            let parts: Vec<CheckState> = pending
-                .iter()
-                .map(|&(side, a, b)| {
-                    let src = if side == Side::Current {
-                        &current
-                    } else {
-                        &baseline
-                    };
-                    let mut s = CheckState::new(plan, &make, DEFAULT_MAX_SERIES);
-                    s.add(plan, side, &part(src, a, b), &time, &make).unwrap();
-                    s
-                })
-                .collect();
+            // One state per batch (its side, its rows).
+            let fed = |&(side, a, b): &(Side, usize, usize)| {
+                let src = if side == Side::Current {
+                    &current
+                } else {
+                    &baseline
+                };
+                let mut s = CheckState::new(plan, &make, DEFAULT_MAX_SERIES);
+                s.add(plan, side, &part(src, a, b), &time, &make).unwrap();
+                s
+            };
+            let parts: Vec<CheckState> = pending.iter().map(fed).collect();
             let half = parts.len() / 2;
             let mut extra = CheckState::new(plan, &make, DEFAULT_MAX_SERIES);
             let e = rng.below(n as u64 + 1) as usize;
@@ -405,19 +404,7 @@ fn states_fed_in_batches_or_merged_equal_the_whole_rows() {
             }
 
             // One state per batch, merged in a random order.
-            let mut states: Vec<CheckState> = pending
-                .iter()
-                .map(|&(side, a, b)| {
-                    let src = if side == Side::Current {
-                        &current
-                    } else {
-                        &baseline
-                    };
-                    let mut s = CheckState::new(plan, &make, DEFAULT_MAX_SERIES);
-                    s.add(plan, side, &part(src, a, b), &time, &make).unwrap();
-                    s
-                })
-                .collect();
+            let mut states: Vec<CheckState> = pending.iter().map(fed).collect();
             let mut merged = CheckState::new(plan, &make, DEFAULT_MAX_SERIES);
             while !states.is_empty() {
                 let s = states.swap_remove(rng.below(states.len() as u64) as usize);

@@ -554,19 +554,7 @@ impl CheckState {
     /// the same plan and factory). Merging the states of disjoint rows gives the state of all
     /// of them: counts exactly, sums to the last bits (docs/evaluation.md#partial-states).
     pub fn merge(&mut self, plan: &CheckPlan, other: CheckState) -> Result<(), EvalError> {
-        for m in other.slices.into_values() {
-            let meta = self.meta(&m.key);
-            meta.rows += m.rows;
-            meta.matched += m.matched;
-            meta.total += m.total;
-        }
-        for (key, n) in other.baseline_rows {
-            *self.baseline_rows.entry(key).or_default() += n;
-        }
-        self.joined |= other.joined;
-        if self.slices.len() > self.max_slices() || self.baseline_rows.len() > self.max_slices() {
-            return Err(self.too_many(plan));
-        }
+        self.add_counts(plan, &other)?;
         for (t, theirs) in other.aggs.into_iter().enumerate() {
             let theirs = theirs
                 .into_inner()
@@ -606,15 +594,9 @@ impl CheckState {
         Ok(())
     }
 
-    /// [`CheckState::merge`] of a state that stays as it is (a pane `mlc serve` keeps,
-    /// docs/evaluation.md#panes): its accumulators are merged into fresh ones from `make`
-    /// where this state has none of a slice. The same state as merging a copy of `other`.
-    pub fn merge_from(
-        &mut self,
-        plan: &CheckPlan,
-        other: &CheckState,
-        make: &AccFactory<'_>,
-    ) -> Result<(), EvalError> {
+    /// Adds `other`'s row counts per slice (current, baseline, matched) to this state's,
+    /// within the slice limit.
+    fn add_counts(&mut self, plan: &CheckPlan, other: &CheckState) -> Result<(), EvalError> {
         for m in other.slices.values() {
             let meta = self.meta(&m.key);
             meta.rows += m.rows;
@@ -628,6 +610,19 @@ impl CheckState {
         if self.slices.len() > self.max_slices() || self.baseline_rows.len() > self.max_slices() {
             return Err(self.too_many(plan));
         }
+        Ok(())
+    }
+
+    /// [`CheckState::merge`] of a state that stays as it is (a pane `mlc serve` keeps,
+    /// docs/evaluation.md#panes): its accumulators are merged into fresh ones from `make`
+    /// where this state has none of a slice. The same state as merging a copy of `other`.
+    pub fn merge_from(
+        &mut self,
+        plan: &CheckPlan,
+        other: &CheckState,
+        make: &AccFactory<'_>,
+    ) -> Result<(), EvalError> {
+        self.add_counts(plan, other)?;
         let fed = self.fed.len();
         for (t, theirs) in other.aggs.iter().enumerate() {
             let theirs = theirs
@@ -786,15 +781,11 @@ impl CheckState {
                 }
             }
         }
-        for m in into.slices.values() {
-            let meta = self.meta(&m.key);
-            meta.rows += m.rows;
-            meta.matched += m.matched;
-            meta.total += m.total;
-        }
-        for (key, n) in into.baseline_rows {
-            *self.baseline_rows.entry(key).or_default() += n;
-        }
+        // (The slice limit is checked once the slices left empty are gone.)
+        let limit = std::mem::replace(&mut self.max_series, usize::MAX);
+        let counted = self.add_counts(plan, &into);
+        self.max_series = limit;
+        counted?;
         // Accumulators of a kind that cannot take rows out, every slice of them.
         for (t, retracts) in retractable.iter().enumerate() {
             if *retracts {

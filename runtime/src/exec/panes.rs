@@ -245,13 +245,7 @@ impl Executor {
         let touches = |c: &mlc_store::Change, k: &RangeKey| {
             c.component == component && c.from_us < k.end && k.start < c.to_us
         };
-        let owned = Owned {
-            program: self.program.clone(),
-            plugins: self.plugins.clone(),
-            version: self.rules_version.clone(),
-            max_series: self.max_series,
-            plugin_failures: plugin_failures.clone(),
-        };
+        let owned = self.owned(plugin_failures);
         let mut rows_read = 0u64;
         let mut updated = 0usize;
         let mut leave: Vec<Arc<CheckState>> = Vec::new();

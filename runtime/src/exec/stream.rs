@@ -112,6 +112,18 @@ pub(super) fn streams(check: &CheckPlan) -> bool {
 }
 
 impl Executor {
+    /// What blocking tasks need of the executor, counting plugin failures in
+    /// `plugin_failures`.
+    pub(super) fn owned(&self, plugin_failures: &FailureCounts) -> Owned {
+        Owned {
+            program: self.program.clone(),
+            plugins: self.plugins.clone(),
+            version: self.rules_version.clone(),
+            max_series: self.max_series,
+            plugin_failures: plugin_failures.clone(),
+        }
+    }
+
     /// The results of `checks` (each [`streams`]) at `at_us`, per check in the order given.
     pub(super) async fn evaluate_streamed(
         &self,
@@ -119,13 +131,7 @@ impl Executor {
         at_us: i64,
         plugin_failures: &FailureCounts,
     ) -> Vec<Vec<CheckResult>> {
-        let owned = Owned {
-            program: self.program.clone(),
-            plugins: self.plugins.clone(),
-            version: self.rules_version.clone(),
-            max_series: self.max_series,
-            plugin_failures: plugin_failures.clone(),
-        };
+        let owned = self.owned(plugin_failures);
         let mut shared = Reads::default();
         let mut own: Vec<Option<Reads>> = Vec::with_capacity(checks.len());
         let mut jobs: Vec<Job> = Vec::with_capacity(checks.len());
