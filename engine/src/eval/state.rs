@@ -891,6 +891,8 @@ impl CheckState {
         let columns = each_columns(plan);
         let indices: Vec<usize> = (0..columns.len()).collect();
         let state = &*self;
+        // `each` columns are independent (finalising `ks` sorts its values): spread them over
+        // the cores, results in column order.
         let per_column = par_map(&indices, columns.len() > 1, |&ci| {
             slices
                 .iter()
@@ -929,18 +931,7 @@ impl CheckState {
         input: &Conclusion,
         make: &AccFactory<'_>,
     ) -> Vec<Outcome> {
-        let slices = self.result_slices(plan);
-        let columns = each_columns(plan);
-        let indices: Vec<usize> = (0..columns.len()).collect();
-        // `each` columns are independent (finalising `ks` sorts its values): spread them over
-        // the cores, results in column order.
-        let per_column = par_map(&indices, columns.len() > 1, |&ci| {
-            slices
-                .iter()
-                .map(|slice| self.conclude_slice(plan, ci, columns[ci], slice, input, make))
-                .collect::<Vec<_>>()
-        });
-        per_column.into_iter().flatten().collect()
+        self.conclude_kept(plan, input, make)
     }
 
     /// The slices that give a result, in key order.
