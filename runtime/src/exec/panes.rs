@@ -658,7 +658,6 @@ impl Executor {
             );
         }
         let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-        let read_at = std::time::Instant::now();
         let mut keys: Vec<RangeKey> = panes.states.keys().copied().collect();
         keys.sort_unstable();
         let mut parts: Vec<(RangeKey, RecordBatch)> = Vec::new();
@@ -681,7 +680,6 @@ impl Executor {
                 targets.push((*k, state));
             }
         }
-        let name = plan.name.clone();
         let plan = plan.clone();
         let owned = owned.clone();
         let done = tokio::task::spawn_blocking(move || {
@@ -691,29 +689,38 @@ impl Executor {
                 // Every pane's new rows, merged into the window at once (one pass over its
                 // kept values, not one per pane).
                 let mut joining = CheckState::new(&plan, &make, usize::MAX);
-                // Each pane takes its new rows in place (it holds the only reference to its
-                // state once an evaluation is over), and so does the window's batch.
-                for (k, mut state) in targets {
-                    let Some(s) = Arc::get_mut(&mut state) else {
-                        window = None;
-                        continue;
-                    };
+                // Each pane's new rows as a state of their own, the panes side by side.
+                let keys: Vec<RangeKey> = targets.iter().map(|t| t.0).collect();
+                let deltas = mlc_engine::eval::par_map(&keys, keys.len() > 8, |k| {
                     let side = if k.baseline {
                         Side::Baseline
                     } else {
                         Side::Current
                     };
-                    let member = window.as_ref().is_some_and(|w| w.members.contains(&k));
-                    for (_, b) in parts.iter().filter(|p| p.0 == k) {
+                    let mut delta = CheckState::new(&plan, &make, ctx.max_series);
+                    for (_, b) in parts.iter().filter(|p| p.0 == *k) {
                         let rows = SourceRows::plain(
                             Frame::new(vec![b.clone()]).map_err(|e| e.to_string())?,
                         );
-                        s.add(&plan, side, &rows, &time, &make)
+                        delta
+                            .add(&plan, side, &rows, &time, &make)
                             .map_err(|e| e.to_string())?;
-                        if member && joining.add(&plan, side, &rows, &time, &make).is_err() {
-                            window = None;
-                        }
                     }
+                    Ok::<_, String>(delta)
+                });
+                for ((k, mut state), delta) in targets.into_iter().zip(deltas) {
+                    let delta = delta?;
+                    // The cache holds the only reference once an evaluation is over.
+                    let Some(s) = Arc::get_mut(&mut state) else {
+                        window = None;
+                        continue;
+                    };
+                    if window.as_ref().is_some_and(|w| w.members.contains(&k))
+                        && joining.merge_from(&plan, &delta, &make).is_err()
+                    {
+                        window = None;
+                    }
+                    s.merge(&plan, delta).map_err(|e| e.to_string())?;
                     out.push((k, state));
                 }
                 if let Some(w) = &mut window
@@ -728,13 +735,6 @@ impl Executor {
         .map_err(|e| format!("the evaluation stopped unexpectedly: {e}"))??;
         let (done, window) = done;
         let n = done.len();
-        tracing::debug!(
-            check = %name,
-            rows,
-            panes = n,
-            apply_ms = read_at.elapsed().as_secs_f64() * 1e3,
-            "rows written since taken into the panes"
-        );
         panes.states.extend(done);
         panes.window = window;
         Ok((rows, n))
