@@ -1263,6 +1263,15 @@ impl RunContext<'_> {
     }
 }
 
+/// The columns of its first component's rows that a check's expressions name.
+fn first_source_columns(plan: &CheckPlan) -> Vec<String> {
+    plan.used_columns()
+        .into_iter()
+        .filter(|c| c.source == 0)
+        .map(|c| c.name)
+        .collect()
+}
+
 /// The name of a check's first component.
 fn first_component(plan: &CheckPlan) -> &str {
     plan.source

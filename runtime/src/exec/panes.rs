@@ -225,6 +225,14 @@ impl Executor {
         let mut reads = Reads::default();
         let check_reads = self.plan_reads(plan, at_us, &mut reads);
         let timing = check_reads.timing;
+        let fail = |reason: &str| {
+            Some(vec![CheckResult::error(
+                plan,
+                reason,
+                timing,
+                &self.rules_version,
+            )])
+        };
         let current = &check_reads.current.first;
         let mut needed = cut(current.start?, current.end, width_us, false);
         if let Some(BaselineReads::Source(b)) = &check_reads.baseline {
@@ -255,11 +263,12 @@ impl Executor {
                 // cannot give (a prune, a store without row numbers) is computed again; one
                 // that only gained rows the journal numbers takes those rows alone. What
                 // goes leaves the window.
+                let wanted: std::collections::HashSet<&RangeKey> = needed.iter().collect();
                 let gone: Vec<RangeKey> = p
                     .states
                     .keys()
                     .filter(|k| {
-                        !needed.contains(k)
+                        !wanted.contains(k)
                             || log
                                 .changes
                                 .iter()
@@ -337,14 +346,7 @@ impl Executor {
                         panes.states.insert(k, Arc::new(s));
                     }
                 }
-                Err(e) => {
-                    return Some(vec![CheckResult::error(
-                        plan,
-                        &e,
-                        timing,
-                        &self.rules_version,
-                    )]);
-                }
+                Err(e) => return fail(&e),
             }
         }
 
@@ -371,14 +373,7 @@ impl Executor {
             let max_time = self.max_times(reads.max_time.clone()).await;
             match event_age(plan, timing, &max_time) {
                 Ok(age) => conclusion.event_age_secs = age,
-                Err(e) => {
-                    return Some(vec![CheckResult::error(
-                        plan,
-                        &e,
-                        timing,
-                        &self.rules_version,
-                    )]);
-                }
+                Err(e) => return fail(&e),
             }
         }
 
@@ -456,22 +451,8 @@ impl Executor {
                 );
                 return None;
             }
-            Ok(Err(e)) => {
-                return Some(vec![CheckResult::error(
-                    plan,
-                    &e.to_string(),
-                    timing,
-                    &self.rules_version,
-                )]);
-            }
-            Err(e) => {
-                return Some(vec![CheckResult::error(
-                    plan,
-                    &format!("the evaluation stopped unexpectedly: {e}"),
-                    timing,
-                    &self.rules_version,
-                )]);
-            }
+            Ok(Err(e)) => return fail(&e.to_string()),
+            Err(e) => return fail(&format!("the evaluation stopped unexpectedly: {e}")),
         };
 
         // Keep the ranges this evaluation used: the next one, a step later, shares most.
@@ -573,7 +554,7 @@ impl Executor {
                 .await
                 .map_err(|e| format!("reading `{component}`: {e}"))?;
             rows_read += batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
-            let parts = split(batches, &time.name, &ranges)?;
+            let parts = split_off(batches, &time.name, &ranges).await?;
             for (i, _) in &parts {
                 fed[*i] = true;
             }
@@ -668,7 +649,7 @@ impl Executor {
                 .copied()
                 .collect();
             let ranges: Vec<(i64, i64)> = side.iter().map(|k| (k.start, k.end)).collect();
-            for (i, b) in split(batches.clone(), &time.name, &ranges)? {
+            for (i, b) in split_off(batches.clone(), &time.name, &ranges).await? {
                 parts.push((side[i], b));
             }
         }
@@ -752,6 +733,18 @@ impl Executor {
     }
 }
 
+/// [`split`] on the blocking pool: it touches every row, which the async threads must not.
+async fn split_off(
+    batches: Vec<RecordBatch>,
+    time: &str,
+    ranges: &[(i64, i64)],
+) -> Result<Vec<(usize, RecordBatch)>, String> {
+    let (time, ranges) = (time.to_string(), ranges.to_vec());
+    tokio::task::spawn_blocking(move || split(batches, &time, &ranges))
+        .await
+        .map_err(|e| format!("the evaluation stopped unexpectedly: {e}"))?
+}
+
 /// Each batch's rows by the range of `ranges` (ascending, apart) their time falls in: a
 /// batch within one range whole, else filtered per range; rows in none are left out.
 fn split(
@@ -821,12 +814,7 @@ fn pane_columns(
         .and_then(|k| reads.scans.get(k))
         .cloned()
         .unwrap_or_default();
-    let mut needs: Vec<String> = plan
-        .used_columns()
-        .into_iter()
-        .filter(|c| c.source == 0)
-        .map(|c| c.name)
-        .collect();
+    let mut needs = super::first_source_columns(plan);
     needs.push(time.to_string());
     columns.retain(|c| needs.contains(c));
     let values = key.as_ref().and_then(|k| reads.values.get(k));

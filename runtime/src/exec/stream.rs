@@ -184,12 +184,7 @@ impl Executor {
                 self.plan_reads(&plan, at_us, &mut shared)
             };
             let (time, baseline_time) = check_times(&self.program, &plan);
-            let mut needs: Vec<String> = plan
-                .used_columns()
-                .into_iter()
-                .filter(|c| c.source == 0)
-                .map(|c| c.name)
-                .collect();
+            let mut needs = super::first_source_columns(&plan);
             let times = baseline_time.iter().chain([&time]).map(|t| t.name.clone());
             needs.extend(times.clone());
             let mut again_needs: Vec<String> = plan
