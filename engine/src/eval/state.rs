@@ -729,7 +729,9 @@ impl CheckState {
         // Accumulators: out, then in; those that cannot take rows out are rebuilt.
         let fed = self.fed.len();
         let retractable = self.retractable(plan, make);
-        let mut rebuild: Vec<(usize, String)> = Vec::new();
+        // (aggregate state, slice key) to merge afresh from `all`.
+        let mut rebuild: std::collections::HashSet<(usize, String)> =
+            std::collections::HashSet::new();
         for (t, theirs) in out.aggs.iter_mut().enumerate() {
             if !retractable[t] {
                 continue;
@@ -745,7 +747,7 @@ impl CheckState {
                     return Ok(false);
                 };
                 if !m.retract(acc.as_ref()) {
-                    rebuild.push((t, key.clone()));
+                    rebuild.insert((t, key.clone()));
                 }
             }
         }
@@ -763,7 +765,7 @@ impl CheckState {
                 let Ok(acc) = acc else {
                     return Ok(false);
                 };
-                if rebuild.iter().any(|(rt, rk)| *rt == t && *rk == key) {
+                if rebuild.contains(&(t, key.clone())) {
                     continue;
                 }
                 match mine.by_slice.entry(key) {
@@ -800,9 +802,7 @@ impl CheckState {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 for key in theirs.by_slice.keys() {
-                    if !rebuild.iter().any(|(rt, rk)| *rt == t && rk == key) {
-                        rebuild.push((t, key.clone()));
-                    }
+                    rebuild.insert((t, key.clone()));
                 }
             }
         }
