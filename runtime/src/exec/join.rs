@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
@@ -25,8 +26,10 @@ pub(crate) struct Right {
 
 /// A component's rows in time order with, per key, a chain from its latest row back to its
 /// earliest: "the latest row of key k before T" is a walk from the head, usually of one step.
-/// The heads live in an open-addressing table of `(hash tag, row)` pairs hashed by the key's
-/// text in the batch: no key is copied.
+/// The heads live in open-addressing tables of `(hash tag, row)` pairs hashed by the key's
+/// text in the batch: no key is copied. There is one table per core, a key's table chosen by
+/// the top bits of its hash, so that the tables are built side by side, each by one thread
+/// walking the rows in time order and inserting those of its own keys.
 ///
 /// A backfill looks up about a million keys in a table bigger than the CPU's caches, so each
 /// lookup is a few cache misses. [`KeyedHistory::lookup_all`] works in groups: the table
@@ -37,20 +40,29 @@ pub(crate) struct KeyedHistory {
     keys: arrow_array::StringArray,
     times: arrow_buffer::ScalarBuffer<i64>,
     hasher: foldhash::fast::FixedState,
+    /// The tables, by the top `bits` bits of a key's hash.
+    tables: Vec<Table>,
+    bits: u32,
+    /// Per row, the previous row of its key, or [`NONE`]. Atomic only so that the tables'
+    /// threads can each write the rows of their own keys (relaxed: plain stores on x86).
+    prev: Vec<AtomicU32>,
+}
+
+/// One table of chain heads of a [`KeyedHistory`].
+struct Table {
     /// `tag << 32 | row`, the tag being the hash's upper half; [`EMPTY`] is an empty slot
     /// (no row is `u32::MAX`: there are fewer rows). Not zero: a zeroed table of fresh pages
     /// would be read before it is written, mapping the kernel's shared zero page first and
     /// taking a second fault, with a TLB flush on every core, at the first write of each page.
     slots: Vec<u64>,
     mask: usize,
-    prev: Vec<u32>,
 }
 
 impl std::fmt::Debug for KeyedHistory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyedHistory")
             .field("rows", &self.times.len())
-            .field("slots", &self.slots.len())
+            .field("tables", &self.tables.len())
             .finish()
     }
 }
@@ -71,10 +83,34 @@ fn slot_tag(slot: u64) -> u32 {
     (slot >> 32) as u32
 }
 
+/// The table of hash `h` among `1 << bits`.
+fn table_of(h: u64, bits: u32) -> usize {
+    match bits {
+        0 => 0,
+        b => (h >> (64 - b)) as usize,
+    }
+}
+
 impl KeyedHistory {
     /// Indexes `batch` (rows in time order, as the store's scans return them) by its `key`
     /// column; rows with a null key are never matched.
     pub fn new(batch: RecordBatch, key: &str, time: &str) -> Result<KeyedHistory, EvalError> {
+        // One table per core (a power of two of them), one only below a few thousand rows.
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let bits = match batch.num_rows() < 1 << 16 {
+            true => 0,
+            false => cores.clamp(1, 16).next_power_of_two().trailing_zeros(),
+        };
+        KeyedHistory::with_tables(batch, key, time, bits)
+    }
+
+    /// [`KeyedHistory::new`] with `1 << bits` tables.
+    fn with_tables(
+        batch: RecordBatch,
+        key: &str,
+        time: &str,
+        bits: u32,
+    ) -> Result<KeyedHistory, EvalError> {
         let n = batch.num_rows();
         if u32::try_from(n).map_or(true, |n| n == u32::MAX) {
             return Err(EvalError::Invalid(format!(
@@ -94,42 +130,37 @@ impl KeyedHistory {
             .ok_or_else(|| EvalError::Invalid(format!("event time `{time}` was not fetched")))?
             .values()
             .clone();
-        // At most half full, whatever the number of distinct keys.
-        let size = (n * 2).next_power_of_two().max(16);
-        let mut history = KeyedHistory {
-            batch,
-            keys,
-            times,
-            hasher: foldhash::fast::FixedState::with_seed(0x6d6c_6321),
-            slots: vec![EMPTY; size],
-            mask: size - 1,
-            prev: vec![NONE; n],
-        };
-        if history.times.windows(2).any(|w| w[1] < w[0]) {
+        if times.windows(2).any(|w| w[1] < w[0]) {
             return Err(EvalError::Invalid(format!(
                 "the rows of `{key}` were not read in time order"
             )));
         }
-        // In groups, as lookups: a group's hashes and first slots are loaded before any
-        // insert, so their cache misses overlap. Rows go in in order: the chains stay right.
-        let mut hashes = [0u64; GROUP];
-        let mut start = 0;
-        while start < n {
-            let end = (start + GROUP).min(n);
-            let mut touch = 0u64;
-            for (j, h) in hashes[..end - start].iter_mut().enumerate() {
-                *h = history.hasher.hash_one(history.keys.value(start + j));
-                touch = touch.wrapping_add(history.slots[*h as usize & history.mask]);
-            }
-            std::hint::black_box(touch);
-            for (j, &h) in hashes[..end - start].iter().enumerate() {
-                if history.keys.is_valid(start + j) {
-                    history.insert((start + j) as u32, h);
-                }
-            }
-            start = end;
+        let hasher = foldhash::fast::FixedState::with_seed(0x6d6c_6321);
+        let pieces: Vec<std::ops::Range<usize>> = (0..n)
+            .step_by(1 << 16)
+            .map(|a| a..(a + (1 << 16)).min(n))
+            .collect();
+        let hashes: Vec<Vec<u64>> = mlc_engine::eval::par_map(&pieces, bits > 0, |r| {
+            r.clone().map(|i| hasher.hash_one(keys.value(i))).collect()
+        });
+        let mut counts = vec![0usize; 1 << bits];
+        for h in hashes.iter().flatten() {
+            counts[table_of(*h, bits)] += 1;
         }
-        Ok(history)
+        let prev: Vec<AtomicU32> = (0..n).map(|_| AtomicU32::new(NONE)).collect();
+        let tables: Vec<usize> = (0..1usize << bits).collect();
+        let tables = mlc_engine::eval::par_map(&tables, bits > 0, |&t| {
+            build_table(t, bits, counts[t], &hashes, &keys, &prev)
+        });
+        Ok(KeyedHistory {
+            batch,
+            keys,
+            times,
+            hasher,
+            tables,
+            bits,
+            prev,
+        })
     }
 
     /// Indexes rows in any order (the latest row per key, as the store returns them): sorted
@@ -155,28 +186,9 @@ impl KeyedHistory {
         &self.batch
     }
 
-    /// Makes row `i`, whose key hashes to `h`, the head of its key's chain.
-    fn insert(&mut self, i: u32, h: u64) {
-        let k = self.keys.value(i as usize);
-        let tag = (h >> 32) << 32;
-        let mut pos = h as usize & self.mask;
-        loop {
-            let s = self.slots[pos];
-            if s == EMPTY {
-                self.slots[pos] = tag | u64::from(i);
-                return;
-            }
-            if s & !0xffff_ffff == tag && self.keys.value(slot_row(s) as usize) == k {
-                self.prev[i as usize] = slot_row(s);
-                self.slots[pos] = tag | u64::from(i);
-                return;
-            }
-            pos = (pos + 1) & self.mask;
-        }
-    }
-
-    /// The head row of `key` (its latest row at all), probing from `pos` whose slot is `s`.
-    fn head(&self, key: &str, h: u64, mut pos: usize, mut s: u64) -> Option<u32> {
+    /// The head row of `key` (its latest row at all), probing `table` from `pos` whose slot
+    /// is `s`.
+    fn head(&self, table: &Table, key: &str, h: u64, mut pos: usize, mut s: u64) -> Option<u32> {
         let tag = (h >> 32) as u32;
         loop {
             if s == EMPTY {
@@ -185,15 +197,15 @@ impl KeyedHistory {
             if slot_tag(s) == tag && self.keys.value(slot_row(s) as usize) == key {
                 return Some(slot_row(s));
             }
-            pos = (pos + 1) & self.mask;
-            s = self.slots[pos];
+            pos = (pos + 1) & table.mask;
+            s = table.slots[pos];
         }
     }
 
     /// From `head`, the row of the chain with the latest time before `before`.
     fn walk(&self, mut i: u32, before: i64) -> Option<u32> {
         while self.times[i as usize] >= before {
-            i = self.prev[i as usize];
+            i = self.prev[i as usize].load(Ordering::Relaxed);
             if i == NONE {
                 return None;
             }
@@ -205,8 +217,9 @@ impl KeyedHistory {
     #[cfg(test)]
     fn lookup(&self, key: &str, before: i64) -> Option<u32> {
         let h = self.hasher.hash_one(key);
-        let pos = h as usize & self.mask;
-        self.head(key, h, pos, self.slots[pos])
+        let table = &self.tables[table_of(h, self.bits)];
+        let pos = h as usize & table.mask;
+        self.head(table, key, h, pos, table.slots[pos])
             .and_then(|i| self.walk(i, before))
     }
 
@@ -226,7 +239,8 @@ impl KeyedHistory {
                 *h = self.hasher.hash_one(keys.value(start + j));
             }
             for (j, s) in slots[..end - start].iter_mut().enumerate() {
-                *s = self.slots[hashes[j] as usize & self.mask];
+                let table = &self.tables[table_of(hashes[j], self.bits)];
+                *s = table.slots[hashes[j] as usize & table.mask];
             }
             // The first candidates' times and key offsets, likewise.
             let mut touch = 0i64;
@@ -253,7 +267,8 @@ impl KeyedHistory {
                     true => None,
                     false => {
                         let h = hashes[j];
-                        self.head(keys.value(i), h, h as usize & self.mask, slots[j])
+                        let table = &self.tables[table_of(h, self.bits)];
+                        self.head(table, keys.value(i), h, h as usize & table.mask, slots[j])
                             .and_then(|r| self.walk(r, before))
                     }
                 };
@@ -263,6 +278,65 @@ impl KeyedHistory {
             start = end;
         }
         UInt32Array::new(out.into(), Some(found.finish().into()))
+    }
+}
+
+/// Table `t` of `1 << bits` (sized for its `count` rows, at most half full): the rows whose
+/// hash (`hashes`, in pieces of consecutive rows) falls in it, inserted in row order, so that
+/// each row's chain link (`prev`) points at the previous row of its key.
+fn build_table(
+    t: usize,
+    bits: u32,
+    count: usize,
+    hashes: &[Vec<u64>],
+    keys: &arrow_array::StringArray,
+    prev: &[AtomicU32],
+) -> Table {
+    let size = (count * 2).next_power_of_two().max(16);
+    let mut table = Table {
+        slots: vec![EMPTY; size],
+        mask: size - 1,
+    };
+    let mut i = 0usize;
+    for piece in hashes {
+        // In groups: a group's first slots are loaded before any insert, so that their
+        // cache misses overlap. Rows go in in order: the chains stay right.
+        for group in piece.chunks(GROUP) {
+            let mut touch = 0u64;
+            for &h in group {
+                if table_of(h, bits) == t {
+                    touch = touch.wrapping_add(table.slots[h as usize & table.mask]);
+                }
+            }
+            std::hint::black_box(touch);
+            for &h in group {
+                if table_of(h, bits) == t && keys.is_valid(i) {
+                    insert(&mut table, keys, prev, i as u32, h);
+                }
+                i += 1;
+            }
+        }
+    }
+    table
+}
+
+/// Makes row `i`, whose key hashes to `h`, the head of its key's chain in `table`.
+fn insert(table: &mut Table, keys: &arrow_array::StringArray, prev: &[AtomicU32], i: u32, h: u64) {
+    let k = keys.value(i as usize);
+    let tag = (h >> 32) << 32;
+    let mut pos = h as usize & table.mask;
+    loop {
+        let s = table.slots[pos];
+        if s == EMPTY {
+            table.slots[pos] = tag | u64::from(i);
+            return;
+        }
+        if s & !0xffff_ffff == tag && keys.value(slot_row(s) as usize) == k {
+            prev[i as usize].store(slot_row(s), Ordering::Relaxed);
+            table.slots[pos] = tag | u64::from(i);
+            return;
+        }
+        pos = (pos + 1) & table.mask;
     }
 }
 
@@ -575,7 +649,11 @@ mod tests {
             ("id", Arc::new(StringArray::from(keys.clone())) as ArrayRef),
             ("ts", Arc::new(Int64Array::from(times.clone()))),
         ]);
-        let h = KeyedHistory::new(history, "id", "ts").unwrap();
+        let indexes = [
+            KeyedHistory::new(history.clone(), "id", "ts").unwrap(),
+            // Tables built side by side, a key's table chosen by its hash.
+            KeyedHistory::with_tables(history, "id", "ts", 2).unwrap(),
+        ];
         let left: Vec<Option<String>> = (0..1001)
             .map(|_| {
                 let r = next();
@@ -583,7 +661,10 @@ mod tests {
             })
             .collect();
         let left = StringArray::from(left);
-        for before in [0, 1, 250, 999, 1000, 5000] {
+        for (h, before) in indexes
+            .iter()
+            .flat_map(|h| [0, 1, 250, 999, 1000, 5000].map(|b| (h, b)))
+        {
             let got = h.lookup_all(&left, before);
             for (i, k) in left.iter().enumerate() {
                 let want = k.and_then(|k| {
