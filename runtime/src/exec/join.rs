@@ -95,7 +95,7 @@ impl KeyedHistory {
     /// Indexes `batch` (rows in time order, as the store's scans return them) by its `key`
     /// column; rows with a null key are never matched.
     pub fn new(batch: RecordBatch, key: &str, time: &str) -> Result<KeyedHistory, EvalError> {
-        // One table per core (a power of two of them), one only below a few thousand rows.
+        // One table per core (rounded up to a power of two), one only below 65,536 rows.
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
         let bits = match batch.num_rows() < 1 << 16 {
             true => 0,
