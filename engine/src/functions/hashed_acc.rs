@@ -591,7 +591,8 @@ fn by_sort_in(
     hasher: &(impl BuildHasher + Sync),
     parts: usize,
 ) -> (u64, u64, u64) {
-    let parts = sorted_hashes(cats, batches, hasher, parts);
+    let count = parts;
+    let parts = sorted_hashes(cats, batches, hasher, count);
     let total = parts.iter().map(|p| p.len() as u64).sum();
     let slices: Vec<&[u64]> = parts.iter().map(Vec::as_slice).collect();
     let (once, repeated) = walk(&slices);
@@ -599,16 +600,21 @@ fn by_sort_in(
     if repeated.is_empty() {
         return (once, total, 0);
     }
-    let mut places: Vec<(u64, u32, u32)> = Vec::new();
-    for (b, (cat, arr)) in cats.iter().zip(batches).enumerate() {
-        for i in 0..arr.len() {
-            if let Some(h) = hash_at(hasher, cat, i)
-                && repeated.contains_key(&h)
-            {
-                places.push((h, b as u32, i as u32));
-            }
-        }
-    }
+    // The rows of the repeated hashes, found by hashing every row again: in the same ranges,
+    // side by side.
+    let repeated = &repeated;
+    let found = in_ranges(
+        batches,
+        count,
+        false,
+        |b, i| {
+            hash_at(hasher, &cats[b], i)
+                .filter(|h| repeated.contains_key(h))
+                .map(|h| (h, b as u32, i as u32))
+        },
+        |_| {},
+    );
+    let mut places: Vec<(u64, u32, u32)> = found.into_iter().flatten().collect();
     let (groups, duplicated) = sorted_runs(cats, &mut places);
     (once + groups, total, duplicated)
 }
@@ -625,6 +631,25 @@ fn sorted_hashes(
     hasher: &(impl BuildHasher + Sync),
     parts: usize,
 ) -> Vec<Vec<u64>> {
+    in_ranges(
+        batches,
+        parts,
+        true,
+        |b, i| hash_at(hasher, &cats[b], i),
+        |hashes| hashes.sort_unstable(),
+    )
+}
+
+/// `f(batch, row)` for every row of `batches`, in `parts` ranges of about as many rows, each
+/// on its own thread: per range, what `f` gave, in row order, then passed to `finish`. `all`:
+/// `f` gives something for most rows (room for every row of a range is taken at once).
+fn in_ranges<T: Send>(
+    batches: &[ArrayRef],
+    parts: usize,
+    all: bool,
+    f: impl Fn(usize, usize) -> Option<T> + Sync,
+    finish: impl Fn(&mut Vec<T>) + Sync,
+) -> Vec<Vec<T>> {
     let rows: usize = batches.iter().map(|b| b.len()).sum();
     let parts = parts.max(1);
     let share = rows.div_ceil(parts).max(1);
@@ -633,20 +658,16 @@ fn sorted_hashes(
         .filter(|(lo, hi)| lo < hi)
         .collect();
     crate::eval::check::par_map(&ranges, ranges.len() > 1, |&(lo, hi)| {
-        let mut hashes: Vec<u64> = Vec::with_capacity(hi - lo);
+        let mut out: Vec<T> = Vec::with_capacity(if all { hi - lo } else { 0 });
         // `offset`: the first row of batch `b` in the numbering over all batches.
         let mut offset = 0usize;
-        for (cat, arr) in cats.iter().zip(batches) {
+        for (b, arr) in batches.iter().enumerate() {
             let (from, to) = (lo.max(offset), hi.min(offset + arr.len()));
-            for i in from..to {
-                if let Some(h) = hash_at(hasher, cat, i - offset) {
-                    hashes.push(h);
-                }
-            }
+            out.extend((from..to).filter_map(|i| f(b, i - offset)));
             offset += arr.len();
         }
-        hashes.sort_unstable();
-        hashes
+        finish(&mut out);
+        out
     })
 }
 
