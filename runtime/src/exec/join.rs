@@ -143,9 +143,13 @@ impl KeyedHistory {
         let hashes: Vec<Vec<u64>> = mlc_engine::eval::par_map(&pieces, bits > 0, |r| {
             r.clone().map(|i| hasher.hash_one(keys.value(i))).collect()
         });
+        // Rows with a null key go in no table (their hash, of "", would size one table for
+        // all of them).
         let mut counts = vec![0usize; 1 << bits];
-        for h in hashes.iter().flatten() {
-            counts[table_of(*h, bits)] += 1;
+        for (i, h) in hashes.iter().flatten().enumerate() {
+            if keys.is_valid(i) {
+                counts[table_of(*h, bits)] += 1;
+            }
         }
         let prev: Vec<AtomicU32> = (0..n).map(|_| AtomicU32::new(NONE)).collect();
         let tables: Vec<usize> = (0..1usize << bits).collect();
@@ -680,6 +684,28 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Rows with a null key are in no table: they neither match nor size a table (their
+    /// hash, of "", would put them all in one).
+    #[test]
+    fn null_keys_take_no_room_in_the_tables() {
+        let keys: Vec<Option<String>> = (0..101_000)
+            .map(|i| (i % 101 == 0).then(|| format!("key-{i}")))
+            .collect();
+        let times: Vec<i64> = (0..101_000).collect();
+        let history = batch(vec![
+            ("id", Arc::new(StringArray::from(keys)) as ArrayRef),
+            ("ts", Arc::new(Int64Array::from(times))),
+        ]);
+        let h = KeyedHistory::with_tables(history, "id", "ts", 1).unwrap();
+        let slots: usize = h.tables.iter().map(|t| t.slots.len()).sum();
+        // 1,000 keys over 2 tables, each at most half full: 2 x 1,024 slots, give or take
+        // the split.
+        assert!(slots <= 4096, "{slots} slots for 1,000 keys");
+        assert_eq!(h.lookup("key-0", 1), Some(0));
+        assert_eq!(h.lookup("key-101", 101), None);
+        assert_eq!(h.lookup("key-101", 102), Some(101));
     }
 
     #[test]
