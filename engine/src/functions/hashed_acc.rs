@@ -591,12 +591,11 @@ fn by_sort_in(
     hasher: &(impl BuildHasher + Sync),
     parts: usize,
 ) -> (u64, u64, u64) {
-    let count = parts;
-    let parts = sorted_hashes(cats, batches, hasher, count);
-    let total = parts.iter().map(|p| p.len() as u64).sum();
-    let slices: Vec<&[u64]> = parts.iter().map(Vec::as_slice).collect();
+    let sorted = sorted_hashes(cats, batches, hasher, parts);
+    let total = sorted.iter().map(|p| p.len() as u64).sum();
+    let slices: Vec<&[u64]> = sorted.iter().map(Vec::as_slice).collect();
     let (once, repeated) = walk(&slices);
-    drop(parts);
+    drop(sorted);
     if repeated.is_empty() {
         return (once, total, 0);
     }
@@ -605,7 +604,7 @@ fn by_sort_in(
     let repeated = &repeated;
     let found = in_ranges(
         batches,
-        count,
+        parts,
         false,
         |b, i| {
             hash_at(hasher, &cats[b], i)
