@@ -307,7 +307,52 @@ pub(crate) fn time_cuts_of(
             cuts.push(hi);
         }
     }
-    (total, cuts)
+    let slice_rows = total / slices;
+    (
+        total,
+        on_boundaries(&overlapping, cuts, (start, end), &below, slice_rows),
+    )
+}
+
+/// `cuts` moved each to the nearest time no segment straddles (a segment's first time, where
+/// every segment starting earlier has ended), if one lies within half a slice (`slice_rows`
+/// estimated rows) of it. A cut inside a segment makes both slices read that segment, with
+/// all its columns, and filter it by time; at such a boundary each slice reads whole
+/// segments. Rows ingested in time order give segments that meet there; others keep their cuts.
+fn on_boundaries(
+    segments: &[&SegmentInfo],
+    cuts: Vec<i64>,
+    (start, end): (i64, i64),
+    below: &dyn Fn(i64) -> f64,
+    slice_rows: f64,
+) -> Vec<i64> {
+    let mut starts: Vec<(i64, i64)> = segments.iter().map(|s| (s.min_time, s.max_time)).collect();
+    starts.sort_unstable();
+    let mut clean: Vec<i64> = Vec::new();
+    let mut ended = i64::MIN;
+    for (i, &(min, max)) in starts.iter().enumerate() {
+        if i > 0 && ended < min && min > start && min < end {
+            clean.push(min);
+        }
+        ended = ended.max(max);
+    }
+    let mut out: Vec<i64> = Vec::with_capacity(cuts.len());
+    for c in cuts {
+        let i = clean.partition_point(|&t| t < c);
+        let nearest = [i.checked_sub(1), Some(i)]
+            .into_iter()
+            .flatten()
+            .filter_map(|j| clean.get(j).copied())
+            .min_by(|&a, &b| (a - c).unsigned_abs().cmp(&(b - c).unsigned_abs()));
+        let moved = nearest
+            .filter(|&t| (below(t) - below(c)).abs() <= slice_rows / 2.0)
+            .unwrap_or(c);
+        // Cuts stay ascending and inside the range, as they came.
+        if out.last().is_none_or(|&l| moved > l) {
+            out.push(moved);
+        }
+    }
+    out
 }
 
 /// The rows of `batch` whose time (column `time_col`, or the separately decoded `times`) is in
@@ -505,10 +550,22 @@ mod tests {
             cuts_of(&segs, i64::MIN, 40_000, 10_000),
             vec![10_000, 20_000, 30_000]
         );
-        assert_eq!(cuts_of(&segs, 10_500, 30_500, 10_000), vec![20_500]);
+        // Cut at the segment boundary nearest 20_500: both slices read whole segments.
+        assert_eq!(cuts_of(&segs, 10_500, 30_500, 10_000), vec![20_000]);
         // A slice larger than the rows, past the rows, no segments: one slice.
         assert!(cuts_of(&segs, 200_000, 300_000, 10).is_empty());
         assert!(cuts_of(&[], 0, 100, 1).is_empty());
+        // A segment whose times straddle the boundaries near the cut (rows out of order):
+        // the cut moves to the nearest boundary no segment straddles, or stays where none is
+        // within half a slice.
+        let mut mixed = segs.clone();
+        mixed[24].max_time = 25_500;
+        assert_eq!(cuts_of(&mixed, 0, 100_000, 25_000), vec![26_000, 50_000, 75_000]);
+        let wide: Vec<SegmentInfo> = (0..100)
+            .map(|i| seg(i * 1000 + 1, i * 1000 + 1000, i * 1000, i * 1000 + 1999))
+            .collect();
+        // Every segment overlaps the next: no boundary is clean, the cuts stay as estimated.
+        assert_eq!(cuts_of(&wide, 0, 100_000, 25_000), vec![25_375, 50_250, 75_125]);
         // Rows crowded at one time: cuts never repeat and stay inside the range.
         let crowded = [seg(1, 100_000, 5, 5), seg(100_001, 100_010, 6, 16)];
         let cuts = cuts_of(&crowded, 0, 20, 1_000);

@@ -17,8 +17,9 @@ use super::common::{Cat, FastMap, arity, same};
 use super::{Accumulator, EvalError, Outcome, Side};
 
 /// The default most bytes of values the `distinct` and `duplicate_rate` states of the process
-/// hold together before those over ids keep 64-bit codes instead: 10M 21-character ids
-/// (about 250 MB) stay values, read once; 50M are codes (400 MB instead of 1.25 GB).
+/// hold together, with their hashes, before those over ids keep 64-bit codes instead: 10M
+/// 21-character ids (about 250 MB, 330 MB with their hashes) stay values, read once; 50M are
+/// codes (400 MB instead of 1.25 GB).
 pub const DEFAULT_VALUES_LIMIT: usize = 512 << 20;
 
 static VALUES_LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_VALUES_LIMIT);
@@ -55,6 +56,9 @@ enum State {
     /// looked at to decide whether codes should replace them.
     Values {
         batches: Vec<ArrayRef>,
+        /// Each batch's rows hashed as they were fed (on the threads that feed the rows,
+        /// while the next rows are read), so that concluding sorts them without hashing.
+        hashes: Vec<RowHashes>,
         bytes: usize,
         next_look: usize,
     },
@@ -91,6 +95,7 @@ impl HashedAcc {
             name,
             state: State::Values {
                 batches: Vec::new(),
+                hashes: Vec::new(),
                 bytes: 0,
                 next_look: 0,
             },
@@ -116,6 +121,7 @@ impl HashedAcc {
             batches,
             bytes,
             next_look,
+            ..
         } = &mut self.state
         else {
             return;
@@ -135,12 +141,12 @@ impl HashedAcc {
 
     /// Hashes the kept values into codes (nothing happens past [`State::Values`]).
     fn keep_codes(&mut self) {
-        if let State::Values { batches, bytes, .. } = &self.state {
+        if let State::Values { hashes, bytes, .. } = &self.state {
             HELD.fetch_sub(*bytes, Ordering::Relaxed);
             let mut codes = Codes::default();
-            if let Ok(cats) = cats_of(self.name, batches) {
-                for (cat, b) in cats.iter().zip(batches) {
-                    codes.push_all(cat, b.len());
+            for h in hashes {
+                for &code in &h.hashes {
+                    codes.push(code);
                 }
             }
             self.state = State::Codes(codes);
@@ -274,9 +280,14 @@ impl Accumulator for HashedAcc {
             return Ok(());
         }
         match &mut self.state {
-            State::Values { batches, .. } => {
+            State::Values {
+                batches, hashes, ..
+            } => {
+                let h = RowHashes::of(&hasher(), &cat, args[0].len());
+                let more = args[0].get_array_memory_size() + h.bytes();
                 batches.push(args[0].clone());
-                self.hold(args[0].get_array_memory_size());
+                hashes.push(h);
+                self.hold(more);
             }
             State::Codes(codes) => {
                 codes.push_all(&cat, args[0].len());
@@ -291,16 +302,29 @@ impl Accumulator for HashedAcc {
         let other = same::<Self>(self.name, other)?;
         match &other.state {
             State::Values {
-                batches: theirs, ..
+                batches: theirs,
+                hashes: their_hashes,
+                ..
             } => match &mut self.state {
-                State::Values { batches, .. } => {
+                State::Values {
+                    batches, hashes, ..
+                } => {
                     batches.extend(theirs.iter().cloned());
-                    self.hold(theirs.iter().map(|b| b.get_array_memory_size()).sum());
+                    hashes.extend(their_hashes.iter().cloned());
+                    self.hold(
+                        theirs
+                            .iter()
+                            .map(|b| b.get_array_memory_size())
+                            .sum::<usize>()
+                            + their_hashes.iter().map(RowHashes::bytes).sum::<usize>(),
+                    );
                     self.maybe_compact();
                 }
                 State::Codes(codes) => {
-                    for (cat, b) in cats_of(self.name, theirs)?.iter().zip(theirs) {
-                        codes.push_all(cat, b.len());
+                    for h in their_hashes {
+                        for &code in &h.hashes {
+                            codes.push(code);
+                        }
                     }
                 }
                 State::Settled { .. } => return Err(concluded(self.name)),
@@ -375,18 +399,15 @@ impl Accumulator for HashedAcc {
     }
     fn finalize(&self) -> Result<Outcome, EvalError> {
         match &self.state {
-            State::Values { batches, .. } => {
+            State::Values {
+                batches, hashes, ..
+            } => {
                 let cats = cats_of(self.name, batches)?;
-                let hasher = hasher();
                 let rows: usize = batches.iter().map(|b| b.len()).sum();
-                let ids = rows > MAP_LIMIT && sample_all_distinct(&cats, batches, &hasher);
-                let counts = if ids {
-                    None
-                } else {
-                    by_map(&cats, batches, &hasher)
-                };
+                let ids = rows > MAP_LIMIT && sample_all_distinct(&cats, batches, &hasher());
+                let counts = if ids { None } else { by_map(&cats, hashes) };
                 let (distinct, total, duplicated) =
-                    counts.unwrap_or_else(|| by_sort(&cats, batches, &hasher));
+                    counts.unwrap_or_else(|| by_sort(&cats, hashes));
                 (self.finish)(distinct, total, duplicated)
             }
             State::Codes(_) => Err(EvalError::Invalid(format!(
@@ -454,28 +475,30 @@ fn concluded(name: &str) -> EvalError {
 }
 
 /// Sorted parts walked together in hash order: how many hashes occur once in all of them,
-/// and how many times each other hash occurs.
+/// and how many times each other hash occurs. Several parts are merged first (a stable sort
+/// of sorted runs is one merge of them).
 fn walk(parts: &[&[u64]]) -> (u64, FastMap<u64, u64>) {
+    let merged: Vec<u64>;
+    let sorted: &[u64] = match parts {
+        [] => &[],
+        [one] => one,
+        _ => {
+            let mut all = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+            for p in parts {
+                all.extend_from_slice(p);
+            }
+            all.sort();
+            merged = all;
+            &merged
+        }
+    };
     let mut once = 0u64;
     let mut repeated: FastMap<u64, u64> = FastMap::default();
-    let mut at = vec![0usize; parts.len()];
-    while let Some(h) = parts
-        .iter()
-        .zip(&at)
-        .filter_map(|(p, &i)| p.get(i).copied())
-        .min()
-    {
-        let mut n = 0u64;
-        for (p, i) in parts.iter().zip(at.iter_mut()) {
-            while p.get(*i) == Some(&h) {
-                *i += 1;
-                n += 1;
-            }
-        }
-        if n == 1 {
+    for run in sorted.chunk_by(|a, b| a == b) {
+        if run.len() == 1 {
             once += 1;
         } else {
-            repeated.insert(h, n);
+            repeated.insert(run[0], run.len() as u64);
         }
     }
     (once, repeated)
@@ -485,19 +508,12 @@ fn walk(parts: &[&[u64]]) -> (u64, FastMap<u64, u64>) {
 /// with it and how many rows share its value. Keys are plain u64s, so no value is copied; a
 /// row whose hash is taken by a different value (a genuine collision) is set aside and
 /// grouped exactly. Gives up (`None`) past [`MAP_LIMIT`] distinct hashes, where sorting wins.
-fn by_map(
-    cats: &[Cat<'_>],
-    batches: &[ArrayRef],
-    hasher: &impl BuildHasher,
-) -> Option<(u64, u64, u64)> {
+fn by_map(cats: &[Cat<'_>], hashes: &[RowHashes]) -> Option<(u64, u64, u64)> {
     let mut first: FastMap<u64, ((u32, u32), u64)> = FastMap::default();
     let mut collided: Vec<(u64, u32, u32)> = Vec::new();
     let mut total = 0u64;
-    for (b, (cat, arr)) in cats.iter().zip(batches).enumerate() {
-        for i in 0..arr.len() {
-            let Some(h) = hash_at(hasher, cat, i) else {
-                continue;
-            };
+    for (b, rows) in hashes.iter().enumerate() {
+        for (i, h) in rows.iter() {
             total += 1;
             let pos = (b as u32, i as u32);
             match first.entry(h) {
@@ -566,108 +582,185 @@ fn sample_all_distinct(cats: &[Cat<'_>], batches: &[ArrayRef], hasher: &impl Bui
 
 const SAMPLE: usize = 4096;
 
-/// Mostly distinct values (ids): hash every row and sort the hashes (8 bytes a row, sized
-/// once). A hash seen once is one distinct value. Only the rows whose hash repeats are hashed
-/// again with their place, and grouped by value exactly ([`sorted_runs`]), so a column of
-/// distinct ids is never compared value by value.
-fn by_sort(
-    cats: &[Cat<'_>],
-    batches: &[ArrayRef],
-    hasher: &(impl BuildHasher + Sync),
-) -> (u64, u64, u64) {
-    let rows: usize = batches.iter().map(|b| b.len()).sum();
+/// Mostly distinct values (ids): sort the rows' hashes (8 bytes a row). A hash seen once is
+/// one distinct value. Only the rows whose hash repeats are found again, with their place,
+/// and grouped by value exactly ([`sorted_runs`]), so a column of distinct ids is never
+/// compared value by value.
+fn by_sort(cats: &[Cat<'_>], hashes: &[RowHashes]) -> (u64, u64, u64) {
+    let rows: usize = hashes.iter().map(|h| h.hashes.len()).sum();
     let parts = if rows >= PARALLEL_ROWS {
         std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
     } else {
         1
     };
-    by_sort_in(cats, batches, hasher, parts)
+    by_sort_in(cats, hashes, parts)
 }
 
-/// [`by_sort`] with the rows hashed and sorted in `parts` ranges, side by side.
-fn by_sort_in(
-    cats: &[Cat<'_>],
-    batches: &[ArrayRef],
-    hasher: &(impl BuildHasher + Sync),
-    parts: usize,
-) -> (u64, u64, u64) {
-    let sorted = sorted_hashes(cats, batches, hasher, parts);
-    let total = sorted.iter().map(|p| p.len() as u64).sum();
-    let slices: Vec<&[u64]> = sorted.iter().map(Vec::as_slice).collect();
-    let (once, repeated) = walk(&slices);
-    drop(sorted);
+/// [`by_sort`] on `parts` threads.
+fn by_sort_in(cats: &[Cat<'_>], hashes: &[RowHashes], parts: usize) -> (u64, u64, u64) {
+    let total = hashes.iter().map(|h| h.hashes.len() as u64).sum();
+    let (once, repeated) = count_hashes(hashes, parts);
     if repeated.is_empty() {
         return (once, total, 0);
     }
-    // The rows of the repeated hashes, found by hashing every row again: in the same ranges,
-    // side by side.
-    let repeated = &repeated;
-    let found = in_ranges(
-        batches,
-        parts,
-        false,
-        |b, i| {
-            hash_at(hasher, &cats[b], i)
-                .filter(|h| repeated.contains_key(h))
-                .map(|h| (h, b as u32, i as u32))
-        },
-        |_| {},
-    );
+    // The rows of the repeated hashes, batch by batch on the cores; most rows are passed
+    // over by a bit of a small filter, without a map lookup.
+    let mut filter = vec![0u64; FILTER_BITS / 64];
+    for h in repeated.keys() {
+        let bit = (*h as usize) % FILTER_BITS;
+        filter[bit / 64] |= 1 << (bit % 64);
+    }
+    let (repeated, filter) = (&repeated, &filter);
+    let batches: Vec<usize> = (0..hashes.len()).collect();
+    let found = crate::eval::check::par_map(&batches, parts > 1, |&b| {
+        hashes[b]
+            .iter()
+            .filter(|&(_, h)| {
+                let bit = (h as usize) % FILTER_BITS;
+                filter[bit / 64] & (1 << (bit % 64)) != 0 && repeated.contains_key(&h)
+            })
+            .map(|(i, h)| (h, b as u32, i as u32))
+            .collect::<Vec<_>>()
+    });
     let mut places: Vec<(u64, u32, u32)> = found.into_iter().flatten().collect();
     let (groups, duplicated) = sorted_runs(cats, &mut places);
     (once + groups, total, duplicated)
 }
 
-/// Below this many rows the hashes are computed and sorted on one thread.
+/// Bits of the filter that passes over rows whose hash does not repeat.
+const FILTER_BITS: usize = 1 << 20;
+
+/// Below this many rows the hashes are sorted on one thread.
 const PARALLEL_ROWS: usize = 1 << 20;
 
-/// The hashes of every non-null row in `parts` ranges of rows, each hashed and sorted on its
-/// own thread (one per core over [`PARALLEL_ROWS`] rows). Hashing and sorting 10M ids is most
-/// of `duplicate_rate`'s time; split, both cores do it.
-fn sorted_hashes(
-    cats: &[Cat<'_>],
-    batches: &[ArrayRef],
-    hasher: &(impl BuildHasher + Sync),
-    parts: usize,
-) -> Vec<Vec<u64>> {
-    in_ranges(
-        batches,
-        parts,
-        true,
-        |b, i| hash_at(hasher, &cats[b], i),
-        |hashes| hashes.sort_unstable(),
-    )
+/// How many of the hashes occur once, and how many times each other hash occurs. The
+/// hashes are put in 256 buckets by their top byte (each of `parts` threads a run of the
+/// batches, into its own share of each bucket), then each bucket is sorted and counted on its
+/// own, the buckets spread over the cores: a bucket of 10M hashes fits in the cache, where
+/// the whole does not.
+fn count_hashes(hashes: &[RowHashes], parts: usize) -> (u64, FastMap<u64, u64>) {
+    const BUCKETS: usize = 256;
+    let total: usize = hashes.iter().map(|h| h.hashes.len()).sum();
+    // Runs of whole batches of about as many hashes, one per thread.
+    let share = total.div_ceil(parts.max(1)).max(1);
+    let mut runs: Vec<&[RowHashes]> = Vec::new();
+    let (mut from, mut acc) = (0, 0);
+    for (b, h) in hashes.iter().enumerate() {
+        acc += h.hashes.len();
+        if acc >= share {
+            runs.push(&hashes[from..=b]);
+            (from, acc) = (b + 1, 0);
+        }
+    }
+    if from < hashes.len() {
+        runs.push(&hashes[from..]);
+    }
+    let parallel = parts > 1 && total >= PARALLEL_ROWS;
+    let counts: Vec<[usize; BUCKETS]> = crate::eval::check::par_map(&runs, parallel, |run| {
+        let mut n = [0usize; BUCKETS];
+        for h in run.iter().flat_map(|r| &r.hashes) {
+            n[(h >> 56) as usize] += 1;
+        }
+        n
+    });
+    // One buffer, cut bucket by bucket and, within a bucket, run by run.
+    let mut sorted = vec![0u64; total];
+    let mut shares: Vec<Vec<&mut [u64]>> = runs.iter().map(|_| Vec::new()).collect();
+    let mut buckets: Vec<std::ops::Range<usize>> = Vec::with_capacity(BUCKETS);
+    let mut rest: &mut [u64] = &mut sorted;
+    let mut at = 0;
+    for b in 0..BUCKETS {
+        let start = at;
+        for (r, n) in counts.iter().enumerate() {
+            let (mine, tail) = std::mem::take(&mut rest).split_at_mut(n[b]);
+            shares[r].push(mine);
+            rest = tail;
+            at += n[b];
+        }
+        buckets.push(start..at);
+    }
+    let work: Vec<(&[RowHashes], Shares<'_>)> = runs
+        .iter()
+        .zip(shares)
+        .map(|(run, s)| (*run, std::sync::Mutex::new(s)))
+        .collect();
+    crate::eval::check::par_map(&work, parallel, |(run, shares)| {
+        let mut shares = shares
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut next = vec![0usize; BUCKETS];
+        for &h in run.iter().flat_map(|r| &r.hashes) {
+            let b = (h >> 56) as usize;
+            shares[b][next[b]] = h;
+            next[b] += 1;
+        }
+    });
+    drop(work);
+    let mut rest: &mut [u64] = &mut sorted;
+    let mut cells = Vec::with_capacity(BUCKETS);
+    for range in &buckets {
+        let (mine, tail) = std::mem::take(&mut rest).split_at_mut(range.len());
+        cells.push(std::sync::Mutex::new(mine));
+        rest = tail;
+    }
+    let got = crate::eval::check::par_map(&cells, parallel, |cell| {
+        let mut bucket = cell
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        bucket.sort_unstable();
+        walk(&[&**bucket])
+    });
+    let mut once = 0;
+    let mut repeated = FastMap::default();
+    for (o, r) in got {
+        once += o;
+        repeated.extend(r);
+    }
+    (once, repeated)
 }
 
-/// `f(batch, row)` for every row of `batches`, in `parts` ranges of about as many rows, each
-/// on its own thread: per range, what `f` gave, in row order, then passed to `finish`. `all`:
-/// `f` gives something for most rows (room for every row of a range is taken at once).
-fn in_ranges<T: Send>(
-    batches: &[ArrayRef],
-    parts: usize,
-    all: bool,
-    f: impl Fn(usize, usize) -> Option<T> + Sync,
-    finish: impl Fn(&mut Vec<T>) + Sync,
-) -> Vec<Vec<T>> {
-    let rows: usize = batches.iter().map(|b| b.len()).sum();
-    let parts = parts.max(1);
-    let share = rows.div_ceil(parts).max(1);
-    let ranges: Vec<(usize, usize)> = (0..parts)
-        .map(|t| (t * share, ((t + 1) * share).min(rows)))
-        .filter(|(lo, hi)| lo < hi)
-        .collect();
-    crate::eval::check::par_map(&ranges, ranges.len() > 1, |&(lo, hi)| {
-        let mut out: Vec<T> = Vec::with_capacity(if all { hi - lo } else { 0 });
-        // `offset`: the first row of batch `b` in the numbering over all batches.
-        let mut offset = 0usize;
-        for (b, arr) in batches.iter().enumerate() {
-            let (from, to) = (lo.max(offset), hi.min(offset + arr.len()));
-            out.extend((from..to).filter_map(|i| f(b, i - offset)));
-            offset += arr.len();
+/// One thread's share of each bucket, in bucket order.
+type Shares<'a> = std::sync::Mutex<Vec<&'a mut [u64]>>;
+
+/// The hash ([`hash_at`]) of each row of a batch that has a value, in row order, and the rows
+/// (ascending) that have none.
+#[derive(Clone, Default)]
+pub(crate) struct RowHashes {
+    hashes: Vec<u64>,
+    nulls: Vec<u32>,
+}
+
+impl RowHashes {
+    fn of(hasher: &impl BuildHasher, cat: &Cat<'_>, len: usize) -> RowHashes {
+        let mut out = RowHashes {
+            hashes: Vec::with_capacity(len),
+            nulls: Vec::new(),
+        };
+        for i in 0..len {
+            match hash_at(hasher, cat, i) {
+                Some(h) => out.hashes.push(h),
+                None => out.nulls.push(i as u32),
+            }
         }
-        finish(&mut out);
         out
-    })
+    }
+
+    fn bytes(&self) -> usize {
+        self.hashes.capacity() * 8 + self.nulls.capacity() * 4
+    }
+
+    /// (row, hash) of each row with a value, in row order.
+    fn iter(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        let mut nulls = self.nulls.iter().peekable();
+        let mut row = 0usize;
+        self.hashes.iter().map(move |&h| {
+            while nulls.next_if(|&&n| n as usize == row).is_some() {
+                row += 1;
+            }
+            row += 1;
+            (row - 1, h)
+        })
+    }
 }
 
 /// Sorts rows by hash and sums [`run_groups`] over the runs of equal hashes.
@@ -743,7 +836,47 @@ mod tests {
 
     use arrow_array::{ArrayRef, StringArray};
 
-    use super::{Cat, by_map, by_sort, run_groups};
+    use super::{Cat, RowHashes, by_map, by_sort, run_groups};
+
+    fn hashed(
+        h: &impl std::hash::BuildHasher,
+        cats: &[Cat<'_>],
+        batches: &[ArrayRef],
+    ) -> Vec<RowHashes> {
+        cats.iter()
+            .zip(batches)
+            .map(|(c, b)| RowHashes::of(h, c, b.len()))
+            .collect()
+    }
+
+    #[test]
+    fn row_hashes_keep_each_row_with_a_value_in_its_place() {
+        let a: ArrayRef = Arc::new(StringArray::from(vec![
+            None,
+            Some("a"),
+            None,
+            None,
+            Some("b"),
+            Some("c"),
+            None,
+        ]));
+        let cat = Cat::new("t", &a).unwrap();
+        let h = foldhash::fast::FixedState::with_seed(1);
+        let rows: Vec<usize> = RowHashes::of(&h, &cat, a.len())
+            .iter()
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(rows, vec![1, 4, 5]);
+        let hashes: Vec<u64> = RowHashes::of(&h, &cat, a.len())
+            .iter()
+            .map(|(_, x)| x)
+            .collect();
+        let want: Vec<u64> = [1, 4, 5]
+            .iter()
+            .map(|&i| super::hash_at(&h, &cat, i).unwrap())
+            .collect();
+        assert_eq!(hashes, want);
+    }
     use crate::functions::{Accumulator, Outcome, Side, lookup};
     use crate::value::Value;
 
@@ -804,30 +937,24 @@ mod tests {
         let b: ArrayRef = Arc::new(StringArray::from(v[12_345..].to_vec()));
         let batches = vec![a.clone(), b.clone()];
         let cats = vec![Cat::new("t", &a).unwrap(), Cat::new("t", &b).unwrap()];
-        assert_eq!(by_sort(&cats, &batches, &CoarseState), exact(&v));
+        let coarse = hashed(&CoarseState, &cats, &batches);
+        let fine = hashed(&foldhash::fast::FixedState::with_seed(3), &cats, &batches);
+        assert_eq!(by_sort(&cats, &coarse), exact(&v));
         // Hashed and sorted in parts (ranges that cut a batch, and parts with no rows): the
         // same counts, equal hashes met across parts.
         for parts in [2, 3, 7, 64] {
             assert_eq!(
-                super::by_sort_in(&cats, &batches, &CoarseState, parts),
+                super::by_sort_in(&cats, &coarse, parts),
                 exact(&v),
                 "{parts} parts"
             );
             assert_eq!(
-                super::by_sort_in(
-                    &cats,
-                    &batches,
-                    &foldhash::fast::FixedState::with_seed(3),
-                    parts
-                ),
+                super::by_sort_in(&cats, &fine, parts),
                 exact(&v),
                 "{parts} parts"
             );
         }
-        assert_eq!(
-            by_sort(&cats, &batches, &foldhash::fast::FixedState::with_seed(3)),
-            exact(&v)
-        );
+        assert_eq!(by_sort(&cats, &fine), exact(&v));
     }
 
     #[test]
@@ -1034,14 +1161,13 @@ mod tests {
         let a: ArrayRef = Arc::new(arrow_array::Int64Array::from(v.clone()));
         let cats = vec![Cat::new("t", &a).unwrap()];
         let h = foldhash::fast::FixedState::with_seed(1);
-        let sorted = by_sort(&cats, std::slice::from_ref(&a), &h);
-        assert_eq!(by_map(&cats, std::slice::from_ref(&a), &h), None);
+        let all = hashed(&h, &cats, std::slice::from_ref(&a));
+        let sorted = by_sort(&cats, &all);
+        assert_eq!(by_map(&cats, &all), None);
         let small = a.slice(0, 5000);
         let small_cats = vec![Cat::new("t", &small).unwrap()];
-        assert_eq!(
-            by_map(&small_cats, std::slice::from_ref(&small), &h),
-            Some(by_sort(&small_cats, std::slice::from_ref(&small), &h))
-        );
+        let few = hashed(&h, &small_cats, std::slice::from_ref(&small));
+        assert_eq!(by_map(&small_cats, &few), Some(by_sort(&small_cats, &few)));
         let mut counts = std::collections::HashMap::new();
         for x in v.iter().flatten() {
             *counts.entry(*x).or_insert(0u64) += 1;
