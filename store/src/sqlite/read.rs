@@ -671,18 +671,32 @@ async fn read_columns(
     let pieces = Arc::new(pieces);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     let n_cols = plan.columns.len();
+    // Each thread takes the next column not yet taken, the widest first (strings, then
+    // fixed-width values, then columns read only for their nulls), so that no thread is left
+    // with the two string columns while the others wait.
+    let mut order: Vec<usize> = (0..n_cols).collect();
+    order.sort_by_key(|&c| {
+        let wide = plan.columns[c].1 == mlc_engine::schema::DataType::String;
+        (plan.nulls_only[c], !wide)
+    });
+    let order = Arc::new(order);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let tasks: Vec<_> = (0..threads.min(n_cols.max(1)))
-        .map(|t| {
-            let (r, plan, batches, pieces, zeros) = (
+        .map(|_| {
+            let (r, plan, batches, pieces, zeros, order, next) = (
                 readers.clone(),
                 plan.clone(),
                 batches.clone(),
                 pieces.clone(),
                 zeros.clone(),
+                order.clone(),
+                next.clone(),
             );
             blocking(move || {
                 let mut out: Vec<(usize, Option<ArrayRef>)> = Vec::new();
-                for c in (t..n_cols).step_by(threads) {
+                while let Some(&c) =
+                    order.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
                     let (name, ty) = &plan.columns[c];
                     let got = r.with(|conn| {
                         let mut col = ColumnAssembler::new(*ty, total_rows, plan.nulls_only[c]);
