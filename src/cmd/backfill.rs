@@ -140,7 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             // Evaluation times are independent: a few run at once (each on blocking threads),
             // so both cores work; results still come, and are stored, in time order.
-            let parallel = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 8));
+            let parallel = mlc_engine::eval::cores().clamp(1, 8);
             let (exec, prefetch) = (&exec, prefetch.as_ref());
             let mut evaluations = futures::stream::iter(group.iter().copied())
                 .map(|t| async move { (t, exec.evaluate_all_with(t, only, prefetch).await) })

@@ -159,6 +159,14 @@ pub fn evaluate_check(
 /// than they save.
 pub(super) const PARALLEL_MIN_ROWS: usize = 50_000;
 
+/// The cores this process may use, asked of the system once: `available_parallelism` reads
+/// the cgroup's files at every call (tens of microseconds), which a pane's few rows, fed
+/// hundreds of times an evaluation, paid each time.
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// `f` over `items`, in order; on scoped threads (at most one per core, each taking the next
 /// item not yet taken, so that one slow item does not hold up a whole share) when `parallel`.
 pub fn par_map<T: Sync, R: Send>(
@@ -166,9 +174,7 @@ pub fn par_map<T: Sync, R: Send>(
     parallel: bool,
     f: impl Fn(&T) -> R + Sync,
 ) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(items.len());
+    let threads = cores().min(items.len());
     if !parallel || threads <= 1 {
         return items.iter().map(&f).collect();
     }

@@ -15,7 +15,7 @@ pub mod state;
 use arrow_array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
 
 pub use agg::{ExpectOutcome, Status};
-pub use check::{CheckInput, Outcome, SourceRows, evaluate_check, par_map};
+pub use check::{CheckInput, Outcome, SourceRows, cores, evaluate_check, par_map};
 pub use row::parse_time;
 pub(crate) use row::{eval_row, predicate_mask};
 pub use slice::{Slice, slices};

@@ -589,7 +589,7 @@ const SAMPLE: usize = 4096;
 fn by_sort(cats: &[Cat<'_>], hashes: &[RowHashes]) -> (u64, u64, u64) {
     let rows: usize = hashes.iter().map(|h| h.hashes.len()).sum();
     let parts = if rows >= PARALLEL_ROWS {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+        crate::eval::cores().min(8)
     } else {
         1
     };

@@ -96,7 +96,7 @@ impl KeyedHistory {
     /// column; rows with a null key are never matched.
     pub fn new(batch: RecordBatch, key: &str, time: &str) -> Result<KeyedHistory, EvalError> {
         // One table per core (rounded up to a power of two), one only below 65,536 rows.
-        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let cores = mlc_engine::eval::cores();
         let bits = match batch.num_rows() < 1 << 16 {
             true => 0,
             false => cores.clamp(1, 16).next_power_of_two().trailing_zeros(),

@@ -233,7 +233,7 @@ impl Executor {
         // for a small window: one pass, the columns concluded side by side), at least one;
         // as many as there are cores where nothing is estimated. The results do not depend
         // on it.
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let cores = mlc_engine::eval::cores().min(8);
         let mut per_pass = vec![cores; jobs.len()];
         for (i, job) in jobs.iter().enumerate() {
             if own[i].is_none() {

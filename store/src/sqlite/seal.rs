@@ -33,7 +33,7 @@ impl SqliteStore {
             move || r.with(|conn| sealable(conn, &tbl, size))
         })
         .await?;
-        let parts = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let parts = mlc_engine::eval::cores().min(8);
         let mut stored = 0;
         for chunk in todo.chunks(parts) {
             let tasks: Vec<_> = chunk
