@@ -560,12 +560,18 @@ mod tests {
         // within half a slice.
         let mut mixed = segs.clone();
         mixed[24].max_time = 25_500;
-        assert_eq!(cuts_of(&mixed, 0, 100_000, 25_000), vec![26_000, 50_000, 75_000]);
+        assert_eq!(
+            cuts_of(&mixed, 0, 100_000, 25_000),
+            vec![26_000, 50_000, 75_000]
+        );
         let wide: Vec<SegmentInfo> = (0..100)
             .map(|i| seg(i * 1000 + 1, i * 1000 + 1000, i * 1000, i * 1000 + 1999))
             .collect();
         // Every segment overlaps the next: no boundary is clean, the cuts stay as estimated.
-        assert_eq!(cuts_of(&wide, 0, 100_000, 25_000), vec![25_375, 50_250, 75_125]);
+        assert_eq!(
+            cuts_of(&wide, 0, 100_000, 25_000),
+            vec![25_375, 50_250, 75_125]
+        );
         // Rows crowded at one time: cuts never repeat and stay inside the range.
         let crowded = [seg(1, 100_000, 5, 5), seg(100_001, 100_010, 6, 16)];
         let cuts = cuts_of(&crowded, 0, 20, 1_000);

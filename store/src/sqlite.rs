@@ -349,6 +349,12 @@ impl SqliteStore {
         (first, last): (i64, i64),
         (start, end): (i64, i64),
     ) -> Result<Vec<arrow_array::RecordBatch>> {
+        if let Some(got) = self
+            .rows_of_write(&plan, (first, last), (start, end))
+            .await?
+        {
+            return Ok(got);
+        }
         if let Some(readers) = self.readers.clone() {
             return blocking(move || {
                 let mut out = Vec::new();

@@ -249,6 +249,7 @@ impl Executor {
                 return None;
             }
         };
+        let journal_at = started.elapsed();
         let component = current.component.clone();
         let touches = |c: &mlc_store::Change, k: &RangeKey| {
             c.component == component && c.from_us < k.end && k.start < c.to_us
@@ -479,6 +480,7 @@ impl Executor {
             updated,
             computed,
             rows_read,
+            journal_ms = journal_at.as_secs_f64() * 1e3,
             update_ms = updated_at.as_secs_f64() * 1e3,
             compute_ms = (computed_at - updated_at).as_secs_f64() * 1e3,
             conclude_ms = (started.elapsed() - computed_at).as_secs_f64() * 1e3,
@@ -629,6 +631,7 @@ impl Executor {
         // window's edges) are read with those.
         let start = panes.states.keys().map(|k| k.start).min().unwrap_or(0);
         let end = panes.states.keys().map(|k| k.end).max().unwrap_or(0);
+        let began = std::time::Instant::now();
         let mut batches = Vec::new();
         for &(first, last) in writes {
             batches.extend(
@@ -653,6 +656,7 @@ impl Executor {
                 parts.push((side[i], b));
             }
         }
+        let split_at = began.elapsed();
         let touched: std::collections::HashSet<RangeKey> = parts.iter().map(|p| p.0).collect();
         let mut window = panes.window.take();
         let mut targets: Vec<(RangeKey, Arc<CheckState>)> = Vec::new();
@@ -661,6 +665,7 @@ impl Executor {
                 targets.push((*k, state));
             }
         }
+        let plan_name = plan.name.clone();
         let plan = plan.clone();
         let owned = owned.clone();
         let done = tokio::task::spawn_blocking(move || {
@@ -716,6 +721,14 @@ impl Executor {
         .map_err(|e| format!("the evaluation stopped unexpectedly: {e}"))??;
         let (done, window) = done;
         let n = done.len();
+        tracing::debug!(
+            check = %plan_name,
+            rows,
+            panes = n,
+            read_split_ms = split_at.as_secs_f64() * 1e3,
+            states_ms = (began.elapsed() - split_at).as_secs_f64() * 1e3,
+            "rows of numbered writes added to panes"
+        );
         panes.states.extend(done);
         panes.window = window;
         Ok((rows, n))

@@ -209,6 +209,47 @@ impl SqliteStore {
 
     /// [`SqliteStore::scan`], collected. A file database is read by several threads at once,
     /// each over its own part of the time range, and the parts are put back in time order.
+    /// The rows numbered `first..=last` (one write's) with time in `[start, end)`, through
+    /// the column segments that lie wholly inside that range (those whose times miss
+    /// `[start, end)` are not read at all), the other rowids from the rows. `None` when the
+    /// segments would not help ([`segments::pieces`]) or there are none: the caller reads the
+    /// rows.
+    pub(crate) async fn rows_of_write(
+        &self,
+        plan: &ReadPlan,
+        (first, last): (i64, i64),
+        (start, end): (i64, i64),
+    ) -> Result<Option<Vec<arrow_array::RecordBatch>>> {
+        let Some(readers) = self.readers.clone() else {
+            return Ok(None);
+        };
+        let time_col = plan.columns.iter().position(|(n, _)| *n == plan.time);
+        let (Some(tc), true) = (time_col, self.segment_rows > 0) else {
+            return Ok(None);
+        };
+        let tbl = plan.table.clone();
+        let segs = blocking({
+            let r = readers.clone();
+            move || r.with(|conn| segment_list(conn, &tbl))
+        })
+        .await?;
+        // Only segments inside the write: one that also holds rows of another write would
+        // give those too.
+        let inside: Vec<SegmentInfo> = segs
+            .into_iter()
+            .filter(|s| s.first_rowid >= first && s.last_rowid <= last)
+            .collect();
+        if inside.is_empty() {
+            return Ok(None);
+        }
+        let Some(pieces) = segments::pieces(&inside, first, last, start, end) else {
+            return Ok(None);
+        };
+        read_pieces(readers, plan.clone(), pieces, start, end, tc)
+            .await
+            .map(Some)
+    }
+
     pub(crate) async fn scan_collect(
         &self,
         plan: ReadPlan,
@@ -218,7 +259,7 @@ impl SqliteStore {
         let Some(readers) = self.readers.clone() else {
             return self.scan(plan, start_us, end_us).try_collect().await;
         };
-        let parts = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let parts = mlc_engine::eval::cores().min(8);
         let start = start_us.unwrap_or(i64::MIN);
         let tb = quote(&plan.table);
         let t = quote(&plan.time);
@@ -543,7 +584,7 @@ async fn read_pieces(
         Piece::Segment(s) => s.row_count.max(1),
         Piece::Rows { lo, hi } => (hi - lo).max(1),
     };
-    let parts = std::thread::available_parallelism().map_or(1, |n| n.get().min(8)) as i64;
+    let parts = mlc_engine::eval::cores().min(8) as i64;
     let total: i64 = pieces.iter().map(weight).sum();
     let share = (total / parts).max(1);
     let mut groups: Vec<Vec<Piece>> = vec![Vec::new()];
@@ -669,7 +710,7 @@ async fn read_columns(
     });
     let batches = Arc::new(batches);
     let pieces = Arc::new(pieces);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let threads = mlc_engine::eval::cores().min(8);
     let n_cols = plan.columns.len();
     // Each thread takes the next column not yet taken, the widest first (strings, then
     // fixed-width values, then columns read only for their nulls), so that no thread is left
