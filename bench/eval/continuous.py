@@ -14,9 +14,12 @@ missing), copied for each rep. Per rep, two servers on the copy, both asked over
 - `rows`: `MLC_PANE_CACHE_BYTES=0`, every evaluation from the rows, as before panes: at T.
 Then `mlc ingest` (another process: the servers learn of it from the store's change journal)
 appends 1% new rows (times in [T, T + 1h)) and 0.1% late rows (times spread over the
-window's 30 days), and both servers evaluate at T + 1h. The results of the two must agree
-(counts, statuses, quantiles and KS exactly; means to 1e-9 relative). Reported per check:
-the full evaluation from the rows, the panes' cold and warm evaluations, and warm / full.
+window's 30 days), and both servers evaluate at T + 1h; then the next hour's 1% and another
+0.1% late rows, and both evaluate at T + 2h (a server's steady state: the evaluation before
+came from panes, not from the cold computation of every pane). The results of the two must
+agree (counts, statuses, quantiles and KS exactly; means to 1e-9 relative). Reported per
+check: the full evaluation from the rows, the panes' cold and warm evaluations, and warm /
+full at T + 1h and at T + 2h.
 """
 
 import argparse
@@ -39,6 +42,7 @@ COMPONENTS = os.path.join(ROOT, "bench", "peers", "components.mlc")
 CHECKS = ["cont_counts", "cont_quality", "cont_duplicates", "cont_drift"]
 T = "2024-03-31T00:00:00Z"
 T_NEXT = "2024-03-31T01:00:00Z"
+T_STEADY = "2024-03-31T02:00:00Z"
 T_US = 1711843200 * 1_000_000
 COUNTRIES = ["US", "IN", "BR", "DE", "GB", "FR", "JP", "MX", "CA", "NG"]
 SUMS = ("mean(",)
@@ -57,19 +61,20 @@ def iso(us):
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:06d}Z"
 
 
-def new_rows(path, rows, late, seed):
-    """`rows` new rows in [T, T + 1h) and `late` rows spread over the 30 days before T."""
-    rng = random.Random(seed)
+def new_rows(path, rows, late, seed, hour=0):
+    """`rows` new rows in [T + hour, T + hour + 1h) and `late` rows spread over the 30 days
+    before T."""
+    rng = random.Random(seed * 1000 + hour)
     with open(path, "w") as f:
         f.write("request_id,ts,model_version,country,age,income,f0,f1,f2,f3,f4,f5,f6,f7,"
                 "score,prediction\n")
         for i in range(rows + late):
             if i < rows:
-                ts = T_US + rng.randrange(3600 * 1_000_000)
+                ts = T_US + hour * 3600 * 1_000_000 + rng.randrange(3600 * 1_000_000)
             else:
                 ts = T_US - 1 - rng.randrange(30 * 86400 * 1_000_000 - 3600 * 1_000_000)
             fs = ",".join(f"{rng.gauss(0, 1):.6f}" for _ in range(8))
-            f.write(f"n{seed}x{i:09d},{iso(ts)},v1.4.2,{rng.choice(COUNTRIES)},"
+            f.write(f"n{seed}h{hour}x{i:09d},{iso(ts)},v1.4.2,{rng.choice(COUNTRIES)},"
                     f"{rng.randrange(18, 80)},{rng.uniform(1000, 90000):.2f},{fs},"
                     f"{rng.random():.6f},{rng.randrange(2)}\n")
 
@@ -159,7 +164,8 @@ def main():
     work = "/tmp/mlc-cont"
     os.makedirs(work, exist_ok=True)
     new, late = n // 100, n // 1000
-    rows = {c: {"full": [], "cold": [], "warm_same": [], "full_after": [], "warm": []}
+    rows = {c: {"full": [], "cold": [], "warm_same": [], "full_after": [], "warm": [],
+                "full_steady": [], "steady": []}
             for c in CHECKS}
     peaks, ingests = [], []
     for rep in range(a.reps):
@@ -171,6 +177,8 @@ def main():
                 shutil.copyfile(db + suffix, copy + suffix)
         csv = os.path.join(work, f"new{rep}.csv")
         new_rows(csv, new, late, seed=rep)
+        csv2 = os.path.join(work, f"new{rep}b.csv")
+        new_rows(csv2, new, late, seed=rep, hour=1)
         panes = Server(a.mlc, copy, {})
         whole = Server(a.mlc, copy, {"MLC_PANE_CACHE_BYTES": "0"})
         try:
@@ -197,12 +205,28 @@ def main():
                     sys.exit(f"{c}: panes and rows disagree at {T_NEXT}: {diff}")
                 if any(r["status"] == "error" for r in got):
                     sys.exit(f"{c}: error: {got}")
+            # Steady state: the next hour's 1% and another 0.1% late, after an evaluation
+            # from panes (not the cold one) freed what it held.
+            subprocess.run([a.mlc, "ingest", "--db", "sqlite://" + copy, "--checks",
+                            COMPONENTS, "inference", csv2], check=True,
+                           stdout=subprocess.DEVNULL)
+            for c in CHECKS:
+                t, want = whole.evaluate(c, T_STEADY)
+                rows[c]["full_steady"].append(t)
+                t, got = panes.evaluate(c, T_STEADY)
+                rows[c]["steady"].append(t)
+                diff = same(want, got)
+                if diff:
+                    sys.exit(f"{c}: panes and rows disagree at {T_STEADY}: {diff}")
+                if any(r["status"] == "error" for r in got):
+                    sys.exit(f"{c}: error: {got}")
             peaks.append((panes.peak_mib(), whole.peak_mib()))
         finally:
             panes.stop()
             whole.stop()
         print(f"rep {rep + 1}: " + ", ".join(
-            f"{c} {rows[c]['full_after'][-1]:.3f} s -> {rows[c]['warm'][-1]:.3f} s"
+            f"{c} {rows[c]['full_after'][-1]:.3f} s -> {rows[c]['warm'][-1]:.3f} s, "
+            f"then {rows[c]['full_steady'][-1]:.3f} s -> {rows[c]['steady'][-1]:.3f} s"
             for c in CHECKS), flush=True)
 
     med = statistics.median
@@ -211,19 +235,29 @@ def main():
            "Each figure is one `POST /v1/evaluate?check=C&at=T` as the client sees it. "
            "`rows`: a server with `MLC_PANE_CACHE_BYTES=0` (every evaluation from the rows); "
            "`panes`: the default. Results of both agree at T + 1h (checked).", "",
+           "T + 1h follows the cold evaluation (whose freed memory the allocator may return "
+           "during the next one); T + 2h follows another hour's rows after an evaluation "
+           "from panes, as a server runs.", "",
            "| check | rows at T | panes cold at T | panes again at T | rows at T+1h | "
-           "panes at T+1h | panes / rows at T+1h |",
-           "|---|---|---|---|---|---|---|"]
+           "panes at T+1h | panes / rows at T+1h | rows at T+2h | panes at T+2h | "
+           "panes / rows at T+2h |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for c in CHECKS:
         r = rows[c]
         ratio = med(r["warm"]) / med(r["full_after"])
+        steady = med(r["steady"]) / med(r["full_steady"])
         out.append(f"| {c} | {med(r['full']):.3f} s | {med(r['cold']):.3f} s | "
                    f"{med(r['warm_same']):.3f} s | {med(r['full_after']):.3f} s | "
-                   f"{med(r['warm']):.3f} s | {100 * ratio:.1f}% |")
+                   f"{med(r['warm']):.3f} s | {100 * ratio:.1f}% | "
+                   f"{med(r['full_steady']):.3f} s | {med(r['steady']):.3f} s | "
+                   f"{100 * steady:.1f}% |")
     total_rows = sum(med(rows[c]["full_after"]) for c in CHECKS)
     total_warm = sum(med(rows[c]["warm"]) for c in CHECKS)
+    steady_rows = sum(med(rows[c]["full_steady"]) for c in CHECKS)
+    steady_warm = sum(med(rows[c]["steady"]) for c in CHECKS)
     out += ["", f"All four: {total_rows:.3f} s from the rows, {total_warm:.3f} s from panes "
-            f"({100 * total_warm / total_rows:.1f}%).",
+            f"({100 * total_warm / total_rows:.1f}%) at T + 1h; {steady_rows:.3f} s and "
+            f"{steady_warm:.3f} s ({100 * steady_warm / steady_rows:.1f}%) at T + 2h.",
             f"`mlc ingest` of the new rows: {med(ingests):.2f} s. Peak RSS of the servers "
             f"(panes / rows): " + ", ".join(f"{p:.0f} / {w:.0f} MiB" for p, w in peaks) + "."]
     text = "\n".join(out) + "\n"
