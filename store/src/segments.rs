@@ -343,7 +343,7 @@ fn on_boundaries(
             .into_iter()
             .flatten()
             .filter_map(|j| clean.get(j).copied())
-            .min_by(|&a, &b| (a - c).unsigned_abs().cmp(&(b - c).unsigned_abs()));
+            .min_by_key(|&t| t.abs_diff(c));
         let moved = nearest
             .filter(|&t| (below(t) - below(c)).abs() <= slice_rows / 2.0)
             .unwrap_or(c);

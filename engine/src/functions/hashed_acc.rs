@@ -242,7 +242,7 @@ impl Codes {
                     codes.extend_from_slice(block);
                 }
                 codes.sort_unstable();
-                walk(&[&codes])
+                walk(&codes)
             });
         let mut once = 0;
         let mut repeated = FastMap::default();
@@ -474,24 +474,9 @@ fn concluded(name: &str) -> EvalError {
     ))
 }
 
-/// Sorted parts walked together in hash order: how many hashes occur once in all of them,
-/// and how many times each other hash occurs. Several parts are merged first (a stable sort
-/// of sorted runs is one merge of them).
-fn walk(parts: &[&[u64]]) -> (u64, FastMap<u64, u64>) {
-    let merged: Vec<u64>;
-    let sorted: &[u64] = match parts {
-        [] => &[],
-        [one] => one,
-        _ => {
-            let mut all = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
-            for p in parts {
-                all.extend_from_slice(p);
-            }
-            all.sort();
-            merged = all;
-            &merged
-        }
-    };
+/// Sorted hashes walked in order: how many occur once, and how many times each other hash
+/// occurs.
+fn walk(sorted: &[u64]) -> (u64, FastMap<u64, u64>) {
     let mut once = 0u64;
     let mut repeated: FastMap<u64, u64> = FastMap::default();
     for run in sorted.chunk_by(|a, b| a == b) {
@@ -639,7 +624,6 @@ const PARALLEL_ROWS: usize = 1 << 20;
 /// own, the buckets spread over the cores: a bucket of 10M hashes fits in the cache, where
 /// the whole does not.
 fn count_hashes(hashes: &[RowHashes], parts: usize) -> (u64, FastMap<u64, u64>) {
-    const BUCKETS: usize = 256;
     let total: usize = hashes.iter().map(|h| h.hashes.len()).sum();
     // Runs of whole batches of about as many hashes, one per thread.
     let share = total.div_ceil(parts.max(1)).max(1);
@@ -708,7 +692,7 @@ fn count_hashes(hashes: &[RowHashes], parts: usize) -> (u64, FastMap<u64, u64>) 
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         bucket.sort_unstable();
-        walk(&[&**bucket])
+        walk(&bucket)
     });
     let mut once = 0;
     let mut repeated = FastMap::default();

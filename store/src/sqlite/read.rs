@@ -207,8 +207,6 @@ impl SqliteStore {
         }
     }
 
-    /// [`SqliteStore::scan`], collected. A file database is read by several threads at once,
-    /// each over its own part of the time range, and the parts are put back in time order.
     /// The rows numbered `first..=last` (one write's) with time in `[start, end)`, through
     /// the column segments that lie wholly inside that range (those whose times miss
     /// `[start, end)` are not read at all), the other rowids from the rows. `None` when the
@@ -250,6 +248,8 @@ impl SqliteStore {
             .map(Some)
     }
 
+    /// [`SqliteStore::scan`], collected. A file database is read by several threads at once,
+    /// each over its own part of the time range, and the parts are put back in time order.
     pub(crate) async fn scan_collect(
         &self,
         plan: ReadPlan,
