@@ -144,6 +144,21 @@ def same(a, b, path=""):
     return None if a == b else f"{path}: {a} vs {b}"
 
 
+def both(whole, panes, rows, at, from_rows, from_panes):
+    """Every check evaluated at `at` by both servers, timed into `rows[c][from_rows]` and
+    `rows[c][from_panes]`; exits if their results differ or one is an error."""
+    for c in CHECKS:
+        t, want = whole.evaluate(c, at)
+        rows[c][from_rows].append(t)
+        t, got = panes.evaluate(c, at)
+        rows[c][from_panes].append(t)
+        diff = same(want, got)
+        if diff:
+            sys.exit(f"{c}: panes and rows disagree at {at}: {diff}")
+        if any(r["status"] == "error" for r in got):
+            sys.exit(f"{c}: error: {got}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)
@@ -195,31 +210,13 @@ def main():
                             COMPONENTS, "inference", csv], check=True,
                            stdout=subprocess.DEVNULL)
             ingests.append(time.perf_counter() - t0)
-            for c in CHECKS:
-                t, want = whole.evaluate(c, T_NEXT)
-                rows[c]["full_after"].append(t)
-                t, got = panes.evaluate(c, T_NEXT)
-                rows[c]["warm"].append(t)
-                diff = same(want, got)
-                if diff:
-                    sys.exit(f"{c}: panes and rows disagree at {T_NEXT}: {diff}")
-                if any(r["status"] == "error" for r in got):
-                    sys.exit(f"{c}: error: {got}")
+            both(whole, panes, rows, T_NEXT, "full_after", "warm")
             # Steady state: the next hour's 1% and another 0.1% late, after an evaluation
             # from panes (not the cold one) freed what it held.
             subprocess.run([a.mlc, "ingest", "--db", "sqlite://" + copy, "--checks",
                             COMPONENTS, "inference", csv2], check=True,
                            stdout=subprocess.DEVNULL)
-            for c in CHECKS:
-                t, want = whole.evaluate(c, T_STEADY)
-                rows[c]["full_steady"].append(t)
-                t, got = panes.evaluate(c, T_STEADY)
-                rows[c]["steady"].append(t)
-                diff = same(want, got)
-                if diff:
-                    sys.exit(f"{c}: panes and rows disagree at {T_STEADY}: {diff}")
-                if any(r["status"] == "error" for r in got):
-                    sys.exit(f"{c}: error: {got}")
+            both(whole, panes, rows, T_STEADY, "full_steady", "steady")
             peaks.append((panes.peak_mib(), whole.peak_mib()))
         finally:
             panes.stop()
