@@ -244,13 +244,7 @@ impl Codes {
                 codes.sort_unstable();
                 walk(&codes)
             });
-        let mut once = 0;
-        let mut repeated = FastMap::default();
-        for (o, r) in per_bucket {
-            once += o;
-            repeated.extend(r);
-        }
-        (once, repeated)
+        add_walks(per_bucket)
     }
 }
 
@@ -489,6 +483,17 @@ fn walk(sorted: &[u64]) -> (u64, FastMap<u64, u64>) {
     (once, repeated)
 }
 
+/// The [`walk`]s of buckets that share no hash, added up.
+fn add_walks(walks: Vec<(u64, FastMap<u64, u64>)>) -> (u64, FastMap<u64, u64>) {
+    let mut once = 0;
+    let mut repeated = FastMap::default();
+    for (o, r) in walks {
+        once += o;
+        repeated.extend(r);
+    }
+    (once, repeated)
+}
+
 /// Few distinct values (categories): one map entry per distinct hash, holding the first row
 /// with it and how many rows share its value. Keys are plain u64s, so no value is copied; a
 /// row whose hash is taken by a different value (a genuine collision) is set aside and
@@ -694,13 +699,7 @@ fn count_hashes(hashes: &[RowHashes], parts: usize) -> (u64, FastMap<u64, u64>) 
         bucket.sort_unstable();
         walk(&bucket)
     });
-    let mut once = 0;
-    let mut repeated = FastMap::default();
-    for (o, r) in got {
-        once += o;
-        repeated.extend(r);
-    }
-    (once, repeated)
+    add_walks(got)
 }
 
 /// One thread's share of each bucket, in bucket order.
