@@ -326,7 +326,13 @@ mod tests {
             ] {
                 let mut want = Vec::new();
                 super::super::read::read_rows(
-                    &readers, &plan, write.0, write.1 + 1, range.0, range.1, &mut want,
+                    &readers,
+                    &plan,
+                    write.0,
+                    write.1 + 1,
+                    range.0,
+                    range.1,
+                    &mut want,
                 )
                 .unwrap();
                 let got = store.rows_of_write(&plan, write, range).await.unwrap();
