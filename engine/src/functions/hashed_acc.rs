@@ -9,6 +9,7 @@
 use std::any::Any;
 use std::collections::hash_map::Entry;
 use std::hash::BuildHasher;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arrow_array::{Array, ArrayRef, BooleanArray};
@@ -145,7 +146,7 @@ impl HashedAcc {
             HELD.fetch_sub(*bytes, Ordering::Relaxed);
             let mut codes = Codes::default();
             for h in hashes {
-                for &code in &h.hashes {
+                for &code in h.hashes.iter() {
                     codes.push(code);
                 }
             }
@@ -316,7 +317,7 @@ impl Accumulator for HashedAcc {
                 }
                 State::Codes(codes) => {
                     for h in their_hashes {
-                        for &code in &h.hashes {
+                        for &code in h.hashes.iter() {
                             codes.push(code);
                         }
                     }
@@ -647,7 +648,7 @@ fn count_hashes(hashes: &[RowHashes], parts: usize) -> (u64, FastMap<u64, u64>) 
     let parallel = parts > 1 && total >= PARALLEL_ROWS;
     let counts: Vec<[usize; BUCKETS]> = crate::eval::check::par_map(&runs, parallel, |run| {
         let mut n = [0usize; BUCKETS];
-        for h in run.iter().flat_map(|r| &r.hashes) {
+        for h in run.iter().flat_map(|r| r.hashes.iter()) {
             n[(h >> 56) as usize] += 1;
         }
         n
@@ -678,7 +679,7 @@ fn count_hashes(hashes: &[RowHashes], parts: usize) -> (u64, FastMap<u64, u64>) 
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut next = vec![0usize; BUCKETS];
-        for &h in run.iter().flat_map(|r| &r.hashes) {
+        for &h in run.iter().flat_map(|r| r.hashes.iter()) {
             let b = (h >> 56) as usize;
             shares[b][next[b]] = h;
             next[b] += 1;
@@ -706,26 +707,27 @@ fn count_hashes(hashes: &[RowHashes], parts: usize) -> (u64, FastMap<u64, u64>) 
 type Shares<'a> = std::sync::Mutex<Vec<&'a mut [u64]>>;
 
 /// The hash ([`hash_at`]) of each row of a batch that has a value, in row order, and the rows
-/// (ascending) that have none.
+/// (ascending) that have none. Shared, as the batch's arrays are: a state merged from panes
+/// holds the panes' hashes, not a copy.
 #[derive(Clone, Default)]
 pub(crate) struct RowHashes {
-    hashes: Vec<u64>,
-    nulls: Vec<u32>,
+    hashes: Arc<Vec<u64>>,
+    nulls: Arc<Vec<u32>>,
 }
 
 impl RowHashes {
     fn of(hasher: &impl BuildHasher, cat: &Cat<'_>, len: usize) -> RowHashes {
-        let mut out = RowHashes {
-            hashes: Vec::with_capacity(len),
-            nulls: Vec::new(),
-        };
+        let (mut hashes, mut nulls) = (Vec::with_capacity(len), Vec::new());
         for i in 0..len {
             match hash_at(hasher, cat, i) {
-                Some(h) => out.hashes.push(h),
-                None => out.nulls.push(i as u32),
+                Some(h) => hashes.push(h),
+                None => nulls.push(i as u32),
             }
         }
-        out
+        RowHashes {
+            hashes: Arc::new(hashes),
+            nulls: Arc::new(nulls),
+        }
     }
 
     fn bytes(&self) -> usize {
