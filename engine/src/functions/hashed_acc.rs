@@ -5,6 +5,11 @@
 //! value instead, and asks for the rows a second
 //! time ([`Accumulator::needs_second_read`]) only when a code repeats, keeping the values of
 //! those rows alone to group them exactly (docs/evaluation.md#streaming).
+//!
+//! A state over ids that has been concluded keeps its hashes sorted, and slides
+//! ([`Accumulator::retract`], [`Accumulator::merge`]) by merging the hashes of the rows that
+//! come into them and taking out those of the rows that go, rather than sorting them all
+//! again (`mlc serve`'s window, docs/evaluation.md#panes).
 
 use std::any::Any;
 use std::collections::hash_map::Entry;
@@ -25,7 +30,9 @@ pub const DEFAULT_VALUES_LIMIT: usize = 512 << 20;
 
 static VALUES_LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_VALUES_LIMIT);
 
-/// Bytes of values held by every [`HashedAcc`] of the process in [`State::Values`].
+/// Bytes of the batches (with their hashes) held by the [`HashedAcc`]s of the process in
+/// [`State::Values`], each batch counted once however many states share it (a pane and the
+/// window merged from it).
 static HELD: AtomicUsize = AtomicUsize::new(0);
 
 /// Sets the most bytes of values the `distinct` and `duplicate_rate` states hold together
@@ -52,16 +59,43 @@ pub(crate) struct HashedAcc {
     pub(crate) finish: fn(u64, u64, u64) -> Result<Outcome, EvalError>,
 }
 
+/// One non-empty batch fed, with its rows hashed as they were fed (on the threads that feed
+/// the rows, while the next rows are read), so that concluding sorts them without hashing.
+/// Shared by the states that hold it (a pane and the window merged from it), and counted in
+/// [`HELD`] while one does.
+pub(crate) struct Part {
+    array: ArrayRef,
+    hashes: RowHashes,
+    bytes: usize,
+}
+
+impl Part {
+    fn new(array: ArrayRef, hashes: RowHashes) -> Arc<Part> {
+        let bytes = array.get_array_memory_size() + hashes.bytes();
+        HELD.fetch_add(bytes, Ordering::Relaxed);
+        Arc::new(Part {
+            array,
+            hashes,
+            bytes,
+        })
+    }
+}
+
+impl Drop for Part {
+    fn drop(&mut self) {
+        HELD.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
 enum State {
-    /// The non-empty batches fed, their bytes, and from how many bytes on the values are next
-    /// looked at to decide whether codes should replace them.
+    /// The parts fed, their bytes, and from how many bytes on the values are next looked at
+    /// to decide whether codes should replace them.
     Values {
-        batches: Vec<ArrayRef>,
-        /// Each batch's rows hashed as they were fed (on the threads that feed the rows,
-        /// while the next rows are read), so that concluding sorts them without hashing.
-        hashes: Vec<RowHashes>,
+        parts: Vec<Arc<Part>>,
         bytes: usize,
         next_look: usize,
+        /// Kept from the first conclusion of a column of ids ([`Accumulator::prepare`]).
+        sorted: Option<Sorted>,
     },
     /// One code (the value's hash) per non-null value fed.
     Codes(Codes),
@@ -77,6 +111,13 @@ enum State {
         extra: bool,
         asked: bool,
     },
+}
+
+/// The hashes of every row with a value of a state's parts, sorted, and (once counted) how
+/// many occur once and how many times each other one occurs ([`walk`]).
+struct Sorted {
+    hashes: Vec<u64>,
+    walked: Option<(u64, FastMap<u64, u64>)>,
 }
 
 impl HashedAcc {
@@ -95,21 +136,13 @@ impl HashedAcc {
         HashedAcc {
             name,
             state: State::Values {
-                batches: Vec::new(),
-                hashes: Vec::new(),
+                parts: Vec::new(),
                 bytes: 0,
                 next_look: 0,
+                sorted: None,
             },
             limit,
             finish,
-        }
-    }
-
-    /// Holds `more` bytes of values more.
-    fn hold(&mut self, more: usize) {
-        if let State::Values { bytes, .. } = &mut self.state {
-            *bytes += more;
-            HELD.fetch_add(more, Ordering::Relaxed);
         }
     }
 
@@ -119,7 +152,7 @@ impl HashedAcc {
     /// when its values have doubled).
     fn maybe_compact(&mut self) {
         let State::Values {
-            batches,
+            parts,
             bytes,
             next_look,
             ..
@@ -130,23 +163,24 @@ impl HashedAcc {
         if *bytes < *next_look || HELD.load(Ordering::Relaxed) <= self.limit {
             return;
         }
-        let Ok(cats) = cats_of(self.name, batches) else {
+        let arrays = arrays_of(parts);
+        let Ok(cats) = cats_of(self.name, &arrays) else {
             return;
         };
-        if sample_all_distinct(&cats, batches, &hasher()) {
+        if sample_all_distinct(&cats, &arrays, &hasher()) {
             self.keep_codes();
         } else {
             *next_look = bytes.saturating_mul(2).max(1 << 20);
         }
     }
 
-    /// Hashes the kept values into codes (nothing happens past [`State::Values`]).
+    /// Hashes the kept values into codes (nothing happens past [`State::Values`]); the parts
+    /// go (and leave [`HELD`] once no other state holds them).
     fn keep_codes(&mut self) {
-        if let State::Values { hashes, bytes, .. } = &self.state {
-            HELD.fetch_sub(*bytes, Ordering::Relaxed);
+        if let State::Values { parts, .. } = &self.state {
             let mut codes = Codes::default();
-            for h in hashes {
-                for &code in h.hashes.iter() {
+            for p in parts {
+                for &code in &p.hashes.hashes {
                     codes.push(code);
                 }
             }
@@ -179,6 +213,20 @@ fn hasher() -> foldhash::fast::FixedState {
 
 fn cats_of<'a>(name: &'static str, batches: &'a [ArrayRef]) -> Result<Vec<Cat<'a>>, EvalError> {
     batches.iter().map(|b| Cat::new(name, b)).collect()
+}
+
+fn arrays_of(parts: &[Arc<Part>]) -> Vec<ArrayRef> {
+    parts.iter().map(|p| p.array.clone()).collect()
+}
+
+fn hashes_of(parts: &[Arc<Part>]) -> Vec<&RowHashes> {
+    parts.iter().map(|p| &p.hashes).collect()
+}
+
+/// Whether a state of `rows` non-null rows over `cats` is counted by sorting its hashes
+/// (a column of ids) rather than in a map of its distinct values.
+fn ids(cats: &[Cat<'_>], arrays: &[ArrayRef], rows: usize) -> bool {
+    rows > MAP_LIMIT && sample_all_distinct(cats, arrays, &hasher())
 }
 
 /// Codes in [`BUCKETS`] buckets by their top bits, each bucket a list of blocks of at most
@@ -255,7 +303,16 @@ impl Accumulator for HashedAcc {
     }
     fn held_bytes(&self) -> usize {
         match &self.state {
-            State::Values { bytes, .. } => *bytes,
+            // A part shared by several states counts a share in each.
+            State::Values { parts, sorted, .. } => {
+                parts
+                    .iter()
+                    .map(|p| p.bytes / Arc::strong_count(p).max(1))
+                    .sum::<usize>()
+                    + sorted.as_ref().map_or(0, |s| {
+                        s.hashes.capacity() * 8 + s.walked.as_ref().map_or(0, |w| w.1.len() * 16)
+                    })
+            }
             State::Codes(codes) => usize::try_from(codes.len).unwrap_or(usize::MAX) * 8,
             State::Settled {
                 repeated, again, ..
@@ -276,13 +333,16 @@ impl Accumulator for HashedAcc {
         }
         match &mut self.state {
             State::Values {
-                batches, hashes, ..
+                parts,
+                bytes,
+                sorted,
+                ..
             } => {
                 let h = RowHashes::of(&hasher(), &cat, args[0].len());
-                let more = args[0].get_array_memory_size() + h.bytes();
-                batches.push(args[0].clone());
-                hashes.push(h);
-                self.hold(more);
+                let part = Part::new(args[0].clone(), h);
+                *bytes += part.bytes;
+                parts.push(part);
+                *sorted = None;
             }
             State::Codes(codes) => {
                 codes.push_all(&cat, args[0].len());
@@ -296,28 +356,29 @@ impl Accumulator for HashedAcc {
     fn merge(&mut self, other: &dyn Accumulator) -> Result<(), EvalError> {
         let other = same::<Self>(self.name, other)?;
         match &other.state {
-            State::Values {
-                batches: theirs,
-                hashes: their_hashes,
-                ..
-            } => match &mut self.state {
+            State::Values { parts: theirs, .. } => match &mut self.state {
                 State::Values {
-                    batches, hashes, ..
+                    parts,
+                    bytes,
+                    sorted,
+                    ..
                 } => {
-                    batches.extend(theirs.iter().cloned());
-                    hashes.extend(their_hashes.iter().cloned());
-                    self.hold(
-                        theirs
+                    parts.extend(theirs.iter().cloned());
+                    *bytes += theirs.iter().map(|p| p.bytes).sum::<usize>();
+                    if let Some(s) = sorted {
+                        let mut more: Vec<u64> = theirs
                             .iter()
-                            .map(|b| b.get_array_memory_size())
-                            .sum::<usize>()
-                            + their_hashes.iter().map(RowHashes::bytes).sum::<usize>(),
-                    );
+                            .flat_map(|p| p.hashes.hashes.iter().copied())
+                            .collect();
+                        more.sort_unstable();
+                        merge_sorted(&mut s.hashes, &more);
+                        s.walked = None;
+                    }
                     self.maybe_compact();
                 }
                 State::Codes(codes) => {
-                    for h in their_hashes {
-                        for &code in h.hashes.iter() {
+                    for p in theirs {
+                        for &code in &p.hashes.hashes {
                             codes.push(code);
                         }
                     }
@@ -335,8 +396,89 @@ impl Accumulator for HashedAcc {
         }
         Ok(())
     }
+    /// Takes out the parts of `other` (the very parts, shared with it), and their hashes out
+    /// of the sorted ones if this state keeps them. Not in codes.
+    fn retract(&mut self, other: &dyn Accumulator) -> bool {
+        let Some(other) = other.as_any().downcast_ref::<Self>() else {
+            return false;
+        };
+        let (
+            State::Values {
+                parts,
+                bytes,
+                sorted,
+                ..
+            },
+            State::Values { parts: theirs, .. },
+        ) = (&mut self.state, &other.state)
+        else {
+            return false;
+        };
+        let mut going: FastMap<usize, usize> = FastMap::default();
+        for p in theirs {
+            *going.entry(Arc::as_ptr(p) as usize).or_default() += 1;
+        }
+        let before = parts.len();
+        parts.retain(|p| match going.get_mut(&(Arc::as_ptr(p) as usize)) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        });
+        if before - parts.len() != theirs.len() {
+            return false;
+        }
+        *bytes -= theirs.iter().map(|p| p.bytes).sum::<usize>();
+        if let Some(s) = sorted {
+            let mut less: Vec<u64> = theirs
+                .iter()
+                .flat_map(|p| p.hashes.hashes.iter().copied())
+                .collect();
+            less.sort_unstable();
+            if !remove_sorted(&mut s.hashes, &less) {
+                return false;
+            }
+            s.walked = None;
+        }
+        true
+    }
+    fn can_retract(&self) -> bool {
+        true
+    }
+    /// Codes are counted; a column of ids in values has its hashes sorted (kept, for a state
+    /// that slides on) and counted.
     fn prepare(&mut self) {
         self.settle();
+        let State::Values { parts, sorted, .. } = &mut self.state else {
+            return;
+        };
+        let rows: usize = parts.iter().map(|p| p.hashes.hashes.len()).sum();
+        let threads = if rows >= PARALLEL_ROWS {
+            crate::eval::cores().min(8)
+        } else {
+            1
+        };
+        match sorted {
+            Some(s) => {
+                if s.walked.is_none() {
+                    s.walked = Some(walk_in(&s.hashes, threads));
+                }
+            }
+            None => {
+                let arrays = arrays_of(parts);
+                let Ok(cats) = cats_of(self.name, &arrays) else {
+                    return;
+                };
+                if ids(&cats, &arrays, rows) {
+                    let (hashes, walked) = count_hashes(&hashes_of(parts), threads);
+                    *sorted = Some(Sorted {
+                        hashes,
+                        walked: Some(walked),
+                    });
+                }
+            }
+        }
     }
     fn may_need_second_read(&self) -> bool {
         true
@@ -394,15 +536,28 @@ impl Accumulator for HashedAcc {
     }
     fn finalize(&self) -> Result<Outcome, EvalError> {
         match &self.state {
-            State::Values {
-                batches, hashes, ..
-            } => {
-                let cats = cats_of(self.name, batches)?;
-                let rows: usize = batches.iter().map(|b| b.len()).sum();
-                let ids = rows > MAP_LIMIT && sample_all_distinct(&cats, batches, &hasher());
-                let counts = if ids { None } else { by_map(&cats, hashes) };
-                let (distinct, total, duplicated) =
-                    counts.unwrap_or_else(|| by_sort(&cats, hashes));
+            State::Values { parts, sorted, .. } => {
+                let arrays = arrays_of(parts);
+                let cats = cats_of(self.name, &arrays)?;
+                let hashes = hashes_of(parts);
+                let (distinct, total, duplicated) = match sorted {
+                    Some(Sorted {
+                        walked: Some((once, repeated)),
+                        ..
+                    }) => {
+                        let total = hashes.iter().map(|h| h.hashes.len() as u64).sum();
+                        group_repeats(&cats, &hashes, total, *once, repeated, threads_for(total))
+                    }
+                    _ => {
+                        let rows: usize = hashes.iter().map(|h| h.hashes.len()).sum();
+                        let counts = if ids(&cats, &arrays, rows) {
+                            None
+                        } else {
+                            by_map(&cats, &hashes)
+                        };
+                        counts.unwrap_or_else(|| by_sort(&cats, &hashes))
+                    }
+                };
                 (self.finish)(distinct, total, duplicated)
             }
             State::Codes(_) => Err(EvalError::Invalid(format!(
@@ -455,18 +610,129 @@ impl Accumulator for HashedAcc {
     }
 }
 
-impl Drop for HashedAcc {
-    fn drop(&mut self) {
-        if let State::Values { bytes, .. } = &self.state {
-            HELD.fetch_sub(*bytes, Ordering::Relaxed);
-        }
-    }
-}
-
 fn concluded(name: &str) -> EvalError {
     EvalError::Invalid(format!(
         "internal error: {name} was fed rows after its codes were counted"
     ))
+}
+
+/// Merges the sorted `more` into the sorted `into`, in place from the back when `into` has
+/// the room (each run of `into` moved once, as a block, its start found by galloping back
+/// from the last, so that the search stays where the moves are), else into a vector with
+/// some room to spare for the next merge.
+fn merge_sorted(into: &mut Vec<u64>, more: &[u64]) {
+    if more.is_empty() {
+        return;
+    }
+    let n = into.len();
+    if into.capacity() < n + more.len() {
+        let mut out = Vec::with_capacity((n + more.len()) + (n + more.len()) / 16);
+        let (mut i, mut j) = (0, 0);
+        while i < n && j < more.len() {
+            if into[i] <= more[j] {
+                out.push(into[i]);
+                i += 1;
+            } else {
+                out.push(more[j]);
+                j += 1;
+            }
+        }
+        out.extend_from_slice(&into[i..]);
+        out.extend_from_slice(&more[j..]);
+        *into = out;
+        return;
+    }
+    into.resize(n + more.len(), 0);
+    // `end`: the end of the part of `into` not yet moved; each value of `more`, from the
+    // last, goes after the values of `into` not above it.
+    let mut end = n;
+    for (j, &v) in more.iter().enumerate().rev() {
+        let at = gallop_back(&into[..end], v);
+        into.copy_within(at..end, at + j + 1);
+        into[at + j] = v;
+        end = at;
+    }
+}
+
+/// Takes the sorted `less` out of the sorted `from`, one occurrence per value of `less`;
+/// false (`from` then unusable) when one is missing.
+fn remove_sorted(from: &mut Vec<u64>, less: &[u64]) -> bool {
+    if less.is_empty() {
+        return true;
+    }
+    // Values before `read` are settled; those kept are before `write`.
+    let (mut read, mut write) = (0, 0);
+    for &v in less {
+        let at = read + gallop(&from[read..], v);
+        if at == from.len() || from[at] != v {
+            return false;
+        }
+        from.copy_within(read..at, write);
+        write += at - read;
+        read = at + 1;
+    }
+    let n = from.len();
+    from.copy_within(read..n, write);
+    from.truncate(write + (n - read));
+    true
+}
+
+/// In the sorted `s`, how many values are not above `v` (`partition_point(|x| x <= v)`),
+/// searched from the end in steps that double.
+fn gallop_back(s: &[u64], v: u64) -> usize {
+    // Every value of `s[hi..]` is above `v`.
+    let (mut hi, mut step) = (s.len(), 1);
+    while hi > 0 {
+        let probe = hi.saturating_sub(step);
+        if s[probe] <= v {
+            return probe + 1 + s[probe + 1..hi].partition_point(|&x| x <= v);
+        }
+        hi = probe;
+        step *= 2;
+    }
+    0
+}
+
+/// In the sorted `s`, how many values are below `v` (`partition_point(|x| x < v)`), searched
+/// from the start in steps that double.
+fn gallop(s: &[u64], v: u64) -> usize {
+    // Every value of `s[..lo]` is below `v`.
+    let (mut lo, mut step) = (0, 1);
+    while lo < s.len() {
+        let probe = (lo + step - 1).min(s.len() - 1);
+        if s[probe] >= v {
+            return lo + s[lo..probe].partition_point(|&x| x < v);
+        }
+        lo = probe + 1;
+        step *= 2;
+    }
+    s.len()
+}
+
+/// [`walk`] of a sorted slice on `threads`, cut where the value changes.
+fn walk_in(sorted: &[u64], threads: usize) -> (u64, FastMap<u64, u64>) {
+    let pieces = if threads > 1 { threads * 4 } else { 1 };
+    let mut cuts = vec![0];
+    for k in 1..pieces {
+        let mut at = (sorted.len() * k / pieces).max(*cuts.last().unwrap_or(&0));
+        while at > 0 && at < sorted.len() && sorted[at] == sorted[at - 1] {
+            at += 1;
+        }
+        cuts.push(at);
+    }
+    cuts.push(sorted.len());
+    let ranges: Vec<std::ops::Range<usize>> = cuts.windows(2).map(|w| w[0]..w[1]).collect();
+    add_walks(crate::eval::check::par_map(&ranges, threads > 1, |r| {
+        walk(&sorted[r.clone()])
+    }))
+}
+
+fn threads_for(rows: u64) -> usize {
+    if rows >= PARALLEL_ROWS as u64 {
+        crate::eval::cores().min(8)
+    } else {
+        1
+    }
 }
 
 /// Sorted hashes walked in order: how many occur once, and how many times each other hash
@@ -499,7 +765,7 @@ fn add_walks(walks: Vec<(u64, FastMap<u64, u64>)>) -> (u64, FastMap<u64, u64>) {
 /// with it and how many rows share its value. Keys are plain u64s, so no value is copied; a
 /// row whose hash is taken by a different value (a genuine collision) is set aside and
 /// grouped exactly. Gives up (`None`) past [`MAP_LIMIT`] distinct hashes, where sorting wins.
-fn by_map(cats: &[Cat<'_>], hashes: &[RowHashes]) -> Option<(u64, u64, u64)> {
+fn by_map(cats: &[Cat<'_>], hashes: &[&RowHashes]) -> Option<(u64, u64, u64)> {
     let mut first: FastMap<u64, ((u32, u32), u64)> = FastMap::default();
     let mut collided: Vec<(u64, u32, u32)> = Vec::new();
     let mut total = 0u64;
@@ -577,7 +843,7 @@ const SAMPLE: usize = 4096;
 /// one distinct value. Only the rows whose hash repeats are found again, with their place,
 /// and grouped by value exactly ([`sorted_runs`]), so a column of distinct ids is never
 /// compared value by value.
-fn by_sort(cats: &[Cat<'_>], hashes: &[RowHashes]) -> (u64, u64, u64) {
+fn by_sort(cats: &[Cat<'_>], hashes: &[&RowHashes]) -> (u64, u64, u64) {
     let rows: usize = hashes.iter().map(|h| h.hashes.len()).sum();
     let parts = if rows >= PARALLEL_ROWS {
         crate::eval::cores().min(8)
@@ -588,9 +854,23 @@ fn by_sort(cats: &[Cat<'_>], hashes: &[RowHashes]) -> (u64, u64, u64) {
 }
 
 /// [`by_sort`] on `parts` threads.
-fn by_sort_in(cats: &[Cat<'_>], hashes: &[RowHashes], parts: usize) -> (u64, u64, u64) {
+fn by_sort_in(cats: &[Cat<'_>], hashes: &[&RowHashes], parts: usize) -> (u64, u64, u64) {
     let total = hashes.iter().map(|h| h.hashes.len() as u64).sum();
-    let (once, repeated) = count_hashes(hashes, parts);
+    let (_, (once, repeated)) = count_hashes(hashes, parts);
+    group_repeats(cats, hashes, total, once, &repeated, parts)
+}
+
+/// (distinct values, `total`, values seen more than once) from the count of the hashes of
+/// the rows with a value: `once` occur once, `repeated` more often. The rows of the repeated
+/// hashes are found again and grouped by value exactly.
+fn group_repeats(
+    cats: &[Cat<'_>],
+    hashes: &[&RowHashes],
+    total: u64,
+    once: u64,
+    repeated: &FastMap<u64, u64>,
+    parts: usize,
+) -> (u64, u64, u64) {
     if repeated.is_empty() {
         return (once, total, 0);
     }
@@ -601,7 +881,7 @@ fn by_sort_in(cats: &[Cat<'_>], hashes: &[RowHashes], parts: usize) -> (u64, u64
         let bit = (*h as usize) % FILTER_BITS;
         filter[bit / 64] |= 1 << (bit % 64);
     }
-    let (repeated, filter) = (&repeated, &filter);
+    let filter = &filter;
     let batches: Vec<usize> = (0..hashes.len()).collect();
     let found = crate::eval::check::par_map(&batches, parts > 1, |&b| {
         hashes[b]
@@ -624,16 +904,16 @@ const FILTER_BITS: usize = 1 << 20;
 /// Below this many rows the hashes are sorted on one thread.
 const PARALLEL_ROWS: usize = 1 << 20;
 
-/// How many of the hashes occur once, and how many times each other hash occurs. The
-/// hashes are put in 256 buckets by their top byte (each of `parts` threads a run of the
+/// The hashes sorted; how many of them occur once, and how many times each other hash
+/// occurs. The hashes are put in 256 buckets by their top byte (each of `parts` threads a run of the
 /// batches, into its own share of each bucket), then each bucket is sorted and counted on its
 /// own, the buckets spread over the cores: a bucket of 10M hashes fits in the cache, where
 /// the whole does not.
-fn count_hashes(hashes: &[RowHashes], parts: usize) -> (u64, FastMap<u64, u64>) {
+fn count_hashes(hashes: &[&RowHashes], parts: usize) -> (Vec<u64>, (u64, FastMap<u64, u64>)) {
     let total: usize = hashes.iter().map(|h| h.hashes.len()).sum();
     // Runs of whole batches of about as many hashes, one per thread.
     let share = total.div_ceil(parts.max(1)).max(1);
-    let mut runs: Vec<&[RowHashes]> = Vec::new();
+    let mut runs: Vec<&[&RowHashes]> = Vec::new();
     let (mut from, mut acc) = (0, 0);
     for (b, h) in hashes.iter().enumerate() {
         acc += h.hashes.len();
@@ -653,8 +933,11 @@ fn count_hashes(hashes: &[RowHashes], parts: usize) -> (u64, FastMap<u64, u64>) 
         }
         n
     });
-    // One buffer, cut bucket by bucket and, within a bucket, run by run.
-    let mut sorted = vec![0u64; total];
+    // One buffer, cut bucket by bucket and, within a bucket, run by run; with room to
+    // spare for a state that slides on to merge more hashes in place (zeroed by the
+    // allocator, so its pages are not touched until used).
+    let mut sorted: Vec<u64> = vec![0u64; total + total / 16];
+    sorted.truncate(total);
     let mut shares: Vec<Vec<&mut [u64]>> = runs.iter().map(|_| Vec::new()).collect();
     let mut buckets: Vec<std::ops::Range<usize>> = Vec::with_capacity(BUCKETS);
     let mut rest: &mut [u64] = &mut sorted;
@@ -669,7 +952,7 @@ fn count_hashes(hashes: &[RowHashes], parts: usize) -> (u64, FastMap<u64, u64>) 
         }
         buckets.push(start..at);
     }
-    let work: Vec<(&[RowHashes], Shares<'_>)> = runs
+    let work: Vec<(&[&RowHashes], Shares<'_>)> = runs
         .iter()
         .zip(shares)
         .map(|(run, s)| (*run, std::sync::Mutex::new(s)))
@@ -700,19 +983,19 @@ fn count_hashes(hashes: &[RowHashes], parts: usize) -> (u64, FastMap<u64, u64>) 
         bucket.sort_unstable();
         walk(&bucket)
     });
-    add_walks(got)
+    drop(cells);
+    (sorted, add_walks(got))
 }
 
 /// One thread's share of each bucket, in bucket order.
 type Shares<'a> = std::sync::Mutex<Vec<&'a mut [u64]>>;
 
 /// The hash ([`hash_at`]) of each row of a batch that has a value, in row order, and the rows
-/// (ascending) that have none. Shared, as the batch's arrays are: a state merged from panes
-/// holds the panes' hashes, not a copy.
+/// (ascending) that have none.
 #[derive(Clone, Default)]
 pub(crate) struct RowHashes {
-    hashes: Arc<Vec<u64>>,
-    nulls: Arc<Vec<u32>>,
+    hashes: Vec<u64>,
+    nulls: Vec<u32>,
 }
 
 impl RowHashes {
@@ -724,10 +1007,7 @@ impl RowHashes {
                 None => nulls.push(i as u32),
             }
         }
-        RowHashes {
-            hashes: Arc::new(hashes),
-            nulls: Arc::new(nulls),
-        }
+        RowHashes { hashes, nulls }
     }
 
     fn bytes(&self) -> usize {
@@ -834,6 +1114,10 @@ mod tests {
             .collect()
     }
 
+    fn refs(h: &[RowHashes]) -> Vec<&RowHashes> {
+        h.iter().collect()
+    }
+
     #[test]
     fn row_hashes_keep_each_row_with_a_value_in_its_place() {
         let a: ArrayRef = Arc::new(StringArray::from(vec![
@@ -924,22 +1208,22 @@ mod tests {
         let cats = vec![Cat::new("t", &a).unwrap(), Cat::new("t", &b).unwrap()];
         let coarse = hashed(&CoarseState, &cats, &batches);
         let fine = hashed(&foldhash::fast::FixedState::with_seed(3), &cats, &batches);
-        assert_eq!(by_sort(&cats, &coarse), exact(&v));
+        assert_eq!(by_sort(&cats, &refs(&coarse)), exact(&v));
         // Hashed and sorted in parts (ranges that cut a batch, and parts with no rows): the
         // same counts, equal hashes met across parts.
         for parts in [2, 3, 7, 64] {
             assert_eq!(
-                super::by_sort_in(&cats, &coarse, parts),
+                super::by_sort_in(&cats, &refs(&coarse), parts),
                 exact(&v),
                 "{parts} parts"
             );
             assert_eq!(
-                super::by_sort_in(&cats, &fine, parts),
+                super::by_sort_in(&cats, &refs(&fine), parts),
                 exact(&v),
                 "{parts} parts"
             );
         }
-        assert_eq!(by_sort(&cats, &fine), exact(&v));
+        assert_eq!(by_sort(&cats, &refs(&fine)), exact(&v));
     }
 
     #[test]
@@ -1132,6 +1416,143 @@ mod tests {
     }
 
     #[test]
+    fn sorted_hashes_merge_and_lose_values_as_a_fresh_sort_gives() {
+        // A small generator: many equal values, runs at both ends, empty sides.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        for round in 0..300 {
+            let n = next(200) as usize;
+            let m = next(60) as usize;
+            let span = [3, 50, 1 << 40][round % 3];
+            let mut base: Vec<u64> = (0..n).map(|_| next(span)).collect();
+            let mut more: Vec<u64> = (0..m).map(|_| next(span)).collect();
+            base.sort_unstable();
+            more.sort_unstable();
+            let mut want: Vec<u64> = base.iter().chain(&more).copied().collect();
+            want.sort_unstable();
+            // With and without room to merge in place.
+            for room in [false, true] {
+                let mut got = base.clone();
+                if room {
+                    got.reserve(more.len());
+                } else {
+                    got.shrink_to_fit();
+                }
+                super::merge_sorted(&mut got, &more);
+                assert_eq!(got, want, "round {round}, room {room}");
+                // Taking `more` out again gives `base`.
+                assert!(super::remove_sorted(&mut got, &more), "round {round}");
+                assert_eq!(got, base, "round {round}");
+            }
+            // A value not held: refused.
+            if let Some(&v) = more.first()
+                && !base.contains(&v)
+            {
+                let mut got = base.clone();
+                assert!(!super::remove_sorted(&mut got, &[v]), "round {round}");
+            }
+            for &v in more.iter().chain(&base).chain(&[0, u64::MAX]) {
+                assert_eq!(
+                    super::gallop_back(&want, v),
+                    want.partition_point(|&x| x <= v)
+                );
+                assert_eq!(super::gallop(&want, v), want.partition_point(|&x| x < v));
+            }
+            // Walked in pieces on several threads: as one walk.
+            assert_eq!(
+                super::walk_in(&want, 3),
+                super::walk(&want),
+                "round {round}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_window_of_ids_slides_to_what_merging_its_panes_gives() {
+        // Panes of ids (past the map's limit together), some repeated within and across
+        // panes, with nulls, each pane fed in two batches.
+        let pane = |p: usize| -> Vec<Option<String>> {
+            (0..30_000usize)
+                .map(|i| match i % 101 {
+                    0 => None,
+                    7 => Some(format!("id-{}", (i * 13 + p) % 50_000)),
+                    _ => Some(format!("id-{p}-{i}")),
+                })
+                .collect()
+        };
+        let values: Vec<Vec<Option<String>>> = (0..6).map(pane).collect();
+        let state_of = |v: &[Option<String>]| {
+            let mut acc = dup_rate(usize::MAX);
+            for b in arrays(v, &[v.len() / 3]) {
+                acc.update(Side::Current, &[b]).unwrap();
+            }
+            acc
+        };
+        let mut panes: Vec<super::HashedAcc> = values.iter().map(|v| state_of(v)).collect();
+        let counts_of = |held: &[&[Option<String>]]| {
+            let all: Vec<Option<String>> = held.iter().flat_map(|v| v.iter().cloned()).collect();
+            counts(&all)
+        };
+        let sorted_len = |acc: &super::HashedAcc| match &acc.state {
+            super::State::Values {
+                sorted: Some(s), ..
+            } => Some(s.hashes.len()),
+            _ => None,
+        };
+        let mut window = dup_rate(usize::MAX);
+        for p in &panes[..4] {
+            window.merge(p).unwrap();
+        }
+        window.prepare();
+        let held: Vec<&[Option<String>]> = values[..4].iter().map(|v| v.as_slice()).collect();
+        assert_eq!(window.finalize().unwrap(), counts_of(&held));
+        let kept = sorted_len(&window).expect("ids keep their hashes sorted");
+
+        // Pane 0 leaves, pane 4 joins, and pane 2 gains rows (a late write): as
+        // `CheckState::slide` does, the window takes out the pane that left and merges the
+        // rows that came.
+        assert!(window.retract(&panes[0]));
+        window.merge(&panes[4]).unwrap();
+        let late: Vec<Option<String>> = (0..500)
+            .map(|i| Some(format!("id-1-{}", i * 40)))
+            .chain((0..300).map(|i| Some(format!("late-{i}"))))
+            .collect();
+        let delta = state_of(&late);
+        panes[2].merge(&delta).unwrap();
+        window.merge(&delta).unwrap();
+        window.prepare();
+        let grown: Vec<Option<String>> = values[2].iter().chain(&late).cloned().collect();
+        let held: Vec<&[Option<String>]> = vec![&values[1], &grown, &values[3], &values[4]];
+        let want = counts_of(&held);
+        assert_eq!(window.finalize().unwrap(), want);
+        // Slid, not sorted afresh: the hashes kept lost pane 0's and gained the others'.
+        let (n0, n4) = (
+            values[0].iter().flatten().count(),
+            values[4].iter().flatten().count(),
+        );
+        assert_eq!(sorted_len(&window), Some(kept - n0 + n4 + late.len()));
+        // The same as merging the panes afresh.
+        let mut fresh = dup_rate(usize::MAX);
+        for p in &panes[1..5] {
+            fresh.merge(p).unwrap();
+        }
+        fresh.prepare();
+        assert_eq!(fresh.finalize().unwrap(), want);
+
+        // A pane it does not hold: refused (the caller rebuilds the window).
+        assert!(!window.retract(&panes[5]));
+        // A state in codes cannot take rows out.
+        let mut codes = dup_rate(0);
+        codes.merge(&panes[1]).unwrap();
+        assert!(!codes.retract(&panes[1]));
+    }
+
+    #[test]
     fn map_and_sort_paths_agree() {
         // 100k ints where every third value repeats: past the map's limit of distinct hashes.
         let v: Vec<Option<i64>> = (0..100_000i64)
@@ -1147,12 +1568,15 @@ mod tests {
         let cats = vec![Cat::new("t", &a).unwrap()];
         let h = foldhash::fast::FixedState::with_seed(1);
         let all = hashed(&h, &cats, std::slice::from_ref(&a));
-        let sorted = by_sort(&cats, &all);
-        assert_eq!(by_map(&cats, &all), None);
+        let sorted = by_sort(&cats, &refs(&all));
+        assert_eq!(by_map(&cats, &refs(&all)), None);
         let small = a.slice(0, 5000);
         let small_cats = vec![Cat::new("t", &small).unwrap()];
         let few = hashed(&h, &small_cats, std::slice::from_ref(&small));
-        assert_eq!(by_map(&small_cats, &few), Some(by_sort(&small_cats, &few)));
+        assert_eq!(
+            by_map(&small_cats, &refs(&few)),
+            Some(by_sort(&small_cats, &refs(&few)))
+        );
         let mut counts = std::collections::HashMap::new();
         for x in v.iter().flatten() {
             *counts.entry(*x).or_insert(0u64) += 1;
