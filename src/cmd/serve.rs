@@ -16,7 +16,7 @@ CONFIG FILE (mlc.toml):
   db = \"sqlite://mlc.db\"          token = \"...\"
   alertmanager = [\"http://am:9093\"]  webhook = [\"http://hooks/mlc\"]
   max_body_bytes = 67108864       max_series_per_check = 1000
-  pane_cache_bytes = 536870912
+  pane_cache_bytes = 1073741824
   watch = true                    debounce_ms = 500
   notify_retries = 5              notify_backoff_ms = 500
   shutdown_timeout_secs = 30      state_file = \"mlc-alerts.json\"
@@ -57,7 +57,7 @@ pub struct Args {
     #[arg(long, env = "MLC_MAX_SERIES_PER_CHECK")]
     max_series_per_check: Option<usize>,
     /// Most bytes the checks' cached pane states hold together; 0 re-reads every window at
-    /// every evaluation (docs/evaluation.md#panes) [default: 512 MiB].
+    /// every evaluation (docs/evaluation.md#panes) [default: 1 GiB].
     #[arg(long, env = "MLC_PANE_CACHE_BYTES")]
     pane_cache_bytes: Option<u64>,
     /// Do not watch the rule files (reload with POST /-/reload or SIGHUP only).

@@ -27,7 +27,7 @@ use crate::results::CheckResult;
 
 /// The default most bytes the pane states of all checks may hold together
 /// (`pane_cache_bytes` in `mlc serve`'s config, `MLC_PANE_CACHE_BYTES`).
-pub const PANE_CACHE_BYTES: u64 = 512 << 20;
+pub const PANE_CACHE_BYTES: u64 = 1 << 30;
 
 /// The most panes a window is cut into.
 const MAX_PANES: u64 = 1024;
