@@ -190,6 +190,8 @@ def main():
                 os.remove(copy + suffix)
             if os.path.exists(db + suffix):
                 shutil.copyfile(db + suffix, copy + suffix)
+        # The copy's pages written out before the servers start, not during their reads.
+        os.sync()
         csv = os.path.join(work, f"new{rep}.csv")
         new_rows(csv, new, late, seed=rep)
         csv2 = os.path.join(work, f"new{rep}b.csv")
