@@ -11,26 +11,14 @@ use statrs::function::gamma::ln_gamma;
 pub(crate) fn ks_2samp(a: &[f64], b: &[f64]) -> (f64, f64) {
     let (n1, n2) = (a.len(), b.len());
     // scipy evaluates both ECDFs at every pooled value; the extremes of their difference
-    // occur at the distinct values, visited here in one merge pass.
-    let (mut i, mut j) = (0usize, 0usize);
-    let (mut max_s, mut min_s) = (f64::NEG_INFINITY, f64::INFINITY);
-    while i < n1 || j < n2 {
-        let v = match (a.get(i), b.get(j)) {
-            (Some(&x), Some(&y)) => x.min(y),
-            (Some(&x), None) => x,
-            (None, Some(&y)) => y,
-            (None, None) => break,
-        };
-        while i < n1 && a[i] <= v {
-            i += 1;
-        }
-        while j < n2 && b[j] <= v {
-            j += 1;
-        }
-        let diff = i as f64 / n1 as f64 - j as f64 / n2 as f64;
-        max_s = max_s.max(diff);
-        min_s = min_s.min(diff);
-    }
+    // occur at the distinct values, visited in one merge pass, cut in pieces on the cores
+    // for large samples.
+    let threads = if n1 + n2 >= PARALLEL_KS {
+        crate::eval::cores()
+    } else {
+        1
+    };
+    let (max_s, min_s) = ecdf_extremes(a, b, threads);
     let min_s = (-min_s).clamp(0.0, 1.0);
     let d = if min_s > max_s { min_s } else { max_s };
     if n1.max(n2) <= 10_000
@@ -41,6 +29,63 @@ pub(crate) fn ks_2samp(a: &[f64], b: &[f64]) -> (f64, f64) {
     let (m, n) = (n1.max(n2) as f64, n1.min(n2) as f64);
     let en = m * n / (m + n);
     (d, kstwo_sf(en.round_ties_even() as u64, d).clamp(0.0, 1.0))
+}
+
+/// Pooled values from which [`ks_2samp`]'s pass is spread over the cores.
+const PARALLEL_KS: usize = 1 << 20;
+
+/// The largest and the smallest difference between the ECDFs of the ascending samples `a`
+/// and `b` over their pooled values, in `threads * 4` pieces (one without NaN at either
+/// end of a sample). Pieces are cut at values taken from `a`: a piece holds the values of
+/// both samples from its cut (included) to the next (excluded), so equal values are never
+/// parted and each piece walks its distinct values with the counts of the whole, as the
+/// single pass does; the extremes of the pieces are those of the whole.
+fn ecdf_extremes(a: &[f64], b: &[f64], threads: usize) -> (f64, f64) {
+    let clean =
+        |s: &[f64]| s.first().is_none_or(|x| !x.is_nan()) && s.last().is_none_or(|x| !x.is_nan());
+    let pieces = if threads > 1 && clean(a) && clean(b) {
+        threads * 4
+    } else {
+        1
+    };
+    let mut cuts = vec![(0, 0)];
+    for k in 1..pieces {
+        let p = a[a.len() * k / pieces];
+        let cut = (a.partition_point(|x| *x < p), b.partition_point(|x| *x < p));
+        let last = *cuts.last().unwrap_or(&(0, 0));
+        cuts.push((cut.0.max(last.0), cut.1.max(last.1)));
+    }
+    cuts.push((a.len(), b.len()));
+    let ranges: Vec<((usize, usize), (usize, usize))> =
+        cuts.windows(2).map(|w| (w[0], w[1])).collect();
+    let (n1, n2) = (a.len(), b.len());
+    let walked = crate::eval::check::par_map(&ranges, pieces > 1, |&((i0, j0), (i1, j1))| {
+        let (mut i, mut j) = (i0, j0);
+        let (mut max_s, mut min_s) = (f64::NEG_INFINITY, f64::INFINITY);
+        while i < i1 || j < j1 {
+            let v = match (a[..i1].get(i), b[..j1].get(j)) {
+                (Some(&x), Some(&y)) => x.min(y),
+                (Some(&x), None) => x,
+                (None, Some(&y)) => y,
+                (None, None) => break,
+            };
+            while i < i1 && a[i] <= v {
+                i += 1;
+            }
+            while j < j1 && b[j] <= v {
+                j += 1;
+            }
+            let diff = i as f64 / n1 as f64 - j as f64 / n2 as f64;
+            max_s = max_s.max(diff);
+            min_s = min_s.min(diff);
+        }
+        (max_s, min_s)
+    });
+    walked
+        .into_iter()
+        .fold((f64::NEG_INFINITY, f64::INFINITY), |(hi, lo), (h, l)| {
+            (hi.max(h), lo.min(l))
+        })
 }
 
 fn gcd(mut a: u64, mut b: u64) -> u64 {
@@ -592,4 +637,59 @@ pub(crate) fn wasserstein(u: &[f64], v: &[f64]) -> f64 {
         prev = Some(x);
     }
     total.value()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn the_ecdf_pass_in_pieces_finds_the_extremes_of_one_pass() {
+        // Ties within and across samples, signed zeros, infinities, samples of one value,
+        // more pieces than values.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        let pool = [
+            f64::NEG_INFINITY,
+            -2.5,
+            -0.0,
+            0.0,
+            1.0,
+            1.5,
+            3.0,
+            f64::INFINITY,
+        ];
+        for round in 0..2000 {
+            let mut side = |n: usize| -> Vec<f64> {
+                let mut v: Vec<f64> = (0..n)
+                    .map(|_| {
+                        if round % 2 == 0 {
+                            pool[next(pool.len() as u64) as usize]
+                        } else {
+                            next(1000) as f64 / 7.0
+                        }
+                    })
+                    .collect();
+                v.sort_unstable_by(f64::total_cmp);
+                v
+            };
+            let (n, m) = (1 + round % 37, 1 + (round * 7) % 53);
+            let a = side(n);
+            let b = side(m);
+            let one = super::ecdf_extremes(&a, &b, 1);
+            for threads in [2, 3, 16] {
+                let pieces = super::ecdf_extremes(&a, &b, threads);
+                assert_eq!(
+                    (pieces.0.to_bits(), pieces.1.to_bits()),
+                    (one.0.to_bits(), one.1.to_bits()),
+                    "{a:?} {b:?} {threads}"
+                );
+            }
+        }
+    }
 }
