@@ -91,13 +91,7 @@ mod tests {
     #[test]
     fn sorted_values_fall_in_the_bins_that_one_by_one_gives() {
         // Values on the edges themselves, ties, infinities; a baseline with few values.
-        let mut x = 0x9e37_79b9u64;
-        let mut next = move |m: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % m
-        };
+        let mut next = crate::functions::common::draws(0x9e37_79b9);
         for round in 0..300 {
             let span = [5, 40, 1000][round % 3];
             let mut draw = |n: usize| -> Vec<f64> {

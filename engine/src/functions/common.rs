@@ -1128,3 +1128,16 @@ impl Accumulator for TwoSampleAcc {
         self
     }
 }
+
+/// Tests' pseudo-random draws (xorshift64 from `seed`, not 0): each call gives one in
+/// `0..m`.
+#[cfg(test)]
+pub(crate) fn draws(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut x = seed;
+    move |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    }
+}

@@ -219,6 +219,16 @@ fn arrays_of(parts: &[Arc<Part>]) -> Vec<ArrayRef> {
     parts.iter().map(|p| p.array.clone()).collect()
 }
 
+/// The hashes of the rows with a value of `parts`, sorted.
+fn sorted_hashes(parts: &[Arc<Part>]) -> Vec<u64> {
+    let mut all: Vec<u64> = parts
+        .iter()
+        .flat_map(|p| p.hashes.hashes.iter().copied())
+        .collect();
+    all.sort_unstable();
+    all
+}
+
 fn hashes_of(parts: &[Arc<Part>]) -> Vec<&RowHashes> {
     parts.iter().map(|p| &p.hashes).collect()
 }
@@ -366,12 +376,7 @@ impl Accumulator for HashedAcc {
                     parts.extend(theirs.iter().cloned());
                     *bytes += theirs.iter().map(|p| p.bytes).sum::<usize>();
                     if let Some(s) = sorted {
-                        let mut more: Vec<u64> = theirs
-                            .iter()
-                            .flat_map(|p| p.hashes.hashes.iter().copied())
-                            .collect();
-                        more.sort_unstable();
-                        merge_sorted(&mut s.hashes, &more);
+                        merge_sorted(&mut s.hashes, &sorted_hashes(theirs));
                         s.walked = None;
                     }
                     self.maybe_compact();
@@ -431,12 +436,7 @@ impl Accumulator for HashedAcc {
         }
         *bytes -= theirs.iter().map(|p| p.bytes).sum::<usize>();
         if let Some(s) = sorted {
-            let mut less: Vec<u64> = theirs
-                .iter()
-                .flat_map(|p| p.hashes.hashes.iter().copied())
-                .collect();
-            less.sort_unstable();
-            if !remove_sorted(&mut s.hashes, &less) {
+            if !remove_sorted(&mut s.hashes, &sorted_hashes(theirs)) {
                 return false;
             }
             s.walked = None;
@@ -1417,14 +1417,8 @@ mod tests {
 
     #[test]
     fn sorted_hashes_merge_and_lose_values_as_a_fresh_sort_gives() {
-        // A small generator: many equal values, runs at both ends, empty sides.
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |m: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % m
-        };
+        // Many equal values, runs at both ends, empty sides.
+        let mut next = crate::functions::common::draws(0x9e37_79b9_7f4a_7c15);
         for round in 0..300 {
             let n = next(200) as usize;
             let m = next(60) as usize;

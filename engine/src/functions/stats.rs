@@ -647,13 +647,7 @@ mod tests {
     fn the_ecdf_pass_in_pieces_finds_the_extremes_of_one_pass() {
         // Ties within and across samples, signed zeros, infinities, samples of one value,
         // more pieces than values.
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |m: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % m
-        };
+        let mut next = crate::functions::common::draws(0x2545_f491_4f6c_dd1d);
         let pool = [
             f64::NEG_INFINITY,
             -2.5,
