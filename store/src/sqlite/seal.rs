@@ -182,6 +182,15 @@ mod tests {
     use crate::segments;
     use mlc_engine::schema::{DataType, FieldSchema};
 
+    /// A store in `dir` sealing segments of 10 rows, with [`schema`]'s component.
+    async fn sealing_store(dir: &tempfile::TempDir) -> (SqliteStore, ComponentSchema) {
+        let url = format!("sqlite://{}/s.db?segment_rows=10", dir.path().display());
+        let store = SqliteStore::open(&url, true).await.unwrap();
+        let schema = schema();
+        store.ensure_component(&schema).await.unwrap();
+        (store, schema)
+    }
+
     fn schema() -> ComponentSchema {
         ComponentSchema {
             name: "c".into(),
@@ -212,10 +221,7 @@ mod tests {
     #[tokio::test]
     async fn a_segment_built_before_a_prune_is_not_stored() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/s.db?segment_rows=10", dir.path().display());
-        let store = SqliteStore::open(&url, true).await.unwrap();
-        let schema = schema();
-        store.ensure_component(&schema).await.unwrap();
+        let (store, schema) = sealing_store(&dir).await;
         store
             .write_batch(&schema, &rows(&schema, 0, 25), &[])
             .await
@@ -276,10 +282,7 @@ mod tests {
     #[tokio::test]
     async fn a_writes_rows_through_its_segments_equal_its_rows() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/s.db?segment_rows=10", dir.path().display());
-        let store = SqliteStore::open(&url, true).await.unwrap();
-        let schema = schema();
-        store.ensure_component(&schema).await.unwrap();
+        let (store, schema) = sealing_store(&dir).await;
         // (key, time in seconds) per row.
         let make = |rows_of: &[(i64, i64)]| {
             let mut r = Rows::new(&schema, rows_of.len());
