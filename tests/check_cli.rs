@@ -479,6 +479,10 @@ check score_nulls_alone {
         &[("inference", &ord), ("feedback", &fb), ("reviews", &rv)],
     );
     assert_eq!(again, backfilled);
+    // Read in slices of about 40 values (8 rows of 5 columns), each slice's keys looked up
+    // once for all the steps and then dropped (no check names `request_id`): the same.
+    let (sliced, _) = backfill(c, &db2, &["--slice-cells", "40"]);
+    assert_eq!(sliced, backfilled);
     // A prefetch bound of about a third of what the backfill reads (5 values an inference
     // row, 4 a label): the steps go in groups, each reading its windows and the labels of
     // their keys once, the chained join's reviews at each step; and one that holds nothing:

@@ -54,6 +54,12 @@ pub struct Args {
     /// made at each time instead, the joined components' histories kept first (0: none).
     #[arg(long, env = "MLC_PREFETCH_CELLS", default_value_t = mlc_runtime::exec::PREFETCH_MAX_CELLS)]
     pub prefetch_cells: u64,
+    /// The most values (rows times columns) read at a time: a component whose join keys
+    /// are looked up once for all the times is read in time slices of about this many
+    /// values, each slice's keys looked up and then let go.
+    #[arg(long, env = "MLC_SLICE_CELLS", default_value_t = mlc_runtime::exec::SLICE_CELLS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub slice_cells: u64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -98,7 +104,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             rules.rules_version.clone(),
         )
         .with_max_series(args.max_series_per_check)
-        .with_prefetch_cells(args.prefetch_cells);
+        .with_prefetch_cells(args.prefetch_cells)
+        .with_slice_cells(args.slice_cells);
         let only = (!args.checks.is_empty()).then_some(args.checks.as_slice());
         // One read of every component for all the times when it fits in memory; else one per
         // group of consecutive times, each reading the joined rows of its own keys only.

@@ -36,8 +36,13 @@ pub(crate) struct Right {
 /// slots of a whole group are loaded before any is used, then the candidate rows' times and
 /// offsets, so that the misses of a group overlap instead of following each other.
 pub(crate) struct KeyedHistory {
+    /// Unique in the process: names the column of rows' heads found in this history
+    /// ([`KeyedHistory::heads_column`]).
+    id: u64,
     batch: RecordBatch,
-    keys: arrow_array::StringArray,
+    keys: Keys,
+    /// The rows' times, in order: the rows before `T` are the first
+    /// [`KeyedHistory::cutoff`] rows.
     times: arrow_buffer::ScalarBuffer<i64>,
     hasher: foldhash::fast::FixedState,
     /// The tables, by the top `bits` bits of a key's hash.
@@ -46,6 +51,71 @@ pub(crate) struct KeyedHistory {
     /// Per row, the previous row of its key, or [`NONE`]. Atomic only so that the tables'
     /// threads can each write the rows of their own keys (relaxed: plain stores on x86).
     prev: Vec<AtomicU32>,
+}
+
+/// The keys of a [`KeyedHistory`]'s rows, where a lookup compares them.
+///
+/// A lookup in a table bigger than the caches is bound by its cache misses (and, on the
+/// small pages of a VM, by the page walks of its TLB misses): its table slot, then its
+/// candidate row's key. Keys of one width (request ids, UUIDs) are found from the row
+/// number alone; others need their offset first, one more miss in the chain.
+struct Keys {
+    keys: arrow_array::StringArray,
+    /// `(first, width)` when every row's key is `width` bytes long (no null key): row `r`'s
+    /// key is `width` bytes from `first + r * width` of the keys' bytes.
+    fixed: Option<(usize, usize)>,
+}
+
+impl Keys {
+    fn new(keys: arrow_array::StringArray) -> Keys {
+        let offsets = keys.value_offsets();
+        let width = offsets.get(1).map_or(0, |&b| b - offsets[0]);
+        let fixed = (keys.null_count() == 0
+            && width > 0
+            && offsets.windows(2).all(|o| o[1] - o[0] == width))
+        .then(|| (offsets[0] as usize, width as usize));
+        Keys { keys, fixed }
+    }
+
+    /// The key of row `r`.
+    fn key(&self, r: usize) -> &[u8] {
+        match self.fixed {
+            Some((first, width)) => &self.keys.value_data()[first + r * width..][..width],
+            None => self.keys.value(r).as_bytes(),
+        }
+    }
+
+    /// Loads the key of each row of `slots` that is not [`EMPTY`], so that their cache
+    /// misses overlap: of a fixed width, both ends of each key at once (a key may straddle
+    /// two cache lines); else the offsets, then the first byte of each key.
+    fn touch(&self, slots: &[u64]) {
+        let mut touch = 0u64;
+        let rows = slots
+            .iter()
+            .filter(|&&s| s != EMPTY)
+            .map(|&s| slot_row(s) as usize);
+        let data = self.keys.value_data();
+        match self.fixed {
+            Some((first, width)) => {
+                for r in rows {
+                    let at = first + r * width;
+                    touch = touch.wrapping_add(u64::from(data[at]));
+                    touch = touch.wrapping_add(u64::from(data[at + width - 1]));
+                }
+            }
+            None => {
+                let offsets = self.keys.value_offsets();
+                for r in rows.clone() {
+                    touch = touch.wrapping_add(offsets[r] as u64);
+                }
+                for r in rows {
+                    let at = offsets[r] as usize;
+                    touch = touch.wrapping_add(u64::from(data.get(at).copied().unwrap_or(0)));
+                }
+            }
+        }
+        std::hint::black_box(touch);
+    }
 }
 
 /// One table of chain heads of a [`KeyedHistory`].
@@ -156,9 +226,11 @@ impl KeyedHistory {
         let tables = mlc_engine::eval::par_map(&tables, bits > 0, |&t| {
             build_table(t, bits, counts[t], &hashes, &keys, &prev)
         });
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Ok(KeyedHistory {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
             batch,
-            keys,
+            keys: Keys::new(keys),
             times,
             hasher,
             tables,
@@ -190,6 +262,34 @@ impl KeyedHistory {
         &self.batch
     }
 
+    /// The name of a left side's column of [`KeyedHistory::heads`] in this history: a
+    /// backfill looks its rows' keys up once, before its steps, each step then only walks
+    /// back from the heads to its own time ([`join_source`]). Not an identifier, so no
+    /// check can name it.
+    pub(crate) fn heads_column(&self) -> String {
+        format!("\u{1}heads of history {}", self.id)
+    }
+
+    /// For each of `keys`, the row of its latest time at all (null when none, or when the
+    /// key is null): where [`KeyedHistory::walk`] starts for any time.
+    pub(crate) fn heads(&self, keys: &arrow_array::StringArray) -> UInt32Array {
+        self.lookup_all(keys, None)
+    }
+
+    /// For each of `heads` (of [`KeyedHistory::heads`]), its key's row with the latest time
+    /// before `before`: what [`KeyedHistory::lookup_all`] gives for the keys.
+    fn walk_heads(&self, heads: &UInt32Array, before: i64) -> UInt32Array {
+        let cutoff = self.cutoff(before);
+        let mut out: Vec<u32> = Vec::with_capacity(heads.len());
+        let mut found = arrow_buffer::BooleanBufferBuilder::new(heads.len());
+        for head in heads.iter() {
+            let row = head.and_then(|r| self.walk(r, cutoff));
+            out.push(row.unwrap_or(0));
+            found.append(row.is_some());
+        }
+        UInt32Array::new(out.into(), Some(found.finish().into()))
+    }
+
     /// The head row of `key` (its latest row at all), probing `table` from `pos` whose slot
     /// is `s`.
     fn head(&self, table: &Table, key: &str, h: u64, mut pos: usize, mut s: u64) -> Option<u32> {
@@ -198,7 +298,7 @@ impl KeyedHistory {
             if s == EMPTY {
                 return None;
             }
-            if slot_tag(s) == tag && self.keys.value(slot_row(s) as usize) == key {
+            if slot_tag(s) == tag && self.keys.key(slot_row(s) as usize) == key.as_bytes() {
                 return Some(slot_row(s));
             }
             pos = (pos + 1) & table.mask;
@@ -206,9 +306,17 @@ impl KeyedHistory {
         }
     }
 
-    /// From `head`, the row of the chain with the latest time before `before`.
-    fn walk(&self, mut i: u32, before: i64) -> Option<u32> {
-        while self.times[i as usize] >= before {
+    /// How many rows have a time before `before`: the rows are in time order, so a row's
+    /// time is before `before` exactly when its number is below this (a lookup then reads
+    /// no time).
+    fn cutoff(&self, before: i64) -> u32 {
+        self.times.partition_point(|&t| t < before) as u32
+    }
+
+    /// From `head`, the row of the chain with the latest time before that of `cutoff`
+    /// ([`KeyedHistory::cutoff`]): a key's earlier rows have lower numbers.
+    fn walk(&self, mut i: u32, cutoff: u32) -> Option<u32> {
+        while i >= cutoff {
             i = self.prev[i as usize].load(Ordering::Relaxed);
             if i == NONE {
                 return None;
@@ -224,13 +332,14 @@ impl KeyedHistory {
         let table = &self.tables[table_of(h, self.bits)];
         let pos = h as usize & table.mask;
         self.head(table, key, h, pos, table.slots[pos])
-            .and_then(|i| self.walk(i, before))
+            .and_then(|i| self.walk(i, self.cutoff(before)))
     }
 
-    /// For each of `keys`, its row with the latest time before `before` (null when none, or
-    /// when the key is null).
-    fn lookup_all(&self, keys: &arrow_array::StringArray, before: i64) -> UInt32Array {
+    /// For each of `keys`, its row with the latest time before `before`, or at all when
+    /// `None` (null when none, or when the key is null).
+    fn lookup_all(&self, keys: &arrow_array::StringArray, before: Option<i64>) -> UInt32Array {
         let n = keys.len();
+        let cutoff = before.map(|b| self.cutoff(b));
         let mut out: Vec<u32> = Vec::with_capacity(n);
         let mut found = arrow_buffer::BooleanBufferBuilder::new(n);
         let mut hashes = [0u64; GROUP];
@@ -246,25 +355,8 @@ impl KeyedHistory {
                 let table = &self.tables[table_of(hashes[j], self.bits)];
                 *s = table.slots[hashes[j] as usize & table.mask];
             }
-            // The first candidates' times and key offsets, likewise.
-            let mut touch = 0i64;
-            for &s in &slots[..end - start] {
-                if s != EMPTY {
-                    let r = slot_row(s) as usize;
-                    touch = touch.wrapping_add(self.times[r]);
-                    touch = touch.wrapping_add(i64::from(self.keys.value_offsets()[r]));
-                }
-            }
-            // Then the first byte of each candidate's key, now that its offset is at hand.
-            let data = self.keys.value_data();
-            let offsets = self.keys.value_offsets();
-            for &s in &slots[..end - start] {
-                if s != EMPTY {
-                    let at = offsets[slot_row(s) as usize] as usize;
-                    touch = touch.wrapping_add(i64::from(data.get(at).copied().unwrap_or(0)));
-                }
-            }
-            std::hint::black_box(touch);
+            // The candidates' keys, likewise.
+            self.keys.touch(&slots[..end - start]);
             for j in 0..end - start {
                 let i = start + j;
                 let row = match keys.is_null(i) {
@@ -273,7 +365,7 @@ impl KeyedHistory {
                         let h = hashes[j];
                         let table = &self.tables[table_of(h, self.bits)];
                         self.head(table, keys.value(i), h, h as usize & table.mask, slots[j])
-                            .and_then(|r| self.walk(r, before))
+                            .and_then(|r| cutoff.map_or(Some(r), |c| self.walk(r, c)))
                     }
                 };
                 out.push(row.unwrap_or(0));
@@ -372,11 +464,22 @@ pub(crate) fn join_source(
             sources: sources.clone(),
             rows: n,
         };
-        let left_key = frame.column(&join.left_key).ok_or_else(|| {
-            EvalError::Invalid(format!("join key `{}` was not fetched", join.left_key.name))
-        })?;
         let right_batch = &right.history.batch;
-        let indices = match_history(left_key, &right.history, right.before)?;
+        // The heads a backfill found for these rows before its steps (their key then need
+        // not be read), or a lookup now.
+        let heads = (join.left_key.source == 0)
+            .then(|| sources[0].column_by_name(&right.history.heads_column()))
+            .flatten()
+            .and_then(|c| c.as_any().downcast_ref::<UInt32Array>());
+        let indices = match heads {
+            Some(heads) => right.history.walk_heads(heads, right.before),
+            None => {
+                let left_key = frame.column(&join.left_key).ok_or_else(|| {
+                    EvalError::Invalid(format!("join key `{}` was not fetched", join.left_key.name))
+                })?;
+                match_history(left_key, &right.history, right.before)?
+            }
+        };
         if let Some(hits) = indices.nulls().map(|v| v.inner()) {
             let and =
                 |a: Option<BooleanBuffer>| Some(a.map_or_else(|| hits.clone(), |a| &a & hits));
@@ -452,7 +555,7 @@ fn match_history(
             left.data_type()
         ))
     })?;
-    Ok(history.lookup_all(l, before))
+    Ok(history.lookup_all(l, Some(before)))
 }
 
 #[cfg(test)]
@@ -669,7 +772,9 @@ mod tests {
             .iter()
             .flat_map(|h| [0, 1, 250, 999, 1000, 5000].map(|b| (h, b)))
         {
-            let got = h.lookup_all(&left, before);
+            let got = h.lookup_all(&left, Some(before));
+            // Heads found once, walked back at each time, give the same.
+            assert_eq!(h.walk_heads(&h.heads(&left), before), got);
             for (i, k) in left.iter().enumerate() {
                 let want = k.and_then(|k| {
                     (0..n)

@@ -13,7 +13,7 @@ pub use stream::SLICE_CELLS;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch, new_empty_array};
+use arrow_array::{Array, ArrayRef, RecordBatch, new_empty_array};
 use arrow_schema::{DataType as ArrowType, Field, Schema};
 use mlc_engine::eval::check::builtin_accumulator;
 use mlc_engine::eval::{CheckState, Conclusion, SourceRows};
@@ -388,52 +388,49 @@ impl Executor {
             per_step.extend(scans.drain().map(|(c, _)| format!("`{c}`")));
         }
         per_step.sort();
-        let scan_reads = scans
-            .into_iter()
-            .map(|(comp, (start, end, cols))| async move {
-                let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
-                let batches = self
-                    .store
-                    .scan_batches(&comp, &refs, start, end)
-                    .await
-                    .ok()?;
-                // Kept as read (each step concatenates only the pieces of its own window),
-                // with each batch's first and last time.
-                let time = self.program.component(&comp)?.time.clone();
-                let mut parts = Vec::with_capacity(batches.len());
-                for b in batches {
-                    let times = b
-                        .column_by_name(&time)?
-                        .as_any()
-                        .downcast_ref::<arrow_array::Int64Array>()?
-                        .values();
-                    if let (Some(&lo), Some(&hi)) = (times.first(), times.last()) {
-                        parts.push((lo, hi, b));
+        // Not keyed, the joined histories are read first, so that each scan can look its
+        // join keys up as it is read (see `with_heads`), slice by slice.
+        let named_all = named_columns(&checks);
+        let named = &named_all;
+        let scan_reads = |heads: HashMap<String, Vec<HeadsJoin>>| {
+            scans.into_iter().map(move |(comp, (start, end, cols))| {
+                let joins = heads.get(&comp).cloned().unwrap_or_default();
+                async move {
+                    let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+                    let slices = match joins.is_empty() {
+                        true => vec![(start, end)],
+                        false => {
+                            let rows = (self.slice_cells / cols.len().max(1) as u64).max(1);
+                            self.store.time_slices(&comp, start, end, rows).await.ok()?
+                        }
+                    };
+                    let mut batches = Vec::new();
+                    for (a, b) in slices {
+                        let got = self.store.scan_batches(&comp, &refs, a, b).await.ok()?;
+                        let got = match joins.is_empty() {
+                            true => got,
+                            false => {
+                                let (joins, named) = (joins.clone(), named.clone());
+                                tokio::task::spawn_blocking(move || {
+                                    got.iter()
+                                        .map(|b| add_heads(b, &joins, &named))
+                                        .collect::<Result<Vec<_>, String>>()
+                                })
+                                .await
+                                .ok()?
+                                .ok()?
+                            }
+                        };
+                        batches.extend(got);
                     }
+                    self.prefetched_scan(comp, start, end, cols, batches, &joins, named)
                 }
-                if parts.windows(2).any(|w| w[1].0 < w[0].1) {
-                    return None;
-                }
-                let schema = match parts.first() {
-                    Some((_, _, b)) => b.schema(),
-                    None => self.concat(&comp, &cols, Vec::new()).ok()?.schema(),
-                };
-                Some((
-                    comp,
-                    PrefetchedScan {
-                        start,
-                        end,
-                        columns: cols,
-                        time,
-                        schema,
-                        parts,
-                    },
-                ))
-            });
+            })
+        };
         // Keyed, the joined rows are read after the scans, for the keys they hold.
         let mut scan_reads = Some(scan_reads);
         let scans: HashMap<String, PrefetchedScan> = match keyed {
-            true => futures::future::join_all(scan_reads.take()?)
+            true => futures::future::join_all(scan_reads.take()?(HashMap::new()))
                 .await
                 .into_iter()
                 .collect::<Option<_>>()?,
@@ -474,24 +471,86 @@ impl Executor {
                     },
                 ))
             });
-        let Some(scan_reads) = scan_reads else {
-            let latest = futures::future::join_all(latest_reads).await;
-            per_step.sort();
-            return Some(Prefetch {
-                scans,
-                latest: latest.into_iter().collect::<Option<_>>()?,
-                per_step,
-            });
-        };
-        let (scans, latest) = futures::join!(
-            futures::future::join_all(scan_reads),
+        let latest: HashMap<(String, String), PrefetchedHistory> =
             futures::future::join_all(latest_reads)
-        );
-        Some(Prefetch {
-            scans: scans.into_iter().collect::<Option<_>>()?,
-            latest: latest.into_iter().collect::<Option<_>>()?,
-            per_step,
-        })
+                .await
+                .into_iter()
+                .collect::<Option<_>>()?;
+        let prefetch = match scan_reads {
+            // Keyed: the heads are found now, the scans' keys were needed to read the joins.
+            None => {
+                let prefetch = Prefetch {
+                    scans,
+                    latest,
+                    per_step,
+                };
+                with_heads(prefetch, &reads, named).await
+            }
+            Some(scan_reads) => {
+                let heads = heads_joins(&reads, &latest);
+                let scans = futures::future::join_all(scan_reads(heads))
+                    .await
+                    .into_iter()
+                    .collect::<Option<_>>()?;
+                Prefetch {
+                    scans,
+                    latest,
+                    per_step,
+                }
+            }
+        };
+        Some(prefetch)
+    }
+
+    /// A prefetched scan of the batches read of `comp` over `[start, end)` (`cols`, and the
+    /// heads of `joins`); `None` when they are not in time order.
+    #[allow(clippy::too_many_arguments)]
+    fn prefetched_scan(
+        &self,
+        comp: String,
+        start: Option<i64>,
+        end: i64,
+        cols: Vec<String>,
+        batches: Vec<RecordBatch>,
+        joins: &[HeadsJoin],
+        named: &[String],
+    ) -> Option<(String, PrefetchedScan)> {
+        // Kept as read (each step concatenates only the pieces of its own window),
+        // with each batch's first and last time.
+        let time = self.program.component(&comp)?.time.clone();
+        let mut parts = Vec::with_capacity(batches.len());
+        for b in batches {
+            let times = b
+                .column_by_name(&time)?
+                .as_any()
+                .downcast_ref::<arrow_array::Int64Array>()?
+                .values();
+            if let (Some(&lo), Some(&hi)) = (times.first(), times.last()) {
+                parts.push((lo, hi, b));
+            }
+        }
+        if parts.windows(2).any(|w| w[1].0 < w[0].1) {
+            return None;
+        }
+        let empty = || -> Option<RecordBatch> {
+            let b = self.concat(&comp, &cols, Vec::new()).ok()?;
+            add_heads(&b, joins, named).ok()
+        };
+        let schema = match parts.first() {
+            Some((_, _, b)) => b.schema(),
+            None => empty()?.schema(),
+        };
+        Some((
+            comp,
+            PrefetchedScan {
+                start,
+                end,
+                columns: cols,
+                time,
+                schema,
+                parts,
+            },
+        ))
     }
 
     /// At most how many values reading every stored row of each `(component, columns)` holds.
@@ -960,6 +1019,135 @@ impl Executor {
     }
 }
 
+/// A join whose keys a prefetched scan looks up as it is read: its key column and the
+/// prefetched history it is joined to.
+#[derive(Clone)]
+struct HeadsJoin {
+    column: String,
+    history: Arc<join::KeyedHistory>,
+}
+
+/// Per scanned component, the joins on its columns whose histories are prefetched: a
+/// backfill looks their keys up once, as the scan is read, and each step only walks back
+/// from the heads found to its own time ([`join::KeyedHistory::heads_column`]).
+fn heads_joins(
+    reads: &Reads,
+    latest: &HashMap<(String, String), PrefetchedHistory>,
+) -> HashMap<String, Vec<HeadsJoin>> {
+    let mut out: HashMap<String, Vec<HeadsJoin>> = HashMap::new();
+    for (lk, from) in &reads.keys_from {
+        let Some(h) = latest.get(&(lk.component.clone(), lk.key.clone())) else {
+            continue;
+        };
+        for f in from {
+            if let KeysFrom::Scan(scan, column) = f {
+                let joins = out.entry(scan.component.clone()).or_default();
+                if !joins
+                    .iter()
+                    .any(|j| j.column == *column && Arc::ptr_eq(&j.history, &h.history))
+                {
+                    joins.push(HeadsJoin {
+                        column: column.clone(),
+                        history: h.history.clone(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The columns `checks` name in expressions, `where`, `group by` and `each` (of any
+/// component): a scanned join key none of them names is dropped once its heads are found.
+fn named_columns(checks: &[&CheckPlan]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in checks {
+        add_columns(&mut out, &first_source_columns(c));
+    }
+    out
+}
+
+/// `prefetch` (read keyed: the scans first, for the keys the joins read) with the heads of
+/// its scans' join keys added as in [`heads_joins`].
+async fn with_heads(mut prefetch: Prefetch, reads: &Reads, named: &[String]) -> Prefetch {
+    for (component, joins) in heads_joins(reads, &prefetch.latest) {
+        let Some(mut scan) = prefetch.scans.remove(&component) else {
+            continue;
+        };
+        let named = named.to_vec();
+        let task = tokio::task::spawn_blocking(move || {
+            let parts = std::mem::take(&mut scan.parts);
+            let mut done = Vec::with_capacity(parts.len());
+            for (lo, hi, b) in parts {
+                done.push((lo, hi, add_heads(&b, &joins, &named)?));
+            }
+            scan.parts = done;
+            scan.schema =
+                add_heads(&RecordBatch::new_empty(scan.schema.clone()), &joins, &named)?.schema();
+            Ok::<_, String>(scan)
+        });
+        match task.await {
+            Ok(Ok(scan)) => {
+                prefetch.scans.insert(component, scan);
+            }
+            // The scan's batches are gone with the failed task: it is read at each step.
+            _ => prefetch.per_step.push(format!("`{component}`")),
+        }
+    }
+    prefetch.per_step.sort();
+    prefetch
+}
+
+/// `batch` with, per join, the heads of its key column's keys in the join's history (in
+/// pieces on every core: a batch may hold millions of rows), and without the key columns
+/// no check names (`named`).
+fn add_heads(
+    batch: &RecordBatch,
+    joins: &[HeadsJoin],
+    named: &[String],
+) -> Result<RecordBatch, String> {
+    let mut fields: Vec<Field> = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+        let dropped = !named.contains(f.name()) && joins.iter().any(|j| j.column == *f.name());
+        if !dropped {
+            fields.push(f.as_ref().clone());
+            columns.push(c.clone());
+        }
+    }
+    for j in joins {
+        let keys = batch
+            .column_by_name(&j.column)
+            .and_then(|c| c.as_any().downcast_ref::<arrow_array::StringArray>())
+            .ok_or_else(|| format!("join key `{}` was not fetched as strings", j.column))?;
+        let n = keys.len();
+        let pieces: Vec<std::ops::Range<usize>> = (0..n)
+            .step_by(1 << 16)
+            .map(|a| a..(a + (1 << 16)).min(n))
+            .collect();
+        let heads = mlc_engine::eval::par_map(&pieces, pieces.len() > 1, |r| {
+            j.history.heads(&keys.slice(r.start, r.len()))
+        });
+        let heads: Vec<&dyn Array> = heads.iter().map(|h| h as &dyn Array).collect();
+        let heads = match heads.len() {
+            0 => Arc::new(arrow_array::UInt32Array::from(Vec::<u32>::new())) as ArrayRef,
+            _ => arrow_select::concat::concat(&heads).map_err(|e| e.to_string())?,
+        };
+        fields.push(Field::new(
+            j.history.heads_column(),
+            arrow_schema::DataType::UInt32,
+            true,
+        ));
+        columns.push(heads);
+    }
+    RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        columns,
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )
+    .map_err(|e| e.to_string())
+}
+
 /// The non-null values of the columns `sources` names, `(component, column)`, in the
 /// prefetched scans, repeats included (the store takes each key once); `None` when a column is missing or not text.
 fn scanned_keys<'a>(
@@ -1383,5 +1571,160 @@ fn run_check(
             .map(|o| CheckResult::from_outcome(plan, o, timing, version))
             .collect(),
         Err(e) => fail(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+
+    use std::path::PathBuf;
+
+    use mlc_engine::load::MemoryFs;
+    use mlc_store::ingest::{Format, IngestOptions, Input, ingest};
+
+    use super::*;
+
+    const RULES: &str = r#"
+component inference {
+  key request_id
+  time ts
+  fields {
+    country: string
+    prediction: int
+  }
+}
+component feedback {
+  key request_id
+  time ts
+  fields {
+    label: int
+  }
+}
+check daily {
+  on inference join feedback using request_id
+  window 1d
+  group by country
+  expect accuracy(prediction, label) >= 0.5
+  expect count() >= 1
+}
+check covered {
+  on inference left join feedback using request_id
+  window 2d
+  expect coverage() >= 0.5
+}
+check ids {
+  on inference
+  window 1d
+  expect distinct(request_id) >= 1
+}
+"#;
+
+    const DAY: i64 = 86_400_000_000;
+    /// 2026-03-01T00:00:00Z
+    const T0: i64 = 1_772_323_200_000_000;
+
+    fn program() -> Arc<Program> {
+        let fs = MemoryFs::new().with("p.mlc", RULES);
+        let loaded = mlc_engine::load::load(&fs, &[PathBuf::from("p.mlc")]);
+        assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+        let (program, diags) = mlc_engine::check::compile(
+            &loaded.files,
+            &loaded.sources,
+            &mlc_engine::check::NoPlugins,
+        );
+        assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+        Arc::new(program)
+    }
+
+    async fn put(store: &Store, program: &Program, component: &str, lines: Vec<String>) {
+        let body: Arc<[u8]> = lines.join("\n").into_bytes().into();
+        let r = ingest(
+            store,
+            program.component(component).unwrap(),
+            Input::Bytes(body),
+            Format::Jsonl,
+            &IngestOptions::default(),
+            None,
+        )
+        .await
+        .unwrap();
+        assert!(r.error.is_none(), "{r:?}");
+    }
+
+    /// 4 days of requests, most labelled 1 to 40 hours later, some twice (a correction),
+    /// in a file with column segments of 20 rows (time slices are cut at them).
+    async fn store(program: &Program, dir: &std::path::Path) -> Store {
+        let url = format!("sqlite://{}/s.db?segment_rows=20", dir.display());
+        let store = Store::open(&url).await.unwrap();
+        let (mut inference, mut feedback) = (Vec::new(), Vec::new());
+        for i in 0..400i64 {
+            let ts = T0 + i * 4 * DAY / 400;
+            let country = ["DE", "US", "FR"][(i % 3) as usize];
+            let id = match i % 31 {
+                0 => "null".to_string(),
+                _ => format!("\"r{i}\""),
+            };
+            inference.push(format!(
+                r#"{{"request_id":{id},"ts":{},"country":"{country}","prediction":{}}}"#,
+                ts as f64 / 1e6,
+                i % 2
+            ));
+            for (k, late) in [(0, 1 + i % 40), (1, 41 + i % 7)] {
+                if i % 5 == 4 || (k == 1 && i % 4 != 0) {
+                    continue;
+                }
+                feedback.push(format!(
+                    r#"{{"request_id":{id},"ts":{},"label":{}}}"#,
+                    (ts + late * DAY / 24) as f64 / 1e6,
+                    (i / 2 + k) % 2
+                ));
+            }
+        }
+        put(&store, program, "inference", inference).await;
+        put(&store, program, "feedback", feedback).await;
+        store
+    }
+
+    /// A backfill's prefetch looks the scanned join keys up once (a column of heads per
+    /// join), in time slices, and drops the key column when no check names it; each time
+    /// evaluated from it equals an evaluation that reads and joins everything itself.
+    #[tokio::test]
+    async fn a_prefetch_looks_join_keys_up_once_and_gives_what_each_time_reads() {
+        let program = program();
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&program, dir.path()).await;
+        let times: Vec<i64> = (1..=9).map(|k| T0 + k * DAY / 2).collect();
+        for (only, keeps_key) in [(Some(vec!["daily".to_string()]), false), (None, true)] {
+            for slice_cells in [8, 1_000_000] {
+                let exec = Executor::new(store.clone(), program.clone(), "v")
+                    .with_slice_cells(slice_cells);
+                let only = only.as_deref();
+                let prefetch = exec.prefetch(&times, only).await.unwrap();
+                assert!(prefetch.read_per_step().is_empty());
+                let scan = &prefetch.scans["inference"];
+                let heads = prefetch.latest.values().next().unwrap();
+                let column = heads.history.heads_column();
+                assert!(scan.parts.len() > usize::from(slice_cells == 8) * 10);
+                for (_, _, b) in &scan.parts {
+                    assert_eq!(
+                        b.column_by_name(&column).unwrap().data_type(),
+                        &ArrowType::UInt32
+                    );
+                    assert_eq!(
+                        b.column_by_name("request_id").is_some(),
+                        keeps_key,
+                        "{only:?}"
+                    );
+                }
+                for &t in &times {
+                    let fetched = exec.evaluate_all_with(t, only, Some(&prefetch)).await;
+                    let direct = exec.evaluate_all_with(t, only, None).await;
+                    let json = |r: &[CheckResult]| serde_json::to_value(r).unwrap();
+                    assert_eq!(json(&fetched), json(&direct), "at {t}, {only:?}");
+                    assert!(!fetched.is_empty());
+                }
+            }
+        }
     }
 }
