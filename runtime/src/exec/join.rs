@@ -31,10 +31,11 @@ pub(crate) struct Right {
 /// the top bits of its hash, so that the tables are built side by side, each by one thread
 /// walking the rows in time order and inserting those of its own keys.
 ///
-/// A backfill looks up about a million keys in a table bigger than the CPU's caches, so each
-/// lookup is a few cache misses. [`KeyedHistory::lookup_all`] works in groups: the table
-/// slots of a whole group are loaded before any is used, then the candidate rows' times and
-/// offsets, so that the misses of a group overlap instead of following each other.
+/// A backfill looks up millions of keys in a table bigger than the CPU's caches, so each
+/// lookup is a few cache misses: its slot, then its candidate row's key. A lookup reads no
+/// time: the rows are in time order, so "before `T`" is "below the row where `T` starts".
+/// [`KeyedHistory::lookup_all`] is a pipeline of prefetches (slots 32 keys ahead, keys 16
+/// ahead), so that the misses of many keys overlap instead of following each other.
 pub(crate) struct KeyedHistory {
     /// Unique in the process: names the column of rows' heads found in this history
     /// ([`KeyedHistory::heads_column`]).
@@ -85,36 +86,21 @@ impl Keys {
         }
     }
 
-    /// Loads the key of each row of `slots` that is not [`EMPTY`], so that their cache
-    /// misses overlap: of a fixed width, both ends of each key at once (a key may straddle
-    /// two cache lines); else the offsets, then the first byte of each key.
-    fn touch(&self, slots: &[u64]) {
-        let mut touch = 0u64;
-        let rows = slots
-            .iter()
-            .filter(|&&s| s != EMPTY)
-            .map(|&s| slot_row(s) as usize);
+    /// Prefetches row `r`'s key: of a fixed width, both ends (a key may straddle two cache
+    /// lines); else its offset is read (it may miss) and the key's first line prefetched.
+    fn prefetch(&self, r: usize) {
         let data = self.keys.value_data();
-        match self.fixed {
+        let at = match self.fixed {
             Some((first, width)) => {
-                for r in rows {
-                    let at = first + r * width;
-                    touch = touch.wrapping_add(u64::from(data[at]));
-                    touch = touch.wrapping_add(u64::from(data[at + width - 1]));
-                }
+                let at = first + r * width;
+                prefetch(&data[at + width - 1]);
+                at
             }
-            None => {
-                let offsets = self.keys.value_offsets();
-                for r in rows.clone() {
-                    touch = touch.wrapping_add(offsets[r] as u64);
-                }
-                for r in rows {
-                    let at = offsets[r] as usize;
-                    touch = touch.wrapping_add(u64::from(data.get(at).copied().unwrap_or(0)));
-                }
-            }
+            None => self.keys.value_offsets()[r] as usize,
+        };
+        if let Some(b) = data.get(at) {
+            prefetch(b);
         }
-        std::hint::black_box(touch);
     }
 }
 
@@ -142,7 +128,7 @@ const NONE: u32 = u32::MAX;
 /// An empty slot of [`KeyedHistory::slots`].
 const EMPTY: u64 = u64::MAX;
 
-/// Keys looked up together by [`KeyedHistory::lookup_all`].
+/// Slots whose cache misses [`build_table`] overlaps.
 const GROUP: usize = 32;
 
 fn slot_row(slot: u64) -> u32 {
@@ -342,39 +328,63 @@ impl KeyedHistory {
         let cutoff = before.map(|b| self.cutoff(b));
         let mut out: Vec<u32> = Vec::with_capacity(n);
         let mut found = arrow_buffer::BooleanBufferBuilder::new(n);
-        let mut hashes = [0u64; GROUP];
-        let mut slots = [0u64; GROUP];
-        let mut start = 0;
-        while start < n {
-            let end = (start + GROUP).min(n);
-            // Hashes, then every slot of the group: the loads do not wait for each other.
-            for (j, h) in hashes[..end - start].iter_mut().enumerate() {
-                *h = self.hasher.hash_one(keys.value(start + j));
+        let hashes: Vec<u64> = (0..n)
+            .map(|i| self.hasher.hash_one(keys.value(i)))
+            .collect();
+        let place = |h: u64| {
+            let table = &self.tables[table_of(h, self.bits)];
+            (table, h as usize & table.mask)
+        };
+        // A pipeline: key `i + 2 * AHEAD`'s slot is prefetched, key `i + AHEAD`'s slot read
+        // (in cache by then) and its candidate's key prefetched, and key `i` resolved from
+        // what is now in cache. Prefetches do not wait for their lines, so many misses are
+        // in flight at once.
+        let mut slots = [EMPTY; RING];
+        for i in 0..n + 2 * AHEAD {
+            if let Some(&h) = hashes.get(i) {
+                let (table, pos) = place(h);
+                prefetch(&table.slots[pos]);
             }
-            for (j, s) in slots[..end - start].iter_mut().enumerate() {
-                let table = &self.tables[table_of(hashes[j], self.bits)];
-                *s = table.slots[hashes[j] as usize & table.mask];
+            if let Some(j) = i.checked_sub(AHEAD).filter(|&j| j < n) {
+                let (table, pos) = place(hashes[j]);
+                let s = table.slots[pos];
+                slots[j % RING] = s;
+                if s != EMPTY {
+                    self.keys.prefetch(slot_row(s) as usize);
+                }
             }
-            // The candidates' keys, likewise.
-            self.keys.touch(&slots[..end - start]);
-            for j in 0..end - start {
-                let i = start + j;
-                let row = match keys.is_null(i) {
-                    true => None,
-                    false => {
-                        let h = hashes[j];
-                        let table = &self.tables[table_of(h, self.bits)];
-                        self.head(table, keys.value(i), h, h as usize & table.mask, slots[j])
-                            .and_then(|r| cutoff.map_or(Some(r), |c| self.walk(r, c)))
-                    }
-                };
-                out.push(row.unwrap_or(0));
-                found.append(row.is_some());
-            }
-            start = end;
+            let Some(k) = i.checked_sub(2 * AHEAD) else {
+                continue;
+            };
+            let row = match keys.is_null(k) {
+                true => None,
+                false => {
+                    let h = hashes[k];
+                    let (table, pos) = place(h);
+                    self.head(table, keys.value(k), h, pos, slots[k % RING])
+                        .and_then(|r| cutoff.map_or(Some(r), |c| self.walk(r, c)))
+                }
+            };
+            out.push(row.unwrap_or(0));
+            found.append(row.is_some());
         }
         UInt32Array::new(out.into(), Some(found.finish().into()))
     }
+}
+
+/// How far ahead [`KeyedHistory::lookup_all`] prefetches (twice: slots, then keys).
+const AHEAD: usize = 16;
+
+/// The slots read ahead, by key number modulo this (at least `AHEAD + 1`).
+const RING: usize = 32;
+
+/// Asks the CPU to start loading `x`'s cache line, without waiting for it.
+#[inline(always)]
+fn prefetch<T>(x: &T) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse"))]
+    safe_arch::prefetch_t0(x);
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse")))]
+    let _ = x;
 }
 
 /// Table `t` of `1 << bits` (sized for its `count` rows, at most half full): the rows whose
@@ -744,49 +754,66 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             x >> 33
         };
-        let n = 3000;
-        let keys: Vec<Option<String>> = (0..n)
-            .map(|_| {
-                let r = next();
-                (r % 13 != 0).then(|| format!("key-{}", r % 700))
-            })
-            .collect();
-        let times: Vec<i64> = (0..n as i64).map(|i| i / 3).collect();
-        let history = batch(vec![
-            ("id", Arc::new(StringArray::from(keys.clone())) as ArrayRef),
-            ("ts", Arc::new(Int64Array::from(times.clone()))),
-        ]);
-        let indexes = [
-            KeyedHistory::new(history.clone(), "id", "ts").unwrap(),
-            // Tables built side by side, a key's table chosen by its hash.
-            KeyedHistory::with_tables(history, "id", "ts", 2).unwrap(),
-        ];
-        let left: Vec<Option<String>> = (0..1001)
-            .map(|_| {
-                let r = next();
-                (r % 17 != 0).then(|| format!("key-{}", r % 800))
-            })
-            .collect();
-        let left = StringArray::from(left);
-        for (h, before) in indexes
-            .iter()
-            .flat_map(|h| [0, 1, 250, 999, 1000, 5000].map(|b| (h, b)))
-        {
-            let got = h.lookup_all(&left, Some(before));
-            // Heads found once, walked back at each time, give the same.
-            assert_eq!(h.walk_heads(&h.heads(&left), before), got);
-            for (i, k) in left.iter().enumerate() {
-                let want = k.and_then(|k| {
-                    (0..n)
-                        .rev()
-                        .find(|&j| keys[j].as_deref() == Some(k) && times[j] < before)
-                        .map(|j| j as u32)
-                });
-                assert_eq!(
-                    got.is_valid(i).then(|| got.value(i)),
-                    want,
-                    "key {k:?} before {before}"
-                );
+        // Keys of many widths with nulls, then keys of one width without (found from the
+        // row number alone).
+        for fixed in [false, true] {
+            let n = 3000;
+            let key = |r: u64, of: u64| match fixed {
+                false => format!("key-{}", r % of),
+                true => format!("key-{:04}", r % of),
+            };
+            let keys: Vec<Option<String>> = (0..n)
+                .map(|_| {
+                    let r = next();
+                    (fixed || r % 13 != 0).then(|| key(r, 700))
+                })
+                .collect();
+            let times: Vec<i64> = (0..n as i64).map(|i| i / 3).collect();
+            let history = batch(vec![
+                ("id", Arc::new(StringArray::from(keys.clone())) as ArrayRef),
+                ("ts", Arc::new(Int64Array::from(times.clone()))),
+            ]);
+            let indexes = [
+                KeyedHistory::new(history.clone(), "id", "ts").unwrap(),
+                // Tables built side by side, a key's table chosen by its hash.
+                KeyedHistory::with_tables(history, "id", "ts", 2).unwrap(),
+            ];
+            assert_eq!(indexes[0].keys.fixed.is_some(), fixed);
+            // Left keys of other widths too, and one left batch not a multiple of the
+            // pipeline's depth.
+            let left: Vec<Option<String>> = (0..1001)
+                .map(|_| {
+                    let r = next();
+                    (r % 17 != 0).then(|| match r % 5 {
+                        0 => format!("key-{}", r % 800),
+                        _ => key(r, 800),
+                    })
+                })
+                .collect();
+            let left = StringArray::from(left);
+            for (h, before) in indexes
+                .iter()
+                .flat_map(|h| [0, 1, 250, 999, 1000, 5000].map(|b| (h, b)))
+            {
+                let got = h.lookup_all(&left, Some(before));
+                // Heads found once, walked back at each time, give the same.
+                assert_eq!(h.walk_heads(&h.heads(&left), before), got);
+                for (i, k) in left.iter().enumerate() {
+                    let want = k.and_then(|k| {
+                        (0..n)
+                            .rev()
+                            .find(|&j| keys[j].as_deref() == Some(k) && times[j] < before)
+                            .map(|j| j as u32)
+                    });
+                    assert_eq!(
+                        got.is_valid(i).then(|| got.value(i)),
+                        want,
+                        "key {k:?} before {before}"
+                    );
+                }
+                // A few keys at a time (shorter than the pipeline) give the same.
+                let few = h.lookup_all(&left.slice(3, 5), Some(before));
+                assert_eq!(few, got.slice(3, 5));
             }
         }
     }
