@@ -587,12 +587,41 @@ impl ConfusionAcc {
     }
 }
 
+/// Adds to `c` the rows where both `p` and `y` are present: [`ConfusionAcc::update`] for
+/// integer columns (the usual ones), without a branch per row.
+fn count_ints(c: &mut Confusion, p: &Int64Array, y: &Int64Array) {
+    let (pv, yv) = (p.values(), y.values());
+    let (mut n, mut equal, mut tp, mut fp, mut fn_) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut add = |p: i64, y: i64| {
+        let (a, b) = (u64::from(p == 1), u64::from(y == 1));
+        n += 1;
+        equal += u64::from(p == y);
+        tp += a & b;
+        fp += a & (1 - b);
+        fn_ += (1 - a) & b;
+    };
+    match arrow_buffer::NullBuffer::union(p.nulls(), y.nulls()) {
+        None => pv.iter().zip(yv.iter()).for_each(|(&p, &y)| add(p, y)),
+        Some(valid) => valid.valid_indices().for_each(|i| add(pv[i], yv[i])),
+    }
+    c.n += n;
+    c.equal += equal;
+    c.tp += tp;
+    c.fp += fp;
+    c.fn_ += fn_;
+    c.tn += n - tp - fp - fn_;
+}
+
 impl Accumulator for ConfusionAcc {
     fn update(&mut self, _side: Side, args: &[ArrayRef]) -> Result<(), EvalError> {
         arity(self.name, args, 2)?;
         let pred = Label::new(self.name, &args[0])?;
         let label = Label::new(self.name, &args[1])?;
         let c = &mut self.counts;
+        if let (Label::I64(p), Label::I64(y)) = (&pred, &label) {
+            count_ints(c, p, y);
+            return Ok(());
+        }
         for i in 0..args[0].len() {
             let (Some(p), Some(y)) = (pred.get(i), label.get(i)) else {
                 continue;
@@ -1131,6 +1160,49 @@ impl Accumulator for TwoSampleAcc {
 
 /// Tests' pseudo-random draws (xorshift64 from `seed`, not 0): each call gives one in
 /// `0..m`.
+/// Integer labels counted without a branch per row give the matrix the row-by-row count
+/// gives (the same rows as booleans): classes other than 0 and 1, nulls on either side.
+#[cfg(test)]
+#[test]
+fn integer_labels_count_as_row_by_row() {
+    #![allow(clippy::unwrap_used)]
+    let mut draw = draws(7);
+    for n in [0usize, 1, 63, 64, 65, 1000] {
+        let pick = |draw: &mut dyn FnMut(u64) -> u64| {
+            (0..n)
+                .map(|_| match draw(10) {
+                    0 => None,
+                    1 => Some(2),
+                    k => Some(i64::from(k % 2 == 0)),
+                })
+                .collect::<Vec<_>>()
+        };
+        let (p, y) = (pick(&mut draw), pick(&mut draw));
+        let mut fast = Confusion::default();
+        count_ints(
+            &mut fast,
+            &Int64Array::from(p.clone()),
+            &Int64Array::from(y.clone()),
+        );
+        let mut want = Confusion::default();
+        for (p, y) in p.iter().zip(&y) {
+            let (Some(p), Some(y)) = (*p, *y) else {
+                continue;
+            };
+            want.n += 1;
+            want.equal += u64::from(p == y);
+            match (p == 1, y == 1) {
+                (true, true) => want.tp += 1,
+                (true, false) => want.fp += 1,
+                (false, true) => want.fn_ += 1,
+                (false, false) => want.tn += 1,
+            }
+        }
+        let key = |c: &Confusion| (c.n, c.equal, c.tp, c.fp, c.tn, c.fn_);
+        assert_eq!(key(&fast), key(&want), "{n} rows");
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn draws(seed: u64) -> impl FnMut(u64) -> u64 {
     let mut x = seed;
