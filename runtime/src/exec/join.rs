@@ -266,14 +266,36 @@ impl KeyedHistory {
     /// before `before`: what [`KeyedHistory::lookup_all`] gives for the keys.
     fn walk_heads(&self, heads: &UInt32Array, before: i64) -> UInt32Array {
         let cutoff = self.cutoff(before);
-        let mut out: Vec<u32> = Vec::with_capacity(heads.len());
-        let mut found = arrow_buffer::BooleanBufferBuilder::new(heads.len());
-        for head in heads.iter() {
-            let row = head.and_then(|r| self.walk(r, cutoff));
-            out.push(row.unwrap_or(0));
-            found.append(row.is_some());
-        }
-        UInt32Array::new(out.into(), Some(found.finish().into()))
+        // Most heads are before `T` already: kept as they are, with their validity; only
+        // the others walk, and those that find no row become null.
+        let mut lost: Vec<usize> = Vec::new();
+        let out: Vec<u32> = heads
+            .values()
+            .iter()
+            .enumerate()
+            .map(|(i, &h)| match h < cutoff || heads.is_null(i) {
+                true => h,
+                false => self.walk(h, cutoff).unwrap_or_else(|| {
+                    lost.push(i);
+                    0
+                }),
+            })
+            .collect();
+        let nulls = match lost.is_empty() {
+            true => heads.nulls().cloned(),
+            false => {
+                let mut found = arrow_buffer::BooleanBufferBuilder::new(heads.len());
+                match heads.nulls() {
+                    Some(n) => found.append_buffer(n.inner()),
+                    None => found.append_n(heads.len(), true),
+                }
+                for i in lost {
+                    found.set_bit(i, false);
+                }
+                Some(found.finish().into())
+            }
+        };
+        UInt32Array::new(out.into(), nulls)
     }
 
     /// The head row of `key` (its latest row at all), probing `table` from `pos` whose slot
@@ -328,9 +350,6 @@ impl KeyedHistory {
         let cutoff = before.map(|b| self.cutoff(b));
         let mut out: Vec<u32> = Vec::with_capacity(n);
         let mut found = arrow_buffer::BooleanBufferBuilder::new(n);
-        let hashes: Vec<u64> = (0..n)
-            .map(|i| self.hasher.hash_one(keys.value(i)))
-            .collect();
         let place = |h: u64| {
             let table = &self.tables[table_of(h, self.bits)];
             (table, h as usize & table.mask)
@@ -339,14 +358,17 @@ impl KeyedHistory {
         // (in cache by then) and its candidate's key prefetched, and key `i` resolved from
         // what is now in cache. Prefetches do not wait for their lines, so many misses are
         // in flight at once.
-        let mut slots = [EMPTY; RING];
+        // The hashes and slots of the keys in flight, by key number modulo `RING`.
+        let (mut hashes, mut slots) = ([0u64; RING], [EMPTY; RING]);
         for i in 0..n + 2 * AHEAD {
-            if let Some(&h) = hashes.get(i) {
+            if i < n {
+                let h = self.hasher.hash_one(keys.value(i));
+                hashes[i % RING] = h;
                 let (table, pos) = place(h);
                 prefetch(&table.slots[pos]);
             }
             if let Some(j) = i.checked_sub(AHEAD).filter(|&j| j < n) {
-                let (table, pos) = place(hashes[j]);
+                let (table, pos) = place(hashes[j % RING]);
                 let s = table.slots[pos];
                 slots[j % RING] = s;
                 if s != EMPTY {
@@ -359,7 +381,7 @@ impl KeyedHistory {
             let row = match keys.is_null(k) {
                 true => None,
                 false => {
-                    let h = hashes[k];
+                    let h = hashes[k % RING];
                     let (table, pos) = place(h);
                     self.head(table, keys.value(k), h, pos, slots[k % RING])
                         .and_then(|r| cutoff.map_or(Some(r), |c| self.walk(r, c)))
@@ -375,8 +397,9 @@ impl KeyedHistory {
 /// How far ahead [`KeyedHistory::lookup_all`] prefetches (twice: slots, then keys).
 const AHEAD: usize = 16;
 
-/// The slots read ahead, by key number modulo this (at least `AHEAD + 1`).
-const RING: usize = 32;
+/// The keys in flight in [`KeyedHistory::lookup_all`], by key number modulo this (more
+/// than `2 * AHEAD`).
+const RING: usize = 64;
 
 /// Asks the CPU to start loading `x`'s cache line, without waiting for it.
 #[inline(always)]
