@@ -10,20 +10,17 @@
 
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow_array::{
     Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, UInt32Array,
 };
 use arrow_schema::{DataType as ArrowType, Field, Schema};
-use mlc_engine::check::{NoPlugins, compile};
 use mlc_engine::eval::check::{DEFAULT_MAX_SERIES, builtin_accumulator};
 use mlc_engine::eval::{
     CheckInput, CheckState, Conclusion, Frame, Outcome, SourceRows, Status, evaluate_check,
 };
 use mlc_engine::functions::{self, Side};
-use mlc_engine::load::{MemoryFs, load};
 use mlc_engine::plan::{CheckPlan, ColumnId};
 use mlc_engine::schema::DataType;
 use mlc_engine::value::Value;
@@ -83,12 +80,9 @@ fn program() -> Vec<CheckPlan> {
          group by country\n  each c in [age, failed_jobs]\n  \
          expect sum(c) > 10 and distinct(c) > 2 and coverage() > 0.5 and recall(prediction, label) > 0.5\n}\n",
     );
-    let fs = MemoryFs::new().with("p.mlc", text);
-    let loaded = load(&fs, &[PathBuf::from("p.mlc")]);
-    assert!(!loaded.has_errors());
-    let (program, diags) = compile(&loaded.files, &loaded.sources, &NoPlugins);
-    assert!(diags.iter().all(|d| !d.is_error()));
-    program.checks
+    mlc_engine::check::compile_text(&text)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .checks
 }
 
 fn column(rng: &mut Rng, ty: ArrowType, name: &str, rows: usize) -> ArrayRef {

@@ -6,10 +6,8 @@
 
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use mlc_engine::load::MemoryFs;
 use mlc_engine::plan::Program;
 use mlc_runtime::exec::Executor;
 use mlc_store::Store;
@@ -127,16 +125,7 @@ impl Rng {
 }
 
 fn program(rules: &str) -> Arc<Program> {
-    let fs = MemoryFs::new().with("p.mlc", rules);
-    let loaded = mlc_engine::load::load(&fs, &[PathBuf::from("p.mlc")]);
-    assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
-    let (program, diags) = mlc_engine::check::compile(
-        &loaded.files,
-        &loaded.sources,
-        &mlc_engine::check::NoPlugins,
-    );
-    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
-    Arc::new(program)
+    Arc::new(mlc_engine::check::compile_text(rules).unwrap())
 }
 
 fn record(rng: &mut Rng, n: u64, ts: i64) -> String {

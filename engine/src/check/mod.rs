@@ -44,6 +44,23 @@ impl PluginResolver for NoPlugins {
     }
 }
 
+/// Loads and compiles one `.mlc` text held in memory, without plugins: a program for tests,
+/// examples and benchmarks. `Err` holds the errors, rendered.
+pub fn compile_text(text: &str) -> Result<Program, String> {
+    let fs = crate::load::MemoryFs::new().with("rules.mlc", text);
+    let loaded = crate::load::load(&fs, &[std::path::PathBuf::from("rules.mlc")]);
+    let render = |d: &[Diagnostic]| mlc_grammar::render(d, &loaded.sources, false);
+    if loaded.has_errors() {
+        return Err(render(&loaded.diagnostics));
+    }
+    let (program, diags) = compile(&loaded.files, &loaded.sources, &NoPlugins);
+    let errors: Vec<Diagnostic> = diags.into_iter().filter(|d| d.is_error()).collect();
+    match errors.is_empty() {
+        true => Ok(program),
+        false => Err(render(&errors)),
+    }
+}
+
 /// Checks every file and builds the program. Checks and tests with errors are left out of
 /// the program; the returned diagnostics say why. A caller must refuse to run a program
 /// when any returned diagnostic is an error.

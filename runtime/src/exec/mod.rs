@@ -1578,9 +1578,6 @@ fn run_check(
 mod tests {
     #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
-    use std::path::PathBuf;
-
-    use mlc_engine::load::MemoryFs;
     use mlc_store::ingest::{Format, IngestOptions, Input, ingest};
 
     use super::*;
@@ -1625,16 +1622,7 @@ check ids {
     const T0: i64 = 1_772_323_200_000_000;
 
     fn program() -> Arc<Program> {
-        let fs = MemoryFs::new().with("p.mlc", RULES);
-        let loaded = mlc_engine::load::load(&fs, &[PathBuf::from("p.mlc")]);
-        assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
-        let (program, diags) = mlc_engine::check::compile(
-            &loaded.files,
-            &loaded.sources,
-            &mlc_engine::check::NoPlugins,
-        );
-        assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
-        Arc::new(program)
+        Arc::new(mlc_engine::check::compile_text(RULES).unwrap())
     }
 
     async fn put(store: &Store, program: &Program, component: &str, lines: Vec<String>) {
