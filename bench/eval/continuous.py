@@ -83,10 +83,14 @@ def new_rows(path, rows, late, seed, hour=0):
 class Server:
     def __init__(self, mlc, db, env):
         self.port = free_port()
+        # The server's log goes to a file (a pipe nobody reads would stop a chatty server,
+        # say with RUST_LOG=mlc_runtime=debug to see where an evaluation's time goes).
+        self.log_path = f"{db}.{self.port}.log"
+        self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [mlc, "serve", "--checks", RULES, "--db", "sqlite://" + db, "--listen",
              f"127.0.0.1:{self.port}", "--no-watch"],
-            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=self.log)
         for _ in range(600):
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1)
@@ -94,7 +98,7 @@ class Server:
             except Exception:
                 time.sleep(0.1)
         else:
-            sys.exit("mlc serve did not start:\n" + self.proc.stderr.read().decode())
+            sys.exit("mlc serve did not start:\n" + open(self.log_path).read())
         # Let the start-up evaluations (at now: empty windows) finish.
         time.sleep(1.0)
 
