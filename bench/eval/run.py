@@ -17,6 +17,7 @@ medians are reported. Every mlc value is compared with the reference peer's outp
 usage: python3 bench/eval/run.py [--data /tmp/peers/data/n1000000] [--reps 3]
            [--mlc target/release/mlc] [--work /tmp/mlc-eval-bench] [--skip-peers]
            [--reingest] [--out bench/eval/results-DATE.md]
+           [--db postgres://postgres@127.0.0.1:5432/test?schema=bench_1m]
 
 Prerequisites: ../shared/bench/peers/setup.sh and gen_data.py (see bench/eval/README.md),
 `cargo build --release`.
@@ -68,22 +69,47 @@ def run_timed(cmd, env=None):
     return p, wall, rss
 
 
+def pg_schema(url):
+    m = re.search(r"[?&]schema=([A-Za-z0-9_]+)", url)
+    return m.group(1) if m else None
+
+
 def ingest(a, db):
-    if os.path.exists(db) and not a.reingest:
-        return None
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(db + suffix):
-            os.remove(db + suffix)
+    """Ingests the data into `db` (a SQLite path, or a PostgreSQL URL whose `schema=` holds
+    it) unless it is there already (`--reingest` starts over)."""
+    if db.startswith("postgres"):
+        marker = os.path.join(a.work, "pg-" + re.sub(r"[^A-Za-z0-9]+", "_", db) + ".done")
+        if os.path.exists(marker) and not a.reingest:
+            return None
+        schema = pg_schema(db)
+        if not schema:
+            sys.exit("--db: give the PostgreSQL URL a `?schema=NAME` for the bench's tables")
+        base = db.split("?")[0]
+        subprocess.run(["psql", base, "-q", "-c", f"DROP SCHEMA IF EXISTS {schema} CASCADE"],
+                       check=True)
+    else:
+        marker = None
+        if os.path.exists(db) and not a.reingest:
+            return None
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(db + suffix):
+                os.remove(db + suffix)
     out = {}
     for comp in ("inference", "feedback", "training"):
-        p, wall, rss = run_timed([a.mlc, "ingest", "--db", "sqlite://" + db, "--checks",
+        p, wall, rss = run_timed([a.mlc, "ingest", "--db", store_url(db), "--checks",
                                   os.path.join(CHECKS, "components.mlc"), comp,
                                   os.path.join(a.data, comp + ".csv")])
         if p.returncode != 0:
             sys.exit(f"ingest {comp} failed:\n{p.stderr}")
         out[comp] = (wall, rss)
         print(f"ingest {comp}: {wall:.2f} s, peak RSS {rss:.0f} MiB", flush=True)
+    if marker:
+        open(marker, "w").close()
     return out
+
+
+def store_url(db):
+    return db if db.startswith("postgres") else "sqlite://" + db
 
 
 def lines(stdout):
@@ -203,11 +229,13 @@ def main():
     ap.add_argument("--reingest", action="store_true")
     ap.add_argument("--only", default="W1,W2,W3")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--db", default=None,
+                    help="a PostgreSQL URL with ?schema=NAME to run mlc on instead of SQLite")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
-    db = os.path.join(a.work, os.path.basename(os.path.normpath(a.data)) + ".db")
+    db = a.db or os.path.join(a.work, os.path.basename(os.path.normpath(a.data)) + ".db")
     ingested = ingest(a, db)
-    env = {**os.environ, "MLC_DB": "sqlite://" + db}
+    env = {**os.environ, "MLC_DB": store_url(db)}
     peer_out = f"/tmp/peers/out/{os.path.basename(os.path.normpath(a.data))}"
     peer_results = os.path.join(a.work, "peer-results")
     runs_path = os.path.join(peer_results, "runs.jsonl")
@@ -236,7 +264,8 @@ def main():
             peers.setdefault(r["job"], []).append(r)
 
     report = [f"# mlc evaluation vs peers ({datetime.date.today()}, {a.reps} reps, median)", "",
-              f"data: {a.data}; store: SQLite {db}; mlc: {a.mlc}", ""]
+              f"data: {a.data}; store: {'PostgreSQL' if db.startswith('postgres') else 'SQLite'} "
+              f"{db}; mlc: {a.mlc}", ""]
     if ingested:
         report.append("ingest (once): " + ", ".join(
             f"{c} {w:.2f} s / {r:.0f} MiB" for c, (w, r) in ingested.items()))
