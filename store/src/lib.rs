@@ -49,6 +49,34 @@ pub use rows::{Column, Rows};
 /// Rows per batch returned by reads: bounds the memory of a read whatever the window size.
 pub const READ_BATCH_ROWS: usize = 65_536;
 
+/// `ident` quoted as an SQL identifier, as the store names its columns.
+pub fn quote_ident(ident: &str) -> String {
+    sql::quote(ident)
+}
+
+/// Per-row counts of a component's rows in a time range, grouped, which the database
+/// computes where it can ([`Store::row_sums`], docs/evaluation.md#pushdown). Expressions are
+/// SQL in PostgreSQL's dialect over the component's columns ([`quote_ident`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SumsQuery {
+    /// Columns to group by (string, integer or boolean columns).
+    pub group_by: Vec<String>,
+    /// Only the rows where this holds (a null counts as false).
+    pub filter: Option<String>,
+    /// Per count: `None` counts the rows; `Some(p)` the rows where `p` holds.
+    pub terms: Vec<Option<String>>,
+    pub start_us: Option<i64>,
+    pub end_us: i64,
+}
+
+/// One group of a [`SumsQuery`]: its key, its rows and its counts, in the query's order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SumsGroup {
+    pub key: Vec<mlc_engine::value::Value>,
+    pub rows: u64,
+    pub sums: Vec<u64>,
+}
+
 /// The history store: one of the two backends, chosen by the URL given to [`Store::open`].
 /// Cloning is cheap and shares the connection pool.
 #[derive(Clone)]
@@ -534,6 +562,21 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => s.max_time(&schema, before_us).await,
             Backend::Postgres(s) => s.max_time(&schema, before_us).await,
+        }
+    }
+
+    /// The groups of `query` over `component`, counted by the database: `None` where the
+    /// store does not push counts down (SQLite, whose rows the process reads as fast as the
+    /// database would count them), and the SQL that ran.
+    pub async fn row_sums(
+        &self,
+        component: &str,
+        query: &SumsQuery,
+    ) -> Result<Option<(Vec<SumsGroup>, String)>> {
+        let schema = self.component(component).await?;
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(None),
+            Backend::Postgres(s) => s.row_sums(&schema, query).await.map(Some),
         }
     }
 

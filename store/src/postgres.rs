@@ -292,6 +292,80 @@ impl PgStore {
             .await
     }
 
+    /// See [`crate::Store::row_sums`]: one `GROUP BY` query, `count(*) FILTER (WHERE ..)`
+    /// per term.
+    pub(crate) async fn row_sums(
+        &self,
+        schema: &ComponentSchema,
+        q: &crate::SumsQuery,
+    ) -> Result<(Vec<crate::SumsGroup>, String)> {
+        use mlc_engine::value::Value;
+        use sqlx::Row;
+        let mut types = Vec::with_capacity(q.group_by.len());
+        for g in &q.group_by {
+            match schema.column_type(g) {
+                Some(t @ (DataType::String | DataType::Int | DataType::Bool)) => types.push(t),
+                _ => {
+                    return Err(StoreError::UnknownColumn {
+                        component: schema.name.clone(),
+                        column: g.clone(),
+                    });
+                }
+            }
+        }
+        let groups: Vec<String> = q.group_by.iter().map(|g| quote(g)).collect();
+        let mut select = groups.clone();
+        select.push("count(*)".into());
+        for t in &q.terms {
+            select.push(match t {
+                None => "count(*)".into(),
+                Some(p) => format!("count(*) FILTER (WHERE {p})"),
+            });
+        }
+        let t = quote(&schema.time);
+        let mut sql = format!(
+            "SELECT {} FROM {} WHERE {t} >= {} AND {t} < {}",
+            select.join(", "),
+            quote(&table_name(&schema.name)),
+            q.start_us.unwrap_or(i64::MIN),
+            q.end_us
+        );
+        if let Some(f) = &q.filter {
+            sql.push_str(&format!(" AND ({f})"));
+        }
+        if !groups.is_empty() {
+            sql.push_str(&format!(" GROUP BY {}", groups.join(", ")));
+        }
+        let rows = sqlx::query(AssertSqlSafe(sql.clone()))
+            .fetch_all(&self.pool)
+            .await?;
+        let n = groups.len();
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut key = Vec::with_capacity(n);
+            for (i, ty) in types.iter().enumerate() {
+                key.push(match ty {
+                    DataType::String => row
+                        .try_get::<Option<String>, _>(i)?
+                        .map_or(Value::Null, Value::Str),
+                    DataType::Int => row
+                        .try_get::<Option<i64>, _>(i)?
+                        .map_or(Value::Null, Value::Int),
+                    _ => row
+                        .try_get::<Option<bool>, _>(i)?
+                        .map_or(Value::Null, Value::Bool),
+                });
+            }
+            let count = |i: usize| row.try_get::<i64, _>(i).map(|v| v.max(0) as u64);
+            let rows = count(n)?;
+            let sums = (0..q.terms.len())
+                .map(|j| count(n + 1 + j))
+                .collect::<std::result::Result<Vec<u64>, _>>()?;
+            out.push(crate::SumsGroup { key, rows, sums });
+        }
+        Ok((out, sql))
+    }
+
     pub(crate) async fn prune_batch(
         &self,
         schema: &ComponentSchema,

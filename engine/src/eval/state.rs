@@ -90,6 +90,9 @@ pub struct CheckState {
     /// Whether rows of a joined source were added (coverage is then measured).
     joined: bool,
     max_series: usize,
+    /// Per `fed` aggregate: whether its state came from sums the database computed
+    /// ([`CheckState::add_sums`]); rows fed later skip it.
+    pushed: Vec<bool>,
 }
 
 impl std::fmt::Debug for CheckState {
@@ -135,6 +138,7 @@ impl CheckState {
         CheckState {
             leader,
             aggs: (0..columns * fed.len()).map(|_| Mutex::default()).collect(),
+            pushed: vec![false; fed.len()],
             fed,
             columns,
             slices: HashMap::new(),
@@ -321,6 +325,12 @@ impl CheckState {
         per_column.into_iter().flatten().collect()
     }
 
+    /// How many aggregates are fed rows (those sharing another's state, and the special
+    /// ones, are not).
+    pub fn fed(&self) -> usize {
+        self.fed.len()
+    }
+
     /// Number of `each` columns (1 without `each`).
     pub fn columns(&self) -> usize {
         self.columns
@@ -394,6 +404,9 @@ impl CheckState {
         again: bool,
     ) {
         let fed = self.fed.len();
+        if self.pushed[t % fed] {
+            return;
+        }
         let lead = self.fed[t % fed];
         let followers: Vec<(usize, &AggregateCall)> = (0..self.leader.len())
             .filter(|&i| i != lead && self.leader[i] == lead)
@@ -537,6 +550,72 @@ impl CheckState {
             return Err(self.too_many(plan));
         }
         Ok(counted)
+    }
+
+    /// The aggregates whose whole state is per-row sums a database can compute
+    /// ([`crate::functions::Function::row_sums`]): `(index in the plan's aggregates, sums)`.
+    /// Only over the current rows, of a check without `each`, sharing no state.
+    pub fn summable(&self, plan: &CheckPlan) -> Vec<(usize, &'static [crate::functions::RowSum])> {
+        if self.columns != 1 || plan.each.is_some() {
+            return Vec::new();
+        }
+        self.fed
+            .iter()
+            .filter(|&&i| (0..self.leader.len()).all(|j| j == i || self.leader[j] != i))
+            .filter_map(|&i| {
+                let call = &plan.aggregates[i];
+                let FunctionRef::Builtin(f) = call.function else {
+                    return None;
+                };
+                if call.rows != RowSet::Current {
+                    return None;
+                }
+                f.row_sums(call.args.len()).map(|s| (i, s))
+            })
+            .collect()
+    }
+
+    /// Takes one slice of current rows as sums computed elsewhere (by the database:
+    /// docs/evaluation.md#pushdown): `rows` rows after `where`, with slice key `key`, and per
+    /// aggregate of `sums` (its index, among [`CheckState::summable`]'s) its sums in
+    /// [`crate::functions::Function::row_sums`] order. Those aggregates are then marked as
+    /// taken: rows fed afterwards (with `count` false, for the other aggregates) skip them.
+    /// Every slice must be given before such rows.
+    pub fn add_sums(
+        &mut self,
+        plan: &CheckPlan,
+        key: Vec<Value>,
+        rows: u64,
+        sums: &[(usize, Vec<u64>)],
+        make: &AccFactory<'_>,
+    ) -> Result<(), EvalError> {
+        let k = key_string(&key);
+        self.meta(&key).rows += rows;
+        if self.slices.len() > self.max_slices() {
+            return Err(self.too_many(plan));
+        }
+        for (i, values) in sums {
+            let Some(t) = self.fed.iter().position(|f| f == i) else {
+                return Err(EvalError::Invalid(format!(
+                    "internal error: aggregate {i} is not fed"
+                )));
+            };
+            self.pushed[t] = true;
+            let call = &plan.aggregates[*i];
+            let agg = self.aggs[t]
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let entry = agg
+                .by_slice
+                .entry(k.clone())
+                .or_insert_with(|| make(call).map_err(AccError::Whole));
+            if let Ok(acc) = entry
+                && let Err(e) = acc.add_sums(values)
+            {
+                *entry = Err(AccError::Call(e.to_string()));
+            }
+        }
+        Ok(())
     }
 
     fn meta(&mut self, key: &[Value]) -> &mut SliceMeta {

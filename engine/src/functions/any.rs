@@ -4,7 +4,7 @@
 use super::ExampleStatus::Fails;
 use super::ExampleValue::Bool;
 use super::common::sig;
-use super::pred_acc::PredAcc;
+use super::pred_acc::{PRED_SUMS, PredAcc};
 use super::{
     Accumulator, ArgType, Example, Function, FunctionKind, Outcome, Param, ReturnType, Signature,
 };
@@ -43,5 +43,8 @@ impl Function for Any {
         PredAcc::boxed("any", |_rows, trues| {
             Ok(Outcome::Value(Value::Bool(trues > 0)))
         })
+    }
+    fn row_sums(&self, args: usize) -> Option<&'static [super::RowSum]> {
+        (args == 1).then_some(PRED_SUMS)
     }
 }

@@ -10,7 +10,7 @@ use super::ExampleValue::Number;
 use super::common::{Pred, same, sig, value};
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
-    Side, Signature,
+    RowSum, Side, Signature,
 };
 
 pub(crate) struct Count;
@@ -61,6 +61,13 @@ impl Function for Count {
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
         Some(Box::new(CountAcc { n: 0 }))
     }
+    fn row_sums(&self, args: usize) -> Option<&'static [RowSum]> {
+        match args {
+            0 => Some(&[RowSum::Rows]),
+            1 => Some(&[RowSum::True(0)]),
+            _ => None,
+        }
+    }
 }
 
 struct CountAcc {
@@ -99,6 +106,15 @@ impl Accumulator for CountAcc {
     }
     fn finalize(&self) -> Result<Outcome, EvalError> {
         value(self.n as f64)
+    }
+    fn add_sums(&mut self, sums: &[u64]) -> Result<(), EvalError> {
+        match sums {
+            [n] => {
+                self.n += n;
+                Ok(())
+            }
+            _ => Err(EvalError::Invalid("count: expected one sum".into())),
+        }
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -368,6 +368,23 @@ pub trait Accumulator: Send {
     fn finalize_shared(&self, _leader: &dyn Accumulator) -> Option<Result<Outcome, EvalError>> {
         None
     }
+    /// Adds the per-row sums [`Function::row_sums`] names, computed over some rows elsewhere
+    /// (by the database: docs/evaluation.md#pushdown), as if those rows had been fed.
+    fn add_sums(&mut self, _sums: &[u64]) -> Result<(), EvalError> {
+        Err(EvalError::Invalid(
+            "internal error: this aggregate takes no sums computed elsewhere".into(),
+        ))
+    }
+}
+
+/// A per-row sum an aggregate's state is made of, which a database can compute with
+/// `GROUP BY` (docs/evaluation.md#pushdown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowSum {
+    /// The number of rows.
+    Rows,
+    /// The number of rows where argument `i`, a predicate, is true (null counts as false).
+    True(usize),
 }
 
 pub trait Function: Sync + Send {
@@ -401,6 +418,11 @@ pub trait Function: Sync + Send {
     /// rejects it otherwise (E0208).
     fn needs_join(&self) -> bool {
         false
+    }
+    /// The per-row sums a call with `args` arguments keeps as its whole state, in the order
+    /// [`Accumulator::add_sums`] takes them; `None` when its state is not such sums.
+    fn row_sums(&self, _args: usize) -> Option<&'static [RowSum]> {
+        None
     }
 }
 

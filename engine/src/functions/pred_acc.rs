@@ -6,7 +6,10 @@ use std::any::Any;
 use arrow_array::{Array, ArrayRef};
 
 use super::common::{Pred, arity, same};
-use super::{Accumulator, EvalError, Outcome, Side};
+use super::{Accumulator, EvalError, Outcome, RowSum, Side};
+
+/// The sums a [`PredAcc`] is made of: its rows, and those where the predicate holds.
+pub(crate) const PRED_SUMS: &[RowSum] = &[RowSum::Rows, RowSum::True(0)];
 
 pub(crate) struct PredAcc {
     pub(crate) name: &'static str,
@@ -62,6 +65,20 @@ impl Accumulator for PredAcc {
     }
     fn finalize(&self) -> Result<Outcome, EvalError> {
         (self.finish)(self.rows, self.trues)
+    }
+    /// `[rows, trues]`: [`PRED_SUMS`].
+    fn add_sums(&mut self, sums: &[u64]) -> Result<(), EvalError> {
+        match sums {
+            [rows, trues] if trues <= rows => {
+                self.rows += rows;
+                self.trues += trues;
+                Ok(())
+            }
+            _ => Err(EvalError::Invalid(format!(
+                "{}: expected a row count and a count of true rows",
+                self.name
+            ))),
+        }
     }
     fn as_any(&self) -> &dyn Any {
         self

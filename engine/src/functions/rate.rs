@@ -5,7 +5,7 @@ use super::ExampleStatus::Fails;
 use super::ExampleValue::Number;
 use super::common::sig;
 use super::common::{undefined, value};
-use super::pred_acc::PredAcc;
+use super::pred_acc::{PRED_SUMS, PredAcc};
 use super::{Accumulator, ArgType, Example, Function, FunctionKind, Param, ReturnType, Signature};
 
 pub(crate) struct Rate;
@@ -45,5 +45,8 @@ impl Function for Rate {
                 value(trues as f64 / rows as f64)
             }
         })
+    }
+    fn row_sums(&self, args: usize) -> Option<&'static [super::RowSum]> {
+        (args == 1).then_some(PRED_SUMS)
     }
 }

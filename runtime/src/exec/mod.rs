@@ -5,6 +5,7 @@
 
 pub mod join;
 mod panes;
+mod pushdown;
 mod stream;
 
 pub use panes::{PANE_CACHE_BYTES, PaneStats, pane_width_secs};
@@ -65,6 +66,8 @@ pub struct Executor {
     /// `mlc serve`'s panes of the checks' windows, kept between evaluations
     /// (docs/evaluation.md#panes); `None` elsewhere.
     panes: Option<Arc<panes::PaneCache>>,
+    /// Aggregates the database computed so far (docs/evaluation.md#pushdown).
+    pushdowns: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -168,12 +171,19 @@ impl Executor {
             prefetch_cells: PREFETCH_MAX_CELLS,
             slice_cells: SLICE_CELLS,
             panes: None,
+            pushdowns: Arc::default(),
         }
     }
 
     /// Keeps the partial state of each pane of the checks' windows between evaluations, at
     /// most about `bytes` of them, and evaluates the checks that can from their panes
     /// (docs/evaluation.md#panes): what `mlc serve` does. 0 keeps none.
+    /// How many aggregates (per check evaluation) the database computed rather than the
+    /// rows being read (docs/evaluation.md#pushdown).
+    pub fn pushed_down(&self) -> u64 {
+        self.pushdowns.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn with_panes(mut self, bytes: u64) -> Executor {
         self.panes = (bytes > 0).then(|| Arc::new(panes::PaneCache::new(bytes)));
         self

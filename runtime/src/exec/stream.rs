@@ -48,6 +48,11 @@ struct Job {
     /// The columns a second read needs: what `where`, `group by`, `each` and those
     /// aggregates name, and the time.
     again_needs: Vec<String>,
+    /// Pushdown (docs/evaluation.md#pushdown): whether the database counted the rows of the
+    /// window (the reads then feed the other aggregates only), and whether it computed every
+    /// aggregate fed rows (the window is then not read at all).
+    counted: bool,
+    pushed_whole: bool,
 }
 
 /// Rows of one read handed to one check.
@@ -195,6 +200,8 @@ impl Executor {
                 .collect();
             again_needs.extend(times);
             jobs.push(Job {
+                counted: false,
+                pushed_whole: false,
                 needs,
                 keeping,
                 rereads: !rereading.is_empty(),
@@ -227,6 +234,8 @@ impl Executor {
                 }
             }
         }
+
+        self.push_down(&mut jobs, &own, &owned).await;
 
         // A check read by column takes as many columns a pass as keep their values within
         // COLUMN_PASS_BYTES, estimated from the rows of its window and baseline (all of them
@@ -360,6 +369,78 @@ impl Executor {
             .collect()
     }
 
+    /// Pushdown (docs/evaluation.md#pushdown): the aggregates of checks read whole whose
+    /// state is row counts, counted by the database where the store does that (PostgreSQL).
+    /// A query that fails leaves its check to its rows, as without pushdown.
+    async fn push_down(&self, jobs: &mut [Job], own: &[Option<Reads>], owned: &Owned) {
+        for (i, job) in jobs.iter_mut().enumerate() {
+            if own[i].is_some() || job.failure.is_some() {
+                continue;
+            }
+            let summable = job.state.summable(&job.plan);
+            if summable.is_empty() {
+                continue;
+            }
+            let key = &job.reads.current.first;
+            let Some(p) =
+                super::pushdown::plan(&job.plan, &summable, job.state.fed(), key.start, key.end)
+            else {
+                continue;
+            };
+            let (groups, sql) = match self.store.row_sums(&key.component, &p.query).await {
+                Ok(Some(got)) => got,
+                // The store counts nothing itself (SQLite): neither for the other checks.
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(check = %job.plan.name, error = %e, "the database could not count the check's rows; reading them");
+                    continue;
+                }
+            };
+            tracing::debug!(check = %job.plan.name, groups = groups.len(), %sql, "pushed down");
+            let failed = owned.with(|ctx| {
+                let make = |call: &_| ctx.make(call);
+                for g in groups {
+                    let mut at = 0;
+                    let sums: Vec<(usize, Vec<u64>)> = p
+                        .aggregates
+                        .iter()
+                        .map(|&(agg, n)| {
+                            at += n;
+                            (agg, g.sums[at - n..at].to_vec())
+                        })
+                        .collect();
+                    if let Err(e) = job.state.add_sums(&job.plan, g.key, g.rows, &sums, &make) {
+                        return Some(e.to_string());
+                    }
+                }
+                None
+            });
+            if let Some(e) = failed {
+                job.failure = Some(e);
+                continue;
+            }
+            self.pushdowns.fetch_add(
+                p.aggregates.len() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            job.counted = true;
+            job.pushed_whole = p.whole;
+            // The reads bring what the other aggregates, `where` and `group by` name.
+            let rest: Vec<usize> = (0..job.plan.aggregates.len())
+                .filter(|i| !p.aggregates.iter().any(|(a, _)| a == i))
+                .collect();
+            let mut needs: Vec<String> = job
+                .plan
+                .columns_for_aggregates(&rest)
+                .into_iter()
+                .filter(|c| c.source == 0)
+                .map(|c| c.name)
+                .collect();
+            needs.push(job.time.name.clone());
+            job.needs = needs;
+        }
+    }
+
     /// Reads one pass slice by slice, the next slice read while the checks take the last.
     async fn run_pass(&self, jobs: Vec<Job>, pass: Pass, owned: &Owned) -> Vec<Job> {
         let mut jobs = jobs;
@@ -483,14 +564,20 @@ fn plan_steps(
         }
     };
     let whole: Vec<usize> = (0..jobs.len()).filter(|&i| own[i].is_none()).collect();
+    // Checks the database computed whole read nothing; they are only concluded.
+    let reading: Vec<usize> = whole
+        .iter()
+        .copied()
+        .filter(|&i| !jobs[i].pushed_whole)
+        .collect();
     let mut keys: Vec<ScanKey> = Vec::new();
-    for &i in &whole {
+    for &i in &reading {
         let k = &jobs[i].reads.current.first;
         if !keys.contains(k) {
             keys.push(k.clone());
         }
     }
-    for &i in &whole {
+    for &i in &reading {
         if let Some(k) = baseline_key(&jobs[i])
             && !keys.contains(&k)
         {
@@ -500,12 +587,12 @@ fn plan_steps(
     let mut steps = Vec::new();
     for key in &keys {
         let mut feeds = Vec::new();
-        for &i in &whole {
+        for &i in &reading {
             let side = |side| Feed {
                 job: i,
                 side,
                 columns: None,
-                count: true,
+                count: !(side == Side::Current && jobs[i].counted),
                 again: false,
             };
             if jobs[i].reads.current.first == *key {
