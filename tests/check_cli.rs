@@ -1306,3 +1306,40 @@ check nothing_then {
     );
     assert_eq!(status("nothing_then").len(), 2);
 }
+
+#[test]
+fn explain_says_what_postgres_counts_and_verbose_shows_the_sql() {
+    let checks = cases().join("checks.mlc");
+    let out = mlc(&["explain", checks.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    // `all` and `count` are counted in the database; the joined `recall` is not.
+    let part = |name: &str| {
+        let at = text.find(&format!("check {name} ")).unwrap();
+        let rest = &text[at..];
+        let end = rest[1..].find("\ncheck ").map_or(rest.len(), |e| e + 1);
+        rest[..end].to_string()
+    };
+    assert!(
+        part("ages_valid").contains("on PostgreSQL:\n    counted in the database: a0\n"),
+        "{text}"
+    );
+    assert!(
+        part("volume_info").contains("counted in the database: a0"),
+        "{text}"
+    );
+    assert!(!part("recall_slo").contains("on PostgreSQL"), "{text}");
+    assert!(!text.contains("sql:"), "{text}");
+    let out = mlc(&[
+        "explain",
+        "--verbose",
+        "--check",
+        "ages_valid",
+        checks.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(r#"sql: SELECT count(*), count(*), count(*) FILTER (WHERE ("age" >= (0)::BIGINT)) FROM "mlc_c_inference" WHERE "ts" >= <window start> AND "ts" < <window end>"#),
+        "{text}"
+    );
+}

@@ -12,6 +12,9 @@ pub struct Args {
     /// Explain only this check.
     #[arg(long = "check", value_name = "NAME")]
     pub check: Option<String>,
+    /// Also print the SQL a check runs on PostgreSQL where its counts are pushed down.
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -24,9 +27,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     rules
         .require_checks(args.check.as_deref())
         .map_err(anyhow::Error::msg)?;
-    print!(
-        "{}",
-        mlc_engine::explain::explain(&rules.program, args.check.as_deref()).unwrap_or_default()
-    );
+    // Each check's plan (as `mlc_engine::explain` prints it), then what PostgreSQL computes
+    // of it (docs/evaluation.md#pushdown).
+    let checks = rules
+        .program
+        .checks
+        .iter()
+        .filter(|c| args.check.as_deref().is_none_or(|n| c.name == n));
+    for (i, c) in checks.enumerate() {
+        if i > 0 {
+            println!();
+        }
+        let text = c.to_string();
+        print!("{text}");
+        if !text.ends_with('\n') {
+            println!();
+        }
+        if let Some(p) = mlc_runtime::exec::explain_pushdown(&rules.program, c, args.verbose) {
+            print!("{p}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

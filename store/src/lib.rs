@@ -69,6 +69,33 @@ pub struct SumsQuery {
     pub end_us: i64,
 }
 
+/// The SQL of `q` over `schema`'s table, its time range from `start` to `end` (SQL
+/// expressions: numbers when it runs, words in `mlc explain`).
+pub fn sums_sql(schema: &ComponentSchema, q: &SumsQuery, start: &str, end: &str) -> String {
+    let groups: Vec<String> = q.group_by.iter().map(|g| sql::quote(g)).collect();
+    let mut select = groups.clone();
+    select.push("count(*)".into());
+    for t in &q.terms {
+        select.push(match t {
+            None => "count(*)".into(),
+            Some(p) => format!("count(*) FILTER (WHERE {p})"),
+        });
+    }
+    let t = sql::quote(&schema.time);
+    let mut out = format!(
+        "SELECT {} FROM {} WHERE {t} >= {start} AND {t} < {end}",
+        select.join(", "),
+        sql::quote(&sql::table_name(&schema.name)),
+    );
+    if let Some(f) = &q.filter {
+        out.push_str(&format!(" AND ({f})"));
+    }
+    if !groups.is_empty() {
+        out.push_str(&format!(" GROUP BY {}", groups.join(", ")));
+    }
+    out
+}
+
 /// One group of a [`SumsQuery`]: its key, its rows and its counts, in the query's order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SumsGroup {

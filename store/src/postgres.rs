@@ -313,33 +313,16 @@ impl PgStore {
                 }
             }
         }
-        let groups: Vec<String> = q.group_by.iter().map(|g| quote(g)).collect();
-        let mut select = groups.clone();
-        select.push("count(*)".into());
-        for t in &q.terms {
-            select.push(match t {
-                None => "count(*)".into(),
-                Some(p) => format!("count(*) FILTER (WHERE {p})"),
-            });
-        }
-        let t = quote(&schema.time);
-        let mut sql = format!(
-            "SELECT {} FROM {} WHERE {t} >= {} AND {t} < {}",
-            select.join(", "),
-            quote(&table_name(&schema.name)),
-            q.start_us.unwrap_or(i64::MIN),
-            q.end_us
+        let sql = crate::sums_sql(
+            schema,
+            q,
+            &q.start_us.unwrap_or(i64::MIN).to_string(),
+            &q.end_us.to_string(),
         );
-        if let Some(f) = &q.filter {
-            sql.push_str(&format!(" AND ({f})"));
-        }
-        if !groups.is_empty() {
-            sql.push_str(&format!(" GROUP BY {}", groups.join(", ")));
-        }
         let rows = sqlx::query(AssertSqlSafe(sql.clone()))
             .fetch_all(&self.pool)
             .await?;
-        let n = groups.len();
+        let n = q.group_by.len();
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let mut key = Vec::with_capacity(n);

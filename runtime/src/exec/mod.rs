@@ -6,6 +6,7 @@
 pub mod join;
 mod panes;
 mod pushdown;
+pub use pushdown::explain as explain_pushdown;
 mod stream;
 
 pub use panes::{PANE_CACHE_BYTES, PaneStats, pane_width_secs};

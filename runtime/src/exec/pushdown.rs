@@ -24,6 +24,8 @@ struct Sql {
     ty: Option<DataType>,
     /// A float that may be NaN: a column, or an expression over one.
     nan: bool,
+    /// A literal that is not null (and, a float, not NaN).
+    literal: Option<Value>,
 }
 
 /// The SQL of a predicate with mlc's meaning, if it has one.
@@ -37,6 +39,7 @@ fn boolean(text: String) -> Sql {
         text,
         ty: Some(DataType::Bool),
         nan: false,
+        literal: None,
     }
 }
 
@@ -48,6 +51,7 @@ fn expr(e: &RowExpr) -> Option<Sql> {
                 text: quote_ident(&id.name),
                 ty: Some(id.ty),
                 nan: id.ty == DataType::Float,
+                literal: None,
             })
         }
         RowExprKind::Literal(v) => literal(v),
@@ -93,13 +97,35 @@ fn expr(e: &RowExpr) -> Option<Sql> {
             list,
             negated,
         } => {
-            // As mlc evaluates it: `false or a == x1 or a == x2 ...`, negated after.
+            // As mlc evaluates it: `false or a == x1 or a == x2 ...`, negated after; for
+            // strings, integers and booleans against literals of their type that is SQL's
+            // `IN`.
             let a = expr(operand)?;
+            let items: Option<Vec<Sql>> = list.iter().map(expr).collect();
+            let items = items?;
+            if matches!(
+                a.ty,
+                Some(DataType::String | DataType::Int | DataType::Bool)
+            ) && !items.is_empty()
+                && items.iter().all(|b| b.literal.is_some() && b.ty == a.ty)
+            {
+                let texts: Vec<&str> = items.iter().map(|b| b.text.as_str()).collect();
+                let collate = if a.ty == Some(DataType::String) {
+                    " COLLATE \"C\""
+                } else {
+                    ""
+                };
+                let not = if *negated { " NOT" } else { "" };
+                return Some(boolean(format!(
+                    "({}{collate}{not} IN ({}))",
+                    a.text,
+                    texts.join(", ")
+                )));
+            }
             let mut any = String::from("(FALSE");
-            for item in list {
-                let b = expr(item)?;
+            for b in &items {
                 any.push_str(" OR ");
-                any.push_str(&compare(BinaryOp::Eq, &a, &b)?);
+                any.push_str(&compare(BinaryOp::Eq, &a, b)?);
             }
             any.push(')');
             Some(boolean(if *negated {
@@ -151,7 +177,17 @@ fn literal(v: &Value) -> Option<Sql> {
         text,
         ty,
         nan: false,
+        literal: (!matches!(v, Value::Null)).then(|| v.clone()),
     })
+}
+
+/// A number as a double, as mlc compares an integer with a float (`as f64`).
+fn double(s: &Sql) -> String {
+    match (&s.literal, s.ty) {
+        (Some(Value::Int(i)), _) => format!("'{:?}'::DOUBLE PRECISION", *i as f64),
+        (_, Some(DataType::Float)) => s.text.clone(),
+        _ => format!("({})::DOUBLE PRECISION", s.text),
+    }
 }
 
 fn symbol(op: BinaryOp) -> &'static str {
@@ -179,12 +215,22 @@ fn compare(op: BinaryOp, a: &Sql, b: &Sql) -> Option<String> {
             format!("({} {sym} {})", a.text, b.text)
         }
         (Int | Float | Timestamp, Int | Float | Timestamp) => {
-            let (x, y) = (
-                format!("({})::DOUBLE PRECISION", a.text),
-                format!("({})::DOUBLE PRECISION", b.text),
-            );
+            let (x, y) = (double(a), double(b));
+            let nan_only = match (a.nan, b.nan) {
+                (true, false) if b.literal.is_some() => Some(&x),
+                (false, true) if a.literal.is_some() => Some(&y),
+                _ => None,
+            };
             if !a.nan && !b.nan {
                 format!("({x} {sym} {y})")
+            } else if let Some(c) = nan_only {
+                // Against a number: a null stays null through AND/OR, NaN gives false (`!=`:
+                // true).
+                if op == BinaryOp::Ne {
+                    format!("({x} {sym} {y} OR {c} = 'NaN'::DOUBLE PRECISION)")
+                } else {
+                    format!("({x} {sym} {y} AND {c} <> 'NaN'::DOUBLE PRECISION)")
+                }
             } else {
                 let nan: Vec<std::string::String> = [(&x, a.nan), (&y, b.nan)]
                     .into_iter()
@@ -268,6 +314,61 @@ pub(super) fn plan(
         },
         aggregates,
     })
+}
+
+/// What `mlc explain` says of a check on PostgreSQL: which aggregates the database counts
+/// (`a0`, ... as the plan numbers them) and which read their rows; `verbose` adds the SQL.
+/// `None` for a check with nothing to count.
+pub fn explain(
+    program: &mlc_engine::plan::Program,
+    check: &CheckPlan,
+    verbose: bool,
+) -> Option<String> {
+    let make = |call: &mlc_engine::plan::AggregateCall| match call.function {
+        mlc_engine::plan::FunctionRef::Builtin(_) => {
+            mlc_engine::eval::check::builtin_accumulator(call)
+        }
+        mlc_engine::plan::FunctionRef::Plugin(_) => Err("a plugin".to_string()),
+    };
+    let state = mlc_engine::eval::CheckState::new(check, &make, usize::MAX);
+    let summable = state.summable(check);
+    if summable.is_empty() {
+        return None;
+    }
+    let names = |v: &[usize]| {
+        v.iter()
+            .map(|i| format!("a{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = String::from("  on PostgreSQL:\n");
+    let Some(p) = plan(check, &summable, state.fed(), None, 0) else {
+        out.push_str(
+            "    every aggregate reads its rows (its `where`, `group by` or arguments have no \
+             SQL of the same meaning, or it has a baseline, `each` or a join)\n",
+        );
+        return Some(out);
+    };
+    let pushed: Vec<usize> = p.aggregates.iter().map(|a| a.0).collect();
+    out.push_str(&format!(
+        "    counted in the database: {}\n",
+        names(&pushed)
+    ));
+    let rows: Vec<usize> = (0..check.aggregates.len())
+        .filter(|i| !pushed.contains(i))
+        .collect();
+    if !rows.is_empty() {
+        out.push_str(&format!("    read from the rows: {}\n", names(&rows)));
+    }
+    if verbose {
+        let component = &check.source.components.first()?.name;
+        let schema = program.component(component)?;
+        out.push_str(&format!(
+            "    sql: {}\n",
+            mlc_store::sums_sql(schema, &p.query, "<window start>", "<window end>")
+        ));
+    }
+    Some(out)
 }
 
 #[cfg(test)]
