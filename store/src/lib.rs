@@ -607,6 +607,12 @@ impl Store {
         }
     }
 
+    /// Whether [`Store::row_sums`] counts in the database (PostgreSQL) rather than giving
+    /// `None` (SQLite).
+    pub fn counts_rows(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
     /// The number of stored records of `component`.
     pub async fn count(&self, component: &str) -> Result<u64> {
         let schema = self.component(component).await?;

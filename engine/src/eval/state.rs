@@ -575,12 +575,23 @@ impl CheckState {
             .collect()
     }
 
+    /// Marks the aggregates `aggregates` (indices among [`CheckState::summable`]'s) as taken
+    /// from sums computed elsewhere ([`CheckState::add_sums`]): rows fed from now on skip
+    /// them.
+    pub fn take_from_sums(&mut self, aggregates: &[usize]) {
+        for (t, i) in self.fed.iter().enumerate() {
+            if aggregates.contains(i) {
+                self.pushed[t] = true;
+            }
+        }
+    }
+
     /// Takes one slice of current rows as sums computed elsewhere (by the database:
     /// docs/evaluation.md#pushdown): `rows` rows after `where`, with slice key `key`, and per
     /// aggregate of `sums` (its index, among [`CheckState::summable`]'s) its sums in
-    /// [`crate::functions::Function::row_sums`] order. Those aggregates are then marked as
-    /// taken: rows fed afterwards (with `count` false, for the other aggregates) skip them.
-    /// Every slice must be given before such rows.
+    /// [`crate::functions::Function::row_sums`] order. Those aggregates are marked as taken
+    /// ([`CheckState::take_from_sums`]): rows fed afterwards (with `count` false, for the
+    /// other aggregates) skip them; mark them before feeding rows when the sums come later.
     pub fn add_sums(
         &mut self,
         plan: &CheckPlan,

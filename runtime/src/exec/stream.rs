@@ -235,7 +235,7 @@ impl Executor {
             }
         }
 
-        self.push_down(&mut jobs, &own, &owned).await;
+        let mut pushed = self.push_down(&mut jobs, &own);
 
         // A check read by column takes as many columns a pass as keep their values within
         // COLUMN_PASS_BYTES, estimated from the rows of its window and baseline (all of them
@@ -278,6 +278,11 @@ impl Executor {
             if jobs.len() != checks.len() {
                 // The blocking pool gave nothing back (the runtime is shutting down).
                 break;
+            }
+            if matches!(step, Step::Conclude { .. })
+                && let Some(queries) = pushed.take()
+            {
+                absorb_pushed(&mut jobs, queries.await, &owned);
             }
             jobs = match step {
                 Step::Read(pass) => self.run_pass(jobs, pass, &owned).await,
@@ -370,9 +375,15 @@ impl Executor {
     }
 
     /// Pushdown (docs/evaluation.md#pushdown): the aggregates of checks read whole whose
-    /// state is row counts, counted by the database where the store does that (PostgreSQL).
-    /// A query that fails leaves its check to its rows, as without pushdown.
-    async fn push_down(&self, jobs: &mut [Job], own: &[Option<Reads>], owned: &Owned) {
+    /// state is row counts are counted by the database where the store does that
+    /// (PostgreSQL). The checks are told now (their reads then bring only what their other
+    /// aggregates need, or nothing); the queries run on a task of their own, beside those
+    /// reads, and [`absorb_pushed`] hands their counts over before the first conclusion.
+    fn push_down(&self, jobs: &mut [Job], own: &[Option<Reads>]) -> Option<PushedQueries> {
+        if !self.store.counts_rows() {
+            return None;
+        }
+        let mut queries = Vec::new();
         for (i, job) in jobs.iter_mut().enumerate() {
             if own[i].is_some() || job.failure.is_some() {
                 continue;
@@ -387,47 +398,13 @@ impl Executor {
             else {
                 continue;
             };
-            let (groups, sql) = match self.store.row_sums(&key.component, &p.query).await {
-                Ok(Some(got)) => got,
-                // The store counts nothing itself (SQLite): neither for the other checks.
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::warn!(check = %job.plan.name, error = %e, "the database could not count the check's rows; reading them");
-                    continue;
-                }
-            };
-            tracing::debug!(check = %job.plan.name, groups = groups.len(), %sql, "pushed down");
-            let failed = owned.with(|ctx| {
-                let make = |call: &_| ctx.make(call);
-                for g in groups {
-                    let mut at = 0;
-                    let sums: Vec<(usize, Vec<u64>)> = p
-                        .aggregates
-                        .iter()
-                        .map(|&(agg, n)| {
-                            at += n;
-                            (agg, g.sums[at - n..at].to_vec())
-                        })
-                        .collect();
-                    if let Err(e) = job.state.add_sums(&job.plan, g.key, g.rows, &sums, &make) {
-                        return Some(e.to_string());
-                    }
-                }
-                None
-            });
-            if let Some(e) = failed {
-                job.failure = Some(e);
-                continue;
-            }
-            self.pushdowns.fetch_add(
-                p.aggregates.len() as u64,
-                std::sync::atomic::Ordering::Relaxed,
-            );
+            let pushed: Vec<usize> = p.aggregates.iter().map(|a| a.0).collect();
+            job.state.take_from_sums(&pushed);
             job.counted = true;
             job.pushed_whole = p.whole;
             // The reads bring what the other aggregates, `where` and `group by` name.
             let rest: Vec<usize> = (0..job.plan.aggregates.len())
-                .filter(|i| !p.aggregates.iter().any(|(a, _)| a == i))
+                .filter(|i| !pushed.contains(i))
                 .collect();
             let mut needs: Vec<String> = job
                 .plan
@@ -438,7 +415,22 @@ impl Executor {
                 .collect();
             needs.push(job.time.name.clone());
             job.needs = needs;
+            self.pushdowns
+                .fetch_add(pushed.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            queries.push((i, key.component.clone(), p));
         }
+        if queries.is_empty() {
+            return None;
+        }
+        let store = self.store.clone();
+        Some(tokio::spawn(async move {
+            let mut out = Vec::with_capacity(queries.len());
+            for (i, component, p) in queries {
+                let got = store.row_sums(&component, &p.query).await;
+                out.push((i, p, got));
+            }
+            out
+        }))
     }
 
     /// Reads one pass slice by slice, the next slice read while the checks take the last.
@@ -691,6 +683,79 @@ fn baseline_key(job: &Job) -> Option<ScanKey> {
         Some(BaselineReads::Component { key }) => Some(key.clone()),
         Some(BaselineReads::Source(s)) => Some(s.first.clone()),
         None => None,
+    }
+}
+
+/// The pushdown queries of an evaluation, running: per check, its index, what was pushed
+/// and the database's groups (with the SQL that ran).
+type PushedQueries = tokio::task::JoinHandle<
+    Vec<(
+        usize,
+        super::pushdown::Pushdown,
+        mlc_store::Result<Option<(Vec<mlc_store::SumsGroup>, String)>>,
+    )>,
+>;
+
+/// Hands each check the counts the database computed for it ([`CheckState::add_sums`]); a
+/// query that failed fails its check (its rows were read for its other aggregates only).
+fn absorb_pushed(
+    jobs: &mut [Job],
+    done: Result<
+        Vec<(
+            usize,
+            super::pushdown::Pushdown,
+            mlc_store::Result<Option<(Vec<mlc_store::SumsGroup>, String)>>,
+        )>,
+        tokio::task::JoinError,
+    >,
+    owned: &Owned,
+) {
+    let Ok(done) = done else {
+        for j in jobs.iter_mut().filter(|j| j.counted) {
+            j.failure.get_or_insert_with(|| STOPPED.into());
+        }
+        return;
+    };
+    for (i, p, got) in done {
+        let job = &mut jobs[i];
+        let groups = match got {
+            Ok(Some((groups, sql))) => {
+                tracing::debug!(check = %job.plan.name, groups = groups.len(), %sql, "pushed down");
+                groups
+            }
+            Ok(None) => {
+                job.failure = Some("internal error: the store counted nothing".into());
+                continue;
+            }
+            Err(e) => {
+                job.failure = Some(format!(
+                    "reading `{}`: the database could not count the check's rows: {e}",
+                    job.reads.current.first.component
+                ));
+                continue;
+            }
+        };
+        let failed = owned.with(|ctx| {
+            let make = |call: &_| ctx.make(call);
+            for g in groups {
+                let mut at = 0;
+                let sums: Vec<(usize, Vec<u64>)> = p
+                    .aggregates
+                    .iter()
+                    .map(|&(agg, n)| {
+                        at += n;
+                        (agg, g.sums[at - n..at].to_vec())
+                    })
+                    .collect();
+                if let Err(e) = job.state.add_sums(&job.plan, g.key, g.rows, &sums, &make) {
+                    return Some(e.to_string());
+                }
+            }
+            None
+        });
+        if let Some(e) = failed {
+            job.failure.get_or_insert(e);
+        }
     }
 }
 
