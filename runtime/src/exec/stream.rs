@@ -688,26 +688,21 @@ fn baseline_key(job: &Job) -> Option<ScanKey> {
 
 /// The pushdown queries of an evaluation, running: per check, its index, what was pushed
 /// and the database's groups (with the SQL that ran).
-type PushedQueries = tokio::task::JoinHandle<
-    Vec<(
-        usize,
-        super::pushdown::Pushdown,
-        mlc_store::Result<Option<(Vec<mlc_store::SumsGroup>, String)>>,
-    )>,
->;
+type PushedQueries = tokio::task::JoinHandle<Vec<Counted>>;
+
+/// One check's pushdown query, done: the check's index, what was pushed, and the groups the
+/// database gave (with the SQL that ran).
+type Counted = (
+    usize,
+    super::pushdown::Pushdown,
+    mlc_store::Result<Option<(Vec<mlc_store::SumsGroup>, String)>>,
+);
 
 /// Hands each check the counts the database computed for it ([`CheckState::add_sums`]); a
 /// query that failed fails its check (its rows were read for its other aggregates only).
 fn absorb_pushed(
     jobs: &mut [Job],
-    done: Result<
-        Vec<(
-            usize,
-            super::pushdown::Pushdown,
-            mlc_store::Result<Option<(Vec<mlc_store::SumsGroup>, String)>>,
-        )>,
-        tokio::task::JoinError,
-    >,
+    done: Result<Vec<Counted>, tokio::task::JoinError>,
     owned: &Owned,
 ) {
     let Ok(done) = done else {
