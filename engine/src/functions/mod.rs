@@ -385,6 +385,8 @@ pub enum RowSum {
     Rows,
     /// The number of rows where argument `i`, a predicate, is true (null counts as false).
     True(usize),
+    /// The number of rows where argument `i` is null; a float NaN counts as null.
+    Null(usize),
 }
 
 pub trait Function: Sync + Send {

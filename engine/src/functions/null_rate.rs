@@ -10,7 +10,7 @@ use super::ExampleValue::Number;
 use super::common::{Cat, arity, same, sig, undefined, value};
 use super::{
     Accumulator, ArgType, EvalError, Example, Function, FunctionKind, Outcome, Param, ReturnType,
-    Side, Signature,
+    RowSum, Side, Signature,
 };
 
 pub(crate) struct NullRate;
@@ -49,6 +49,9 @@ impl Function for NullRate {
     }
     fn accumulator(&self) -> Option<Box<dyn Accumulator>> {
         Some(Box::new(NullRateAcc { rows: 0, nulls: 0 }))
+    }
+    fn row_sums(&self, args: usize) -> Option<&'static [RowSum]> {
+        (args == 1).then_some(&[RowSum::Rows, RowSum::Null(0)])
     }
 }
 
@@ -92,6 +95,19 @@ impl Accumulator for NullRateAcc {
                 true
             }
             _ => false,
+        }
+    }
+    /// `[rows, nulls]`.
+    fn add_sums(&mut self, sums: &[u64]) -> Result<(), EvalError> {
+        match sums {
+            [rows, nulls] if nulls <= rows => {
+                self.rows += rows;
+                self.nulls += nulls;
+                Ok(())
+            }
+            _ => Err(EvalError::Invalid(
+                "null_rate: expected a row count and a count of null rows".into(),
+            )),
         }
     }
     fn finalize(&self) -> Result<Outcome, EvalError> {

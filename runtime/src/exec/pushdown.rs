@@ -1,5 +1,6 @@
 //! Pushdown (docs/evaluation.md#pushdown): on PostgreSQL, the aggregates whose state is a
-//! count of rows (`count`, `rate`, `all`, `any`: [`mlc_engine::functions::RowSum`]) are
+//! count of rows (`count`, `rate`, `all`, `any`, `null_rate`:
+//! [`mlc_engine::functions::RowSum`]) are
 //! computed by the database, one `GROUP BY` query per check, and only their counts come back;
 //! they enter the check's state as if its rows had been fed. The check's other aggregates
 //! read their columns as before.
@@ -294,6 +295,14 @@ pub(super) fn plan(
                 RowSum::True(a) => match call.args.get(*a).and_then(predicate) {
                     Some(p) => Some(p),
                     None => continue 'calls,
+                },
+                RowSum::Null(a) => match call.args.get(*a).and_then(expr) {
+                    Some(s) if s.ty.is_some() => Some(if s.nan {
+                        format!("({t} IS NULL OR {t} = 'NaN'::DOUBLE PRECISION)", t = s.text)
+                    } else {
+                        format!("({} IS NULL)", s.text)
+                    }),
+                    _ => continue 'calls,
                 },
             });
         }
