@@ -6,13 +6,16 @@
 
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
+mod common;
+
 use std::sync::Arc;
 
 use mlc_engine::plan::Program;
 use mlc_runtime::exec::Executor;
 use mlc_store::Store;
-use mlc_store::ingest::{Format, IngestOptions, Input, ingest};
 use serde_json::Value as Json;
+
+use common::{Rng, put, results};
 
 const H: i64 = 3_600_000_000;
 const M: i64 = 60_000_000;
@@ -109,21 +112,6 @@ check fresh {
 }
 "#;
 
-/// xorshift64*: deterministic, so a failure names its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 fn program(rules: &str) -> Arc<Program> {
     Arc::new(mlc_engine::check::compile_text(rules).unwrap())
 }
@@ -145,22 +133,6 @@ fn record(rng: &mut Rng, n: u64, ts: i64) -> String {
         r#"{{"id":"r{n}","ts":{},"country":"{country}","age":{age},"income":{income},"score":{score},"pred":{pred},"label":{label},"ok":{ok}}}"#,
         ts as f64 / 1e6
     )
-}
-
-async fn put(store: &Store, program: &Program, lines: &[String]) {
-    let schema = program.component("events").unwrap();
-    let body: Arc<[u8]> = lines.join("\n").into_bytes().into();
-    let r = ingest(
-        store,
-        schema,
-        Input::Bytes(body),
-        Format::Jsonl,
-        &IngestOptions::default(),
-        None,
-    )
-    .await
-    .unwrap();
-    assert!(r.error.is_none(), "{r:?}");
 }
 
 /// Aggregates whose value is a float sum: equal to the last few ulps, not bit for bit.
@@ -198,15 +170,6 @@ fn same(a: &Json, b: &Json, path: &str) -> Result<(), String> {
         _ if a == b => Ok(()),
         _ => Err(format!("{path}: {a} vs {b}")),
     }
-}
-
-async fn results(exec: &Executor, at: i64) -> Vec<Json> {
-    let plans: Vec<_> = exec.program().checks.iter().collect();
-    exec.evaluate(&plans, at)
-        .await
-        .iter()
-        .map(|r| serde_json::from_str(&r.to_json_line()).unwrap())
-        .collect()
 }
 
 /// Random writes and evaluation times; after each, the paned executor's results equal the

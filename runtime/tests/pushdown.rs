@@ -6,13 +6,15 @@
 
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
+mod common;
+
 use std::sync::Arc;
 
 use mlc_engine::plan::Program;
 use mlc_runtime::exec::Executor;
 use mlc_store::Store;
-use mlc_store::ingest::{Format, IngestOptions, Input, ingest};
-use serde_json::Value as Json;
+
+use common::{Rng, put, results};
 
 const H: i64 = 3_600_000_000;
 /// 2026-03-01T00:00:00Z
@@ -98,21 +100,6 @@ check kept_on_rows {
 /// the two with arithmetic).
 const PUSHED_PER_EVALUATION: u64 = 21 + 3 + 2 + 2;
 
-/// xorshift64*: deterministic, so a failure names its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 fn program() -> Arc<Program> {
     Arc::new(mlc_engine::check::compile_text(RULES).unwrap())
 }
@@ -144,31 +131,6 @@ fn rows(seed: u64, n: u64) -> Vec<String> {
                 ts as f64 / 1e6
             )
         })
-        .collect()
-}
-
-async fn put(store: &Store, program: &Program, lines: &[String]) {
-    let schema = program.component("events").unwrap();
-    let body: Arc<[u8]> = lines.join("\n").into_bytes().into();
-    let r = ingest(
-        store,
-        schema,
-        Input::Bytes(body),
-        Format::Jsonl,
-        &IngestOptions::default(),
-        None,
-    )
-    .await
-    .unwrap();
-    assert!(r.error.is_none(), "{r:?}");
-}
-
-async fn results(exec: &Executor, at: i64) -> Vec<Json> {
-    let plans: Vec<_> = exec.program().checks.iter().collect();
-    exec.evaluate(&plans, at)
-        .await
-        .iter()
-        .map(|r| serde_json::from_str(&r.to_json_line()).unwrap())
         .collect()
 }
 
