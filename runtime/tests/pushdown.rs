@@ -107,12 +107,12 @@ fn program() -> Arc<Program> {
 fn rows(seed: u64, n: u64) -> Vec<String> {
     let mut rng = Rng(seed);
     // "B" < "Z" < "a" < "b" < "é" by bytes; a locale would sort "a" before "B".
-    let countries = ["a", "B", "b", "Z", "é", "O'Hara"];
+    let countries = ["a", "B", "b", "Z", "é", "O'Hara", r"back\\slash"];
     (0..n)
         .map(|i| {
             let ts = T0 + rng.below(7 * H as u64) as i64;
             let values = [
-                format!("\"{}\"", countries[rng.below(6) as usize]),
+                format!("\"{}\"", countries[rng.below(7) as usize]),
                 (15 + rng.below(60)).to_string(),
                 ((rng.below(3000) as f64) / 7.0).to_string(),
                 ((rng.below(100) as f64) / 100.0).to_string(),

@@ -168,8 +168,9 @@ fn literal(v: &Value) -> Option<Sql> {
         Value::Float(f) if f.is_finite() => {
             (format!("'{f:?}'::DOUBLE PRECISION"), Some(DataType::Float))
         }
+        // An escape string (`E'..'`) reads the same whatever `standard_conforming_strings`.
         Value::Str(s) if !s.contains('\0') => (
-            format!("'{}'::TEXT", s.replace('\'', "''")),
+            format!("E'{}'::TEXT", s.replace('\\', "\\\\").replace('\'', "''")),
             Some(DataType::String),
         ),
         _ => return None,
@@ -437,14 +438,32 @@ mod tests {
             lit(Value::Int(1)),
         ))
         .unwrap();
-        assert!(p.contains("'NaN'") && p.contains("THEN FALSE"), "{p}");
+        assert_eq!(
+            p,
+            "(\"score\" > '1.0'::DOUBLE PRECISION AND \"score\" <> 'NaN'::DOUBLE PRECISION)"
+        );
         let p = predicate(&bin(
             BinaryOp::Ne,
             col("score", DataType::Float),
             lit(Value::Float(0.1)),
         ))
         .unwrap();
-        assert!(p.contains("THEN TRUE") && p.contains("'0.1'"), "{p}");
+        assert_eq!(
+            p,
+            "(\"score\" <> '0.1'::DOUBLE PRECISION OR \"score\" = 'NaN'::DOUBLE PRECISION)"
+        );
+        // Two columns that may be null or NaN: null first, then NaN, then the comparison.
+        let p = predicate(&bin(
+            BinaryOp::Lt,
+            col("score", DataType::Float),
+            col("age", DataType::Int),
+        ))
+        .unwrap();
+        assert!(
+            p.starts_with("(CASE WHEN \"score\" IS NULL OR (\"age\")::DOUBLE PRECISION IS NULL")
+                && p.contains("THEN FALSE ELSE"),
+            "{p}"
+        );
         // Strings compare by bytes; quotes are doubled.
         let p = predicate(&bin(
             BinaryOp::Le,
@@ -452,7 +471,14 @@ mod tests {
             lit(Value::Str("O'Brien".into())),
         ))
         .unwrap();
-        assert_eq!(p, "(\"country\" COLLATE \"C\" <= 'O''Brien'::TEXT)");
+        assert_eq!(p, "(\"country\" COLLATE \"C\" <= E'O''Brien'::TEXT)");
+        let p = predicate(&bin(
+            BinaryOp::Eq,
+            col("country", DataType::String),
+            lit(Value::Str(r"a\b".into())),
+        ))
+        .unwrap();
+        assert_eq!(p, r#"("country" COLLATE "C" = E'a\\b'::TEXT)"#);
         // Arithmetic keeps the aggregate on the rows.
         let sum = RowExpr {
             kind: RowExprKind::Binary {
