@@ -377,8 +377,9 @@ impl Executor {
     /// Pushdown (docs/evaluation.md#pushdown): the aggregates of checks read whole whose
     /// state is row counts are counted by the database where the store does that
     /// (PostgreSQL). The checks are told now (their reads then bring only what their other
-    /// aggregates need, or nothing); the queries run on a task of their own, beside those
-    /// reads, and [`absorb_pushed`] hands their counts over before the first conclusion.
+    /// aggregates need, or nothing); the queries run on a task of their own, side by side and
+    /// beside those reads, and [`absorb_pushed`] hands their counts over before the first
+    /// conclusion.
     fn push_down(&self, jobs: &mut [Job], own: &[Option<Reads>]) -> Option<PushedQueries> {
         if !self.store.counts_rows() {
             return None;
@@ -422,14 +423,18 @@ impl Executor {
         if queries.is_empty() {
             return None;
         }
+        // The checks' queries side by side (as many at once as the store's pool has
+        // connections), results in the checks' order.
         let store = self.store.clone();
         Some(tokio::spawn(async move {
-            let mut out = Vec::with_capacity(queries.len());
-            for (i, component, p) in queries {
-                let got = store.row_sums(&component, &p.query).await;
-                out.push((i, p, got));
-            }
-            out
+            futures::future::join_all(queries.into_iter().map(|(i, component, p)| {
+                let store = store.clone();
+                async move {
+                    let got = store.row_sums(&component, &p.query).await;
+                    (i, p, got)
+                }
+            }))
+            .await
         }))
     }
 
