@@ -67,6 +67,10 @@ pub struct SumsQuery {
     pub terms: Vec<Option<String>>,
     pub start_us: Option<i64>,
     pub end_us: i64,
+    /// The most groups the caller takes: the query asks for one more (`LIMIT`), so that a
+    /// `group by` over a column of millions of values brings one past the limit to report,
+    /// not millions.
+    pub max_groups: usize,
 }
 
 /// The SQL of `q` over `schema`'s table, its time range from `start` to `end` (SQL
@@ -91,7 +95,11 @@ pub fn sums_sql(schema: &ComponentSchema, q: &SumsQuery, start: &str, end: &str)
         out.push_str(&format!(" AND ({f})"));
     }
     if !groups.is_empty() {
-        out.push_str(&format!(" GROUP BY {}", groups.join(", ")));
+        out.push_str(&format!(
+            " GROUP BY {} LIMIT {}",
+            groups.join(", "),
+            q.max_groups.saturating_add(1)
+        ));
     }
     out
 }
@@ -808,6 +816,34 @@ pub fn parse_duration_secs(s: &str) -> std::result::Result<u64, String> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_grouped_count_asks_for_one_group_past_the_limit_not_all() {
+        let schema = ComponentSchema {
+            name: "events".into(),
+            key: "id".into(),
+            time: "ts".into(),
+            fields: vec![FieldSchema {
+                name: "country".into(),
+                ty: DataType::String,
+            }],
+        };
+        let mut q = SumsQuery {
+            group_by: vec!["country".into()],
+            filter: None,
+            terms: vec![None],
+            start_us: Some(5),
+            end_us: 9,
+            max_groups: 1000,
+        };
+        assert_eq!(
+            sums_sql(&schema, &q, "5", "9"),
+            r#"SELECT "country", count(*), count(*) FROM "mlc_c_events" WHERE "ts" >= 5 AND "ts" < 9 GROUP BY "country" LIMIT 1001"#
+        );
+        // Without `group by` there is one group: no limit.
+        q.group_by.clear();
+        assert!(!sums_sql(&schema, &q, "5", "9").contains("LIMIT"));
+    }
 
     #[test]
     fn a_bare_path_is_a_sqlite_file() {

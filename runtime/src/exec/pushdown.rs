@@ -270,6 +270,7 @@ pub(super) fn plan(
     fed: usize,
     start_us: Option<i64>,
     end_us: i64,
+    max_groups: usize,
 ) -> Option<Pushdown> {
     if plan.baseline.is_some() || plan.each.is_some() || !plan.source.joins.is_empty() {
         return None;
@@ -321,6 +322,7 @@ pub(super) fn plan(
             terms,
             start_us,
             end_us,
+            max_groups,
         },
         aggregates,
     })
@@ -352,7 +354,14 @@ pub fn explain(
             .join(", ")
     };
     let mut out = String::from("  on PostgreSQL:\n");
-    let Some(p) = plan(check, &summable, state.fed(), None, 0) else {
+    let Some(p) = plan(
+        check,
+        &summable,
+        state.fed(),
+        None,
+        0,
+        mlc_engine::eval::check::DEFAULT_MAX_SERIES,
+    ) else {
         out.push_str(
             "    every aggregate reads its rows (its `where`, `group by` or arguments have no \
              SQL of the same meaning, or it has a baseline, `each` or a join)\n",

@@ -394,9 +394,16 @@ impl Executor {
                 continue;
             }
             let key = &job.reads.current.first;
-            let Some(p) =
-                super::pushdown::plan(&job.plan, &summable, job.state.fed(), key.start, key.end)
-            else {
+            // Past `max_series` slices the check fails, as when its rows are read; the query
+            // brings one group more than that to tell.
+            let Some(p) = super::pushdown::plan(
+                &job.plan,
+                &summable,
+                job.state.fed(),
+                key.start,
+                key.end,
+                self.max_series,
+            ) else {
                 continue;
             };
             let pushed: Vec<usize> = p.aggregates.iter().map(|a| a.0).collect();
