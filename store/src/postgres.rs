@@ -262,7 +262,11 @@ impl PgStore {
 
     /// See [`crate::Store::latest_by_key`] and [`crate::Store::rows_by_key`] (`latest_only`
     /// false): one query, the keys bound as one JSON array; the server filters the rows
-    /// before `before_us` by them (and keeps the latest per key).
+    /// before `before_us` by them (and keeps the latest per key). `IN (SELECT ..)` is a semi
+    /// join PostgreSQL hashes: `= ANY(ARRAY(SELECT ..))` compared each row with every key, and
+    /// the example pipeline's joins of 90,000 requests with their labels took 2 minutes
+    /// instead of 2 s. (A bound `TEXT[]` is hashed too, but planning it cost 0.8 s through
+    /// `postgres_fdw`.)
     pub(crate) async fn rows_of_keys(
         &self,
         plan: ReadPlan,
@@ -276,7 +280,7 @@ impl PgStore {
         }
         let (t, k) = (quote(&plan.time), quote(key_column));
         let filter = format!(
-            "FROM {} WHERE {k} = ANY(ARRAY(SELECT json_array_elements_text($1::json))) AND {t} < {before_us}",
+            "FROM {} WHERE {k} IN (SELECT json_array_elements_text($1::json)) AND {t} < {before_us}",
             quote(&plan.table)
         );
         let sql = match latest_only {
