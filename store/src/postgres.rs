@@ -54,8 +54,9 @@ fn migrator() -> Migrator {
 }
 
 impl Dialect for sqlx::Postgres {
-    /// A row's physical location: PostgreSQL tables have no row id of their own.
-    const ROW_ID: &'static str = "ctid";
+    /// A row's physical location: PostgreSQL tables have no row id of their own, and in a
+    /// partitioned table a location is one partition's (`tableoid` names the partition).
+    const ROW_ID: &'static str = "tableoid, ctid";
 
     fn placeholder(n: usize) -> String {
         format!("${n}")

@@ -30,7 +30,8 @@ pub(crate) const RESULT_COLUMNS: &str =
 /// The few SQL fragments the backends spell differently; each backend implements it for its
 /// sqlx database, beside the rest of its own SQL.
 pub(crate) trait Dialect {
-    /// The hidden column that names a row of a table (to delete rows in batches).
+    /// The hidden columns that name a row of a table, comma-separated (to delete rows in
+    /// batches).
     const ROW_ID: &'static str;
 
     /// The placeholder of the `n`th bound value (from 1) in SQL written out whole, for the
@@ -242,11 +243,16 @@ macro_rules! shared_sql {
             ) -> Result<u64> {
                 let table = quote(&table_name(&schema.name));
                 let id = <$db as Dialect>::ROW_ID;
-                let mut q = QueryBuilder::<$db>::new(format!(
-                    "DELETE FROM {table} WHERE {id} IN (SELECT {id} FROM {table} WHERE {} < ",
-                    quote(&schema.time)
-                ));
+                // The outer time condition too: on a partitioned table a row id names a row
+                // of one partition only, and another partition may hold a newer row with the
+                // same id.
+                let t = quote(&schema.time);
+                let mut q = QueryBuilder::<$db>::new(format!("DELETE FROM {table} WHERE {t} < "));
                 q.push_bind(before_us)
+                    .push(format!(
+                        " AND ({id}) IN (SELECT {id} FROM {table} WHERE {t} < "
+                    ))
+                    .push_bind(before_us)
                     .push(" LIMIT ")
                     .push_bind(i64::try_from(batch_rows).unwrap_or(i64::MAX))
                     .push(")");
