@@ -75,30 +75,93 @@ pub struct SumsQuery {
 
 /// The SQL of `q` over `schema`'s table, its time range from `start` to `end` (SQL
 /// expressions: numbers when it runs, words in `mlc explain`).
-pub fn sums_sql(schema: &ComponentSchema, q: &SumsQuery, start: &str, end: &str) -> String {
+///
+/// With `partitions` (the leaf partitions of a table some of whose partitions are foreign
+/// tables), the same counting query runs once per partition, combined with `UNION ALL` and
+/// summed per group on top: PostgreSQL 15 does not push a partial aggregate through
+/// `postgres_fdw` by itself, but sends each per-partition aggregate whole to its shard, all
+/// shards at once (docs/operations.md#sharded-postgresql).
+pub fn sums_sql(
+    schema: &ComponentSchema,
+    q: &SumsQuery,
+    start: &str,
+    end: &str,
+    partitions: Option<&[String]>,
+) -> String {
     let groups: Vec<String> = q.group_by.iter().map(|g| sql::quote(g)).collect();
-    let mut select = groups.clone();
-    select.push("count(*)".into());
+    let mut counts = vec!["count(*)".to_string()];
     for t in &q.terms {
-        select.push(match t {
+        counts.push(match t {
             None => "count(*)".into(),
             Some(p) => format!("count(*) FILTER (WHERE {p})"),
         });
     }
     let t = sql::quote(&schema.time);
-    let mut out = format!(
-        "SELECT {} FROM {} WHERE {t} >= {start} AND {t} < {end}",
-        select.join(", "),
-        sql::quote(&sql::table_name(&schema.name)),
-    );
-    if let Some(f) = &q.filter {
-        out.push_str(&format!(" AND ({f})"));
-    }
+    let one = |from: &str, counts: &[String]| {
+        let select: Vec<&str> = groups.iter().chain(counts).map(String::as_str).collect();
+        let mut out = format!(
+            "SELECT {} FROM {from} WHERE {t} >= {start} AND {t} < {end}",
+            select.join(", "),
+        );
+        if let Some(f) = &q.filter {
+            out.push_str(&format!(" AND ({f})"));
+        }
+        if !groups.is_empty() {
+            out.push_str(&format!(" GROUP BY {}", groups.join(", ")));
+        }
+        out
+    };
+    let mut out = match partitions {
+        None => one(&sql::quote(&sql::table_name(&schema.name)), &counts),
+        Some(parts) => {
+            let named: Vec<String> = counts
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c} AS c{i}"))
+                .collect();
+            let each: Vec<String> = parts.iter().map(|p| one(p, &named)).collect();
+            let select: Vec<String> = groups
+                .iter()
+                .cloned()
+                .chain((0..counts.len()).map(|i| format!("COALESCE(sum(c{i}), 0)::BIGINT")))
+                .collect();
+            let mut out = format!(
+                "SELECT {} FROM ({}) AS per_partition",
+                select.join(", "),
+                each.join(" UNION ALL ")
+            );
+            if !groups.is_empty() {
+                out.push_str(&format!(" GROUP BY {}", groups.join(", ")));
+            }
+            out
+        }
+    };
     if !groups.is_empty() {
+        out.push_str(&format!(" LIMIT {}", q.max_groups.saturating_add(1)));
+    }
+    out
+}
+
+/// The PostgreSQL statements that make component `schema`'s table, as mlc makes it itself:
+/// for a store where it must exist beforehand (docs/operations.md#sharded-postgresql).
+///
+/// With no `shards`, the table and its unique index (run this on each shard). With the names
+/// of `postgres_fdw` servers, the coordinator's table: partitioned by hash of the key, one
+/// foreign partition per server, each naming the same table on its shard.
+pub fn postgres_ddl(schema: &ComponentSchema, shards: &[String]) -> String {
+    let (table, index) = shared_sql::create_table_sql::<sqlx::Postgres>(schema);
+    if shards.is_empty() {
+        return format!("{table};\n{index};\n");
+    }
+    let name = sql::table_name(&schema.name);
+    let mut out = format!("{table} PARTITION BY HASH ({});\n", sql::quote(&schema.key));
+    for (i, server) in shards.iter().enumerate() {
         out.push_str(&format!(
-            " GROUP BY {} LIMIT {}",
-            groups.join(", "),
-            q.max_groups.saturating_add(1)
+            "CREATE FOREIGN TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES WITH (MODULUS {}, REMAINDER {i}) SERVER {} OPTIONS (table_name '{name}');\n",
+            sql::quote(&format!("{name}_{server}")),
+            sql::quote(&name),
+            shards.len(),
+            sql::quote(server),
         ));
     }
     out
@@ -837,12 +900,78 @@ mod tests {
             max_groups: 1000,
         };
         assert_eq!(
-            sums_sql(&schema, &q, "5", "9"),
+            sums_sql(&schema, &q, "5", "9", None),
             r#"SELECT "country", count(*), count(*) FROM "mlc_c_events" WHERE "ts" >= 5 AND "ts" < 9 GROUP BY "country" LIMIT 1001"#
         );
         // Without `group by` there is one group: no limit.
         q.group_by.clear();
-        assert!(!sums_sql(&schema, &q, "5", "9").contains("LIMIT"));
+        assert!(!sums_sql(&schema, &q, "5", "9", None).contains("LIMIT"));
+    }
+
+    #[test]
+    fn a_table_with_foreign_partitions_is_counted_per_partition_and_summed() {
+        let schema = ComponentSchema {
+            name: "events".into(),
+            key: "id".into(),
+            time: "ts".into(),
+            fields: vec![FieldSchema {
+                name: "country".into(),
+                ty: DataType::String,
+            }],
+        };
+        let mut q = SumsQuery {
+            group_by: vec!["country".into()],
+            filter: Some("\"country\" IS NOT NULL".into()),
+            terms: vec![None],
+            start_us: Some(5),
+            end_us: 9,
+            max_groups: 10,
+        };
+        let parts = ["s1".to_string(), "public.s2".to_string()];
+        let each = |from: &str| {
+            format!(
+                r#"SELECT "country", count(*) AS c0, count(*) AS c1 FROM {from} WHERE "ts" >= 5 AND "ts" < 9 AND ("country" IS NOT NULL) GROUP BY "country""#
+            )
+        };
+        assert_eq!(
+            sums_sql(&schema, &q, "5", "9", Some(&parts)),
+            format!(
+                r#"SELECT "country", COALESCE(sum(c0), 0)::BIGINT, COALESCE(sum(c1), 0)::BIGINT FROM ({} UNION ALL {}) AS per_partition GROUP BY "country" LIMIT 11"#,
+                each("s1"),
+                each("public.s2")
+            )
+        );
+        q.group_by.clear();
+        q.filter = None;
+        assert_eq!(
+            sums_sql(&schema, &q, "5", "9", Some(&parts[..1])),
+            r#"SELECT COALESCE(sum(c0), 0)::BIGINT, COALESCE(sum(c1), 0)::BIGINT FROM (SELECT count(*) AS c0, count(*) AS c1 FROM s1 WHERE "ts" >= 5 AND "ts" < 9) AS per_partition"#
+        );
+    }
+
+    #[test]
+    fn the_ddl_of_a_sharded_table_partitions_by_key_over_the_servers() {
+        let schema = ComponentSchema {
+            name: "events".into(),
+            key: "id".into(),
+            time: "ts".into(),
+            fields: vec![FieldSchema {
+                name: "age".into(),
+                ty: DataType::Int,
+            }],
+        };
+        let plain = postgres_ddl(&schema, &[]);
+        assert_eq!(
+            plain,
+            "CREATE TABLE IF NOT EXISTS \"mlc_c_events\" (\"id\" TEXT COLLATE \"C\", \"ts\" BIGINT NOT NULL, \"age\" BIGINT, \"__mlc_extra\" TEXT);\n\
+             CREATE UNIQUE INDEX IF NOT EXISTS \"mlc_c_events_time_key\" ON \"mlc_c_events\" (\"ts\", \"id\") NULLS NOT DISTINCT;\n"
+        );
+        let sharded = postgres_ddl(&schema, &["shard1".into(), "shard2".into()]);
+        assert!(sharded.starts_with(
+            "CREATE TABLE IF NOT EXISTS \"mlc_c_events\" (\"id\" TEXT COLLATE \"C\", \"ts\" BIGINT NOT NULL, \"age\" BIGINT, \"__mlc_extra\" TEXT) PARTITION BY HASH (\"id\");\n"
+        ));
+        assert!(sharded.contains("CREATE FOREIGN TABLE IF NOT EXISTS \"mlc_c_events_shard2\" PARTITION OF \"mlc_c_events\" FOR VALUES WITH (MODULUS 2, REMAINDER 1) SERVER \"shard2\" OPTIONS (table_name 'mlc_c_events');\n"));
+        assert!(!sharded.contains("UNIQUE"));
     }
 
     #[test]

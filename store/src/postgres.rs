@@ -67,7 +67,10 @@ impl Dialect for sqlx::Postgres {
             DataType::Int | DataType::Timestamp => "BIGINT",
             DataType::Float => "DOUBLE PRECISION",
             DataType::Bool => "BOOLEAN",
-            DataType::String => "TEXT",
+            // Compared byte by byte, as mlc compares strings: a pushed-down comparison
+            // (`COLLATE "C"`) is then the column's own, which postgres_fdw can send to the
+            // shards of a partitioned table (docs/operations.md#sharded-postgresql).
+            DataType::String => "TEXT COLLATE \"C\"",
         }
     }
 
@@ -162,7 +165,21 @@ impl PgStore {
         sqlx::query("LOCK TABLE mlc_components IN SHARE ROW EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await?;
-        shared::declare_component(&mut tx, schema).await?;
+        // A table made beforehand (a partitioned one, say: docs/operations.md#sharded-postgresql)
+        // must hold the columns mlc writes; a unique index on a table with foreign partitions
+        // is each shard's own.
+        let table = table_name(&schema.name);
+        let declared: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM mlc_components WHERE name = $1")
+                .bind(&schema.name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let made = existing_columns(&mut tx, &table).await?;
+        if declared.is_none() && !made.is_empty() {
+            check_made_table(schema, &table, &made)?;
+        }
+        let foreign = foreign_partitions(&mut tx, &table).await?.is_some();
+        shared::declare_component(&mut tx, schema, !foreign).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -172,7 +189,10 @@ impl PgStore {
     /// (unique violation) the savepoint is rolled back and the same encoded rows go the slow,
     /// deduplicating way: `COPY` into a temporary stage table, then `INSERT .. SELECT .. ON
     /// CONFLICT DO NOTHING`. `expect_duplicates` (the writer's previous batch had some) skips
-    /// the direct attempt, so re-sending an ingested file does not pay twice per batch.
+    /// the direct attempt, so re-sending an ingested file does not pay twice per batch. So does
+    /// a table with foreign partitions: `COPY` sends their rows one `INSERT` at a time, while
+    /// `INSERT .. SELECT` sends them in the foreign server's batches (`batch_size`): 60,000
+    /// rows/s instead of 7,000 here (docs/operations.md#sharded-postgresql).
     pub(crate) async fn write_batch(
         &self,
         schema: &ComponentSchema,
@@ -198,7 +218,10 @@ impl PgStore {
         if !rows.is_empty() {
             let mut encoded = Encoded::new(rows, ncols);
             let mut direct = false;
-            if !expect_duplicates {
+            let foreign = foreign_partitions(&mut tx, &table_name(&schema.name))
+                .await?
+                .is_some();
+            if !expect_duplicates && !foreign {
                 sqlx::raw_sql("SAVEPOINT mlc_direct")
                     .execute(&mut *tx)
                     .await?;
@@ -298,7 +321,8 @@ impl PgStore {
     }
 
     /// See [`crate::Store::row_sums`]: one `GROUP BY` query, `count(*) FILTER (WHERE ..)`
-    /// per term.
+    /// per term; on a table with foreign partitions, one such query per partition, summed
+    /// (see [`crate::sums_sql`]).
     pub(crate) async fn row_sums(
         &self,
         schema: &ComponentSchema,
@@ -318,11 +342,16 @@ impl PgStore {
                 }
             }
         }
+        let partitions = {
+            let mut conn = self.pool.acquire().await?;
+            foreign_partitions(&mut conn, &table_name(&schema.name)).await?
+        };
         let sql = crate::sums_sql(
             schema,
             q,
             &q.start_us.unwrap_or(i64::MIN).to_string(),
             &q.end_us.to_string(),
+            partitions.as_deref(),
         );
         let rows = sqlx::query(AssertSqlSafe(sql.clone()))
             .fetch_all(&self.pool)
@@ -536,4 +565,72 @@ fn put_text(buf: &mut Vec<u8>, s: Option<&str>) {
             }
         }
     }
+}
+
+/// The columns of `table` (unquoted, in the search path) and their types as PostgreSQL
+/// spells them; none when there is no such table.
+async fn existing_columns(conn: &mut PgConnection, table: &str) -> Result<Vec<(String, String)>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+         WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
+    )
+    .bind(quote(table))
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows)
+}
+
+/// Refuses a table made beforehand that lacks a column mlc writes, or holds it with another
+/// type, naming the statement that makes it right.
+fn check_made_table(
+    schema: &ComponentSchema,
+    table: &str,
+    made: &[(String, String)],
+) -> Result<()> {
+    let mut wanted: Vec<(String, &str)> = sql::needed_columns(schema)
+        .into_iter()
+        .map(|c| {
+            let ty = match c.ty {
+                DataType::Int | DataType::Timestamp => "bigint",
+                DataType::Float => "double precision",
+                DataType::Bool => "boolean",
+                DataType::String => "text",
+            };
+            (c.name, ty)
+        })
+        .collect();
+    wanted.push((sql::EXTRA_COLUMN.to_string(), "text"));
+    for (name, ty) in wanted {
+        let problem = match made.iter().find(|(n, _)| *n == name) {
+            None => format!("has no column `{name}` ({ty})"),
+            Some((_, t)) if t != ty => format!("holds column `{name}` as {t}, not {ty}"),
+            Some(_) => continue,
+        };
+        return Err(StoreError::SchemaConflict(format!(
+            "table `{table}` of component `{}` exists but {problem}: make it with the \
+             statement `mlc explain --ddl` prints (docs/operations.md#sharded-postgresql)",
+            schema.name
+        )));
+    }
+    Ok(())
+}
+
+/// The leaf partitions of `table` (each as a name to write in SQL) when any of them is a
+/// foreign table; `None` for a plain table or one whose partitions are all local (there the
+/// planner aggregates per partition itself where that pays).
+async fn foreign_partitions(conn: &mut PgConnection, table: &str) -> Result<Option<Vec<String>>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "WITH RECURSIVE tree(oid) AS ( \
+           SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass($1) \
+           UNION ALL SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid) \
+         SELECT c.oid::regclass::text, c.relkind::text FROM tree JOIN pg_class c ON c.oid = tree.oid \
+         WHERE c.relkind <> 'p' ORDER BY 1",
+    )
+    .bind(quote(table))
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .any(|(_, kind)| kind == "f")
+        .then(|| rows.into_iter().map(|(name, _)| name).collect()))
 }

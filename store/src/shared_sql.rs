@@ -18,7 +18,9 @@
 //! front), PostgreSQL's lock on `mlc_components` while a component is declared, and SQLite's
 //! column segments, dropped when columns are added or rows deleted.
 
-use mlc_engine::schema::DataType;
+use mlc_engine::schema::{ComponentSchema, DataType};
+
+use crate::sql::{self, EXTRA_COLUMN, quote, table_name};
 
 /// Claims older than this before the slot being claimed are of no further use.
 pub(crate) const SLOT_RETENTION_US: i64 = 7 * 86_400 * 1_000_000;
@@ -50,6 +52,29 @@ pub(crate) trait Dialect {
     /// backend needs one to number entries in commit order (PostgreSQL's writers run side by
     /// side; SQLite's one writer already does).
     const CHANGES_LOCK: Option<&'static str>;
+}
+
+/// The statements that create component `schema`'s table for backend `D`: the table, and its
+/// unique index on time and key (which deduplicates re-sent records, a null key counting as
+/// one value, and serves time ranges). Also what `mlc explain --ddl` prints.
+pub(crate) fn create_table_sql<D: Dialect>(schema: &ComponentSchema) -> (String, String) {
+    let table = quote(&table_name(&schema.name));
+    let mut ddl = format!("CREATE TABLE IF NOT EXISTS {table} (");
+    for (i, c) in sql::needed_columns(schema).iter().enumerate() {
+        let not_null = if i == 1 { " NOT NULL" } else { "" };
+        ddl.push_str(&format!(
+            "{} {}{not_null}, ",
+            quote(&c.name),
+            D::column_type(c.ty)
+        ));
+    }
+    ddl.push_str(&format!("{} TEXT)", quote(EXTRA_COLUMN)));
+    let index = format!(
+        "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {table} {}",
+        quote(&format!("{}_time_key", table_name(&schema.name))),
+        D::time_key_index(&quote(&schema.time), &quote(&schema.key))
+    );
+    (ddl, index)
 }
 
 /// The SQL shared by both backends, for sqlx database `$db` and the backend's store type
@@ -123,14 +148,16 @@ macro_rules! shared_sql {
                 Ok(())
             }
 
-            /// Creates the component's table (and its unique index), or adds the columns of
-            /// newly declared fields to it, and records the declaration, inside the caller's
+            /// Creates the component's table (and its unique index, unless `unique_index` is
+            /// false: the table exists and its partitions hold the index), or adds the columns
+            /// of newly declared fields to it, and records the declaration, inside the caller's
             /// write transaction, which must keep two declarations of one component apart (each
             /// backend does so in its own way). Returns true when columns were added to an
             /// existing table.
             pub(crate) async fn declare_component(
                 tx: &mut Conn,
                 schema: &ComponentSchema,
+                unique_index: bool,
             ) -> Result<bool> {
                 let column_type = <$db as Dialect>::column_type;
                 let table = quote(&table_name(&schema.name));
@@ -138,27 +165,12 @@ macro_rules! shared_sql {
                 let (mut stored, added) = match &existing {
                     None => {
                         let cols = sql::needed_columns(schema);
-                        let mut ddl = format!("CREATE TABLE IF NOT EXISTS {table} (");
-                        for (i, c) in cols.iter().enumerate() {
-                            let not_null = if i == 1 { " NOT NULL" } else { "" };
-                            ddl.push_str(&format!(
-                                "{} {}{not_null}, ",
-                                quote(&c.name),
-                                column_type(c.ty)
-                            ));
+                        let (table, index) =
+                            $crate::shared_sql::create_table_sql::<$db>(schema);
+                        sqlx::raw_sql(AssertSqlSafe(table)).execute(&mut *tx).await?;
+                        if unique_index {
+                            sqlx::raw_sql(AssertSqlSafe(index)).execute(&mut *tx).await?;
                         }
-                        ddl.push_str(&format!("{} TEXT);", quote(EXTRA_COLUMN)));
-                        // Deduplicates re-sent records (a null key counts as one value, each
-                        // backend in its own way) and serves time ranges.
-                        ddl.push_str(&format!(
-                            "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {table} {};",
-                            quote(&format!("{}_time_key", table_name(&schema.name))),
-                            <$db as Dialect>::time_key_index(
-                                &quote(&schema.time),
-                                &quote(&schema.key)
-                            )
-                        ));
-                        sqlx::raw_sql(AssertSqlSafe(ddl)).execute(&mut *tx).await?;
                         (cols, Vec::new())
                     }
                     Some((old, stored)) => {

@@ -218,7 +218,7 @@ impl SqliteStore {
         // `BEGIN IMMEDIATE` holds the write lock: a second declaration of the component waits
         // for this one to commit, then finds it.
         let mut tx = self.begin_write().await?;
-        if shared::declare_component(&mut tx, schema).await? {
+        if shared::declare_component(&mut tx, schema, true).await? {
             // Segments hold the columns a table had when they were built: a new column drops
             // them all (docs/storage.md, "Column segments").
             drop_segments(&mut tx, &table_name(&schema.name), None).await?;

@@ -384,8 +384,11 @@ pub fn explain(
         let schema = program.component(component)?;
         out.push_str(&format!(
             "    sql: {}\n",
-            mlc_store::sums_sql(schema, &p.query, "<window start>", "<window end>")
+            mlc_store::sums_sql(schema, &p.query, "<window start>", "<window end>", None)
         ));
+        out.push_str(
+            "    (on a table with foreign partitions: once per partition, summed; docs/operations.md#sharded-postgresql)\n",
+        );
     }
     Some(out)
 }
