@@ -92,3 +92,36 @@ fn fixtures_that_do_not_fit_their_component_are_reported() {
     assert_ne!(out.status.code(), Some(0), "{all}");
     assert!(all.contains("missing.csv"), "{all}");
 }
+
+#[test]
+fn mlc_test_db_runs_the_cases_on_postgres_and_names_a_wrong_url() {
+    let base = std::env::var("MLC_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases/semantics/joins.mlc");
+    let out = Command::new(MLC)
+        .args(["test", "--db", &base])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ok"), "{stdout}");
+    // A URL that cannot hold a schema per test is refused before anything runs, with the fix.
+    for (url, says) in [
+        ("sqlite://x.db", "give a postgres:// URL"),
+        (&*format!("{base}?schema=mine"), "leave out `schema=`"),
+    ] {
+        let out = Command::new(MLC)
+            .args(["test", "--db", url])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
+}

@@ -1,6 +1,8 @@
 //! `mlc test`: runs the `test` blocks of a program. Each test gets its own in-memory
-//! store, loads its fixtures (inline records or CSV files) through the ordinary ingest path,
-//! evaluates the checks it asserts on at its `at` time and compares their statuses.
+//! store (or, with `mlc test --db postgres://...`, a schema of its own in that database,
+//! dropped after), loads its fixtures (inline records or CSV files) through the ordinary
+//! ingest path, evaluates the checks it asserts on at its `at` time and compares their
+//! statuses.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -46,22 +48,65 @@ impl TestOutcome {
     }
 }
 
-/// Runs every test of the program, in order.
+/// Runs every test of the program, in order, each on a fresh in-memory store.
 pub async fn run_tests(program: Arc<Program>, rules_version: &str) -> Vec<TestOutcome> {
+    run_tests_on(program, rules_version, None).await
+}
+
+/// Runs every test of the program, in order: each on a fresh in-memory store, or with `db`
+/// (a PostgreSQL URL without `?schema=`) in a fresh schema of that database, dropped after.
+pub async fn run_tests_on(
+    program: Arc<Program>,
+    rules_version: &str,
+    db: Option<&str>,
+) -> Vec<TestOutcome> {
     let plugins = Arc::new(load_plugins(&program));
     let mut out = Vec::with_capacity(program.tests.len());
-    for test in &program.tests {
-        out.push(run_test(&program, test, plugins.clone(), rules_version).await);
+    for (n, test) in program.tests.iter().enumerate() {
+        let url = db.map(|base| scratch_url(base, n));
+        out.push(
+            run_test(
+                &program,
+                test,
+                plugins.clone(),
+                rules_version,
+                url.as_deref(),
+            )
+            .await,
+        );
     }
     out
 }
 
-/// Runs one test on a fresh in-memory store.
+/// The URL of test `n`'s own schema in the database of `base`.
+fn scratch_url(base: &str, n: usize) -> String {
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}schema=mlc_test_{}_{n}", std::process::id())
+}
+
+/// Whether `url` can hold the scratch schemas of `mlc test --db`: a PostgreSQL URL without
+/// a schema of its own; the error names the fix.
+pub fn check_test_db(url: &str) -> Result<(), String> {
+    if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+        return Err(format!(
+            "`mlc test --db` runs each test in a schema of its own in a PostgreSQL database: give a postgres:// URL, not `{url}` (without --db, tests run on in-memory stores)"
+        ));
+    }
+    if url.contains("schema=") {
+        return Err(format!(
+            "`{url}`: leave out `schema=`; each test makes and drops a schema of its own (mlc_test_<pid>_<n>)"
+        ));
+    }
+    Ok(())
+}
+
+/// Runs one test on a fresh store: in memory, or at `url` (dropping its schema after).
 pub(crate) async fn run_test(
     program: &Arc<Program>,
     test: &TestCase,
     plugins: Arc<HashMap<String, Result<LoadedPlugin, String>>>,
     rules_version: &str,
+    url: Option<&str>,
 ) -> TestOutcome {
     let mut outcome = TestOutcome {
         name: test.name.clone(),
@@ -70,13 +115,18 @@ pub(crate) async fn run_test(
         error: None,
         results: Vec::new(),
     };
-    let store = match load_fixtures(program, test).await {
+    let store = match Store::open(url.unwrap_or("sqlite::memory:")).await {
         Ok(s) => s,
         Err(e) => {
-            outcome.error = Some(e);
+            outcome.error = Some(format!("cannot open a store for the test: {e}"));
             return outcome;
         }
     };
+    if let Err(e) = load_fixtures(&store, program, test).await {
+        outcome.error = Some(e);
+        discard(&store).await;
+        return outcome;
+    }
     let exec = Executor::with_plugins(store.clone(), program.clone(), plugins, rules_version);
     let mut names: Vec<String> = Vec::new();
     for a in &test.asserts {
@@ -89,14 +139,19 @@ pub(crate) async fn run_test(
         outcome.asserts.push(judge_assert(a, &results));
     }
     outcome.results = results;
-    store.close().await;
+    discard(&store).await;
     outcome
 }
 
-async fn load_fixtures(program: &Program, test: &TestCase) -> Result<Store, String> {
-    let store = Store::open("sqlite::memory:")
-        .await
-        .map_err(|e| format!("cannot open an in-memory store: {e}"))?;
+/// Drops a test's scratch schema (PostgreSQL) and closes its store.
+async fn discard(store: &Store) {
+    if let Err(e) = store.drop_schema().await {
+        tracing::warn!(error = %e, "could not drop a test's scratch schema");
+    }
+    store.close().await;
+}
+
+async fn load_fixtures(store: &Store, program: &Program, test: &TestCase) -> Result<(), String> {
     // Every component exists, so a check reading one without fixtures sees no rows
     // rather than an unknown table.
     for c in &program.components {
@@ -135,7 +190,7 @@ async fn load_fixtures(program: &Program, test: &TestCase) -> Result<Store, Stri
             }
         };
         let report = ingest(
-            &store,
+            store,
             schema,
             input,
             format,
@@ -156,7 +211,7 @@ async fn load_fixtures(program: &Program, test: &TestCase) -> Result<Store, Stri
             ));
         }
     }
-    Ok(store)
+    Ok(())
 }
 
 /// Fixture values as JSON for the ingest path; times as RFC 3339 text.

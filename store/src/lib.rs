@@ -842,6 +842,16 @@ impl Store {
         }
     }
 
+    /// Drops the PostgreSQL schema this store was opened in (`?schema=NAME`) with everything
+    /// in it, for a scratch store such as each test of `mlc test --db`; false, and nothing
+    /// dropped, for a store opened without one (or SQLite). The store is unusable after.
+    pub async fn drop_schema(&self) -> Result<bool> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(false),
+            Backend::Postgres(s) => s.drop_schema().await,
+        }
+    }
+
     /// Closes the pool, waiting for connections to finish (flushes SQLite's WAL on exit).
     pub async fn close(&self) {
         match &self.backend {

@@ -22,6 +22,8 @@ use crate::{BatchStream, QuarantinedRecord, WriteOutcome};
 #[derive(Clone)]
 pub(crate) struct PgStore {
     pool: PgPool,
+    /// The schema of `?schema=NAME`, when the URL named one.
+    schema: Option<String>,
 }
 
 // Declarations, state, slots, results, quarantine, the simple reads and row streaming: the SQL
@@ -145,11 +147,25 @@ impl PgStore {
             .await
             .map_err(open_err)?;
         migrator().run(&pool).await?;
-        Ok(PgStore { pool })
+        Ok(PgStore { pool, schema })
     }
 
     pub(crate) async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// See [`crate::Store::drop_schema`].
+    pub(crate) async fn drop_schema(&self) -> Result<bool> {
+        let Some(schema) = &self.schema else {
+            return Ok(false);
+        };
+        sqlx::query(AssertSqlSafe(format!(
+            "DROP SCHEMA {} CASCADE",
+            quote(schema)
+        )))
+        .execute(&self.pool)
+        .await?;
+        Ok(true)
     }
 
     /// A write transaction: a plain `BEGIN`. PostgreSQL's row locks and unique indexes keep
