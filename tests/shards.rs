@@ -2,7 +2,7 @@
 //! tables are partitioned by key over `postgres_fdw` foreign tables on two more servers,
 //! made with the statements `mlc explain --ddl` prints. The example pipeline's records are
 //! ingested through the coordinator; every check's result equals the one a single PostgreSQL
-//! server gives for the same records, re-sent records are stored once (by the shards' unique
+//! server, and SQLite, give for the same records, re-sent records are stored once (by the shards' unique
 //! indexes), pruning deletes what it deletes on one server, and `EXPLAIN (VERBOSE)` of a
 //! pushed-down count shows the aggregate running on each shard.
 //!
@@ -123,6 +123,10 @@ async fn sharded_postgres_gives_what_one_server_gives() {
 
     let co = Store::open(&co_url).await.unwrap();
     let single = Store::open(&with_db(&base, &single_db)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lite = Store::open(&format!("sqlite://{}/one.db", dir.path().display()))
+        .await
+        .unwrap();
     let config = DemoConfig {
         requests_per_day: 200,
         ..DemoConfig::default()
@@ -132,7 +136,9 @@ async fn sharded_postgres_gives_what_one_server_gives() {
         let schema = program.component(t.component).unwrap();
         let a = store_table(&co, schema, t).await.unwrap();
         let b = store_table(&single, schema, t).await.unwrap();
+        let c = store_table(&lite, schema, t).await.unwrap();
         assert_eq!(a, b, "{}", t.component);
+        assert_eq!(a, c, "{}", t.component);
         assert_eq!(a.accepted as usize, t.rows(), "{}", t.component);
     }
     // The rows live on the shards, on both, and a re-sent table is stored once: each shard's
@@ -150,11 +156,14 @@ async fn sharded_postgres_gives_what_one_server_gives() {
     assert_eq!(again.accepted, 0);
     assert_eq!(again.duplicates as usize, inference.rows());
 
-    // Every check, at the end of the history and two days before: the same results.
+    // Every check, at the end of the history and two days before: the same results on the
+    // shards, on one server and on SQLite.
     let on_co = Executor::new(co.clone(), program.clone(), "v");
     let on_single = Executor::new(single.clone(), program.clone(), "v");
+    let on_lite = Executor::new(lite.clone(), program.clone(), "v");
     for at in [config.at_us - 2 * DAY, config.at_us] {
-        let want = results(&on_single, at).await;
+        let want = results(&on_lite, at).await;
+        assert_eq!(want, results(&on_single, at).await, "at {at}");
         let got = results(&on_co, at).await;
         // One result per check and slice.
         assert!(want.len() >= program.checks.len());
@@ -202,6 +211,38 @@ async fn sharded_postgres_gives_what_one_server_gives() {
             "{plan}"
         );
     }
+
+    // PostgreSQL counts a range exactly for the executor's memory sizing, through the
+    // coordinator as on one server.
+    let (from, to) = (Some(config.at_us - 7 * DAY), config.at_us);
+    let n = co
+        .estimate_rows("inference", from, to)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        n,
+        single
+            .estimate_rows("inference", from, to)
+            .await
+            .unwrap()
+            .unwrap()
+    );
+    assert_eq!(
+        n,
+        got.iter().map(|g| g.rows).sum::<u64>()
+            + {
+                let below: i64 = sqlx::query_scalar(
+            r#"SELECT count(*) FROM mlc_c_inference WHERE ts >= $1 AND ts < $2 AND (country COLLATE "C" < 'BR' OR country IS NULL)"#,
+        )
+        .bind(from.unwrap())
+        .bind(to)
+        .fetch_one(&co_pool)
+        .await
+        .unwrap();
+                below as u64
+            }
+    );
 
     // Pruning through the coordinator deletes what it deletes on one server (in batches
     // smaller than a shard's share).
