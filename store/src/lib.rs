@@ -548,15 +548,21 @@ impl Store {
         Ok(out)
     }
 
-    /// About how many rows of `component` have `start_us <= time < end_us`, estimated as
-    /// [`Store::time_slices`] does (no row is read); `None` where there is no estimate
-    /// (PostgreSQL, in-memory stores, tables without segments).
+    /// About how many rows of `component` have `start_us <= time < end_us`: on SQLite
+    /// estimated as [`Store::time_slices`] does (no row is read), `None` where there is no
+    /// estimate (in-memory stores, tables without segments); on PostgreSQL counted exactly,
+    /// the server walking its (time, key) index: a planner's estimate can be far off before
+    /// the table's first `ANALYZE`, and the executor sizes its memory by this.
     pub async fn estimate_rows(
         &self,
         component: &str,
         start_us: Option<i64>,
         end_us: i64,
     ) -> Result<Option<u64>> {
+        if let Backend::Postgres(s) = &self.backend {
+            let schema = self.component(component).await?;
+            return s.count_range(&schema, start_us, end_us).await.map(Some);
+        }
         Ok(self
             .estimate(component, start_us, end_us, u64::MAX)
             .await?

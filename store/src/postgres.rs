@@ -154,6 +154,25 @@ impl PgStore {
         self.pool.close().await;
     }
 
+    /// The rows of `schema`'s table with `start_us <= time < end_us`.
+    pub(crate) async fn count_range(
+        &self,
+        schema: &ComponentSchema,
+        start_us: Option<i64>,
+        end_us: i64,
+    ) -> Result<u64> {
+        let t = quote(&schema.time);
+        let n: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT count(*) FROM {} WHERE {t} >= $1 AND {t} < $2",
+            quote(&table_name(&schema.name))
+        )))
+        .bind(start_us.unwrap_or(i64::MIN))
+        .bind(end_us)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n.max(0) as u64)
+    }
+
     /// See [`crate::Store::drop_schema`].
     pub(crate) async fn drop_schema(&self) -> Result<bool> {
         let Some(schema) = &self.schema else {
