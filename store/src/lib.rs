@@ -896,17 +896,22 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    #[test]
-    fn a_grouped_count_asks_for_one_group_past_the_limit_not_all() {
-        let schema = ComponentSchema {
+    /// Component `events` (key `id`, time `ts`) with one field.
+    fn events(field: &str, ty: DataType) -> ComponentSchema {
+        ComponentSchema {
             name: "events".into(),
             key: "id".into(),
             time: "ts".into(),
             fields: vec![FieldSchema {
-                name: "country".into(),
-                ty: DataType::String,
+                name: field.into(),
+                ty,
             }],
-        };
+        }
+    }
+
+    #[test]
+    fn a_grouped_count_asks_for_one_group_past_the_limit_not_all() {
+        let schema = events("country", DataType::String);
         let mut q = SumsQuery {
             group_by: vec!["country".into()],
             filter: None,
@@ -926,15 +931,7 @@ mod tests {
 
     #[test]
     fn a_table_with_foreign_partitions_is_counted_per_partition_and_summed() {
-        let schema = ComponentSchema {
-            name: "events".into(),
-            key: "id".into(),
-            time: "ts".into(),
-            fields: vec![FieldSchema {
-                name: "country".into(),
-                ty: DataType::String,
-            }],
-        };
+        let schema = events("country", DataType::String);
         let mut q = SumsQuery {
             group_by: vec!["country".into()],
             filter: Some("\"country\" IS NOT NULL".into()),
@@ -967,15 +964,7 @@ mod tests {
 
     #[test]
     fn the_ddl_of_a_sharded_table_partitions_by_key_over_the_servers() {
-        let schema = ComponentSchema {
-            name: "events".into(),
-            key: "id".into(),
-            time: "ts".into(),
-            fields: vec![FieldSchema {
-                name: "age".into(),
-                ty: DataType::Int,
-            }],
-        };
+        let schema = events("age", DataType::Int);
         let plain = postgres_ddl(&schema, &[]);
         assert_eq!(
             plain,
