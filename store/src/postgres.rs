@@ -209,11 +209,14 @@ impl PgStore {
                 .bind(&schema.name)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let made = existing_columns(&mut tx, &table).await?;
-        if declared.is_none() && !made.is_empty() {
-            check_made_table(schema, &table, &made)?;
+        let mut foreign = false;
+        if declared.is_none() {
+            let made = existing_columns(&mut tx, &table).await?;
+            if !made.is_empty() {
+                check_made_table(schema, &table, &made)?;
+                foreign = foreign_partitions(&mut tx, &table).await?.is_some();
+            }
         }
-        let foreign = foreign_partitions(&mut tx, &table).await?.is_some();
         shared::declare_component(&mut tx, schema, !foreign).await?;
         tx.commit().await?;
         Ok(())
